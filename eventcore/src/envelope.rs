@@ -1,0 +1,213 @@
+//! The event envelope: a payload with its identity, position, time and causal context.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::codec::{self, RecordDecodeError};
+use crate::event::{DomainEvent, EncodeError};
+
+/// Free-form string metadata carried with an event.
+pub type Metadata = BTreeMap<String, String>;
+
+/// A stored event with its payload still encoded: what every store reads and writes.
+pub type RecordedEvent = Envelope<Bytes>;
+
+/// A stored event and everything known about it; `P` is the payload (JSON bytes, or a decoded event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope<P> {
+    /// Unique id of the event (UUID v7, so ids sort by creation time).
+    pub event_id: Uuid,
+    /// Event type name, for example `account.opened`.
+    pub event_type: String,
+    /// Schema version of the payload.
+    pub event_version: u32,
+    /// The stream the event belongs to.
+    pub stream_id: String,
+    /// Type of the aggregate that emitted the event.
+    pub aggregate_type: String,
+    /// Id of the aggregate that emitted the event.
+    pub aggregate_id: String,
+    /// 1-based position of the event in its stream.
+    pub stream_version: u64,
+    /// 1-based position of the event in the whole store.
+    pub global_position: u64,
+    /// When the event was created.
+    pub occurred_at: DateTime<Utc>,
+    /// Id shared by every event caused, directly or not, by one original request.
+    pub correlation_id: Option<String>,
+    /// Id of the message (command or event) that directly caused this event.
+    pub causation_id: Option<String>,
+    /// Free-form metadata.
+    pub metadata: Metadata,
+    /// The payload.
+    pub payload: P,
+}
+
+impl RecordedEvent {
+    /// Decodes the payload into `E`, upcasting older versions first.
+    pub fn decode<E: DomainEvent>(&self) -> Result<Envelope<E>, RecordDecodeError> {
+        let event = codec::decode_record::<E>(self)?;
+        Ok(self.with_payload(event))
+    }
+
+    /// The payload parsed as a JSON value.
+    pub fn payload_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_slice(&self.payload)
+    }
+}
+
+impl<P> Envelope<P> {
+    /// The same envelope around another payload.
+    pub fn with_payload<Q>(&self, payload: Q) -> Envelope<Q> {
+        Envelope {
+            event_id: self.event_id,
+            event_type: self.event_type.clone(),
+            event_version: self.event_version,
+            stream_id: self.stream_id.clone(),
+            aggregate_type: self.aggregate_type.clone(),
+            aggregate_id: self.aggregate_id.clone(),
+            stream_version: self.stream_version,
+            global_position: self.global_position,
+            occurred_at: self.occurred_at,
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.causation_id.clone(),
+            metadata: self.metadata.clone(),
+            payload,
+        }
+    }
+}
+
+/// An event to append: everything but the positions, which the store assigns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Unique id; re-sending the same id lets a store detect a duplicate.
+    pub event_id: Uuid,
+    /// Event type name.
+    pub event_type: String,
+    /// Schema version of the payload.
+    pub event_version: u32,
+    /// Type of the emitting aggregate.
+    pub aggregate_type: String,
+    /// Id of the emitting aggregate.
+    pub aggregate_id: String,
+    /// Creation time.
+    pub occurred_at: DateTime<Utc>,
+    /// Correlation id.
+    pub correlation_id: Option<String>,
+    /// Causation id.
+    pub causation_id: Option<String>,
+    /// Free-form metadata.
+    pub metadata: Metadata,
+    /// JSON payload.
+    pub payload: Bytes,
+}
+
+impl NewEvent {
+    /// Encodes `event` with a fresh v7 id and the current time, for the given aggregate.
+    pub fn encode<E: DomainEvent>(
+        event: &E,
+        aggregate_type: impl Into<String>,
+        aggregate_id: impl Into<String>,
+    ) -> Result<Self, EncodeError> {
+        Ok(Self {
+            event_id: Uuid::now_v7(),
+            event_type: event.event_type().to_owned(),
+            event_version: event.event_version(),
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: aggregate_id.into(),
+            occurred_at: Utc::now(),
+            correlation_id: None,
+            causation_id: None,
+            metadata: Metadata::new(),
+            payload: Bytes::from(event.encode_payload()?),
+        })
+    }
+
+    /// Copies the correlation, causation and metadata of `context` onto the event.
+    pub fn with_context(mut self, context: &CommandContext) -> Self {
+        self.correlation_id.clone_from(&context.correlation_id);
+        self.causation_id.clone_from(&context.causation_id);
+        self.metadata.extend(context.metadata.clone());
+        self
+    }
+
+    /// The recorded event this becomes at the given positions.
+    pub fn into_recorded(self, stream_id: &str, stream_version: u64, global_position: u64) -> RecordedEvent {
+        let payload = self.payload.clone();
+        self.into_envelope(stream_id, stream_version, global_position, payload)
+    }
+
+    /// The envelope this becomes at the given positions, around `payload`.
+    pub fn into_envelope<P>(
+        self,
+        stream_id: &str,
+        stream_version: u64,
+        global_position: u64,
+        payload: P,
+    ) -> Envelope<P> {
+        Envelope {
+            event_id: self.event_id,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            stream_id: stream_id.to_owned(),
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            stream_version,
+            global_position,
+            occurred_at: self.occurred_at,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            metadata: self.metadata,
+            payload,
+        }
+    }
+}
+
+/// The causal context of a command, copied onto every event it produces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandContext {
+    /// Correlation id for all produced events.
+    pub correlation_id: Option<String>,
+    /// Causation id for all produced events (typically the command's or triggering event's id).
+    pub causation_id: Option<String>,
+    /// Metadata for all produced events.
+    pub metadata: Metadata,
+}
+
+impl CommandContext {
+    /// An empty context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the correlation id.
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the causation id.
+    pub fn causation_id(mut self, id: impl Into<String>) -> Self {
+        self.causation_id = Some(id.into());
+        self
+    }
+
+    /// Adds one metadata entry.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// A context for work caused by `event`: same correlation (or the event's id), caused by the event.
+    pub fn caused_by<P>(event: &Envelope<P>) -> Self {
+        let event_id = event.event_id.to_string();
+        Self {
+            correlation_id: Some(event.correlation_id.clone().unwrap_or_else(|| event_id.clone())),
+            causation_id: Some(event_id),
+            metadata: Metadata::new(),
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! eventcore: derive-first event sourcing and CQRS.
+//!
+//! Annotate plain structs and let the macros write the boilerplate:
+//!
+//! - [`derive@DomainEvent`] names and versions events (`aggregate.action`), encodes their
+//!   payloads as JSON and registers their JSON Schemas;
+//! - [`macro@aggregate`] turns an `impl` block with `#[command]` and `#[apply]` methods into an
+//!   [`Aggregate`] with one [`Handle`] per command and a `match` for applying events;
+//! - [`Repository`] loads aggregates from an [`EventStore`] and appends what their commands
+//!   decide, with optimistic concurrency.
+//!
+//! Stores: [`MemoryStore`] for tests, [`SqliteStore`] as the embedded durable default.
+//!
+//! ```
+//! use eventcore::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//! use schemars::JsonSchema;
+//!
+//! #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+//! #[event(aggregate = "lamp")]
+//! pub struct LampSwitched { pub on: bool }
+//!
+//! #[derive(DomainEvent, Debug, Clone, PartialEq)]
+//! pub enum LampEvent { Switched(LampSwitched) }
+//!
+//! #[derive(Debug, Default)]
+//! pub struct Lamp { pub on: bool }
+//!
+//! pub struct Switch { pub on: bool }
+//!
+//! #[derive(Debug, thiserror::Error)]
+//! #[error("the lamp is already in that state")]
+//! pub struct NoChange;
+//!
+//! #[aggregate(events = LampEvent, error = NoChange)]
+//! impl Lamp {
+//!     #[command]
+//!     fn switch(&self, cmd: Switch) -> Result<Vec<LampEvent>, NoChange> {
+//!         if cmd.on == self.on { return Err(NoChange); }
+//!         Ok(vec![LampSwitched { on: cmd.on }.into()])
+//!     }
+//!     #[apply]
+//!     fn switched(&mut self, e: &LampSwitched) { self.on = e.on; }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let lamps = Repository::<Lamp, _>::new(MemoryStore::new());
+//! lamps.execute("hall", Switch { on: true }).await?;
+//! assert!(lamps.execute("hall", Switch { on: true }).await.is_err());
+//! assert!(lamps.load("hall").await?.state().on);
+//! # Ok(()) }
+//! ```
+
+pub mod aggregate;
+pub mod codec;
+pub mod envelope;
+pub mod event;
+pub mod repository;
+pub mod schema;
+pub mod store;
+
+pub use aggregate::{Aggregate, Apply, Dispatch, Handle};
+pub use codec::RecordDecodeError;
+pub use envelope::{CommandContext, Envelope, Metadata, NewEvent, RecordedEvent};
+pub use event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
+pub use repository::{Committed, Loaded, Repository, RepositoryError};
+pub use store::{AppendResult, EventStore, ExpectedVersion, MemoryStore, SqliteStore, StoreError};
+
+/// Derives [`DomainEvent`](trait@DomainEvent) for an event struct or an enum of event structs.
+///
+/// On a struct, `#[event(...)]` takes:
+///
+/// - `aggregate = "account"`: the aggregate; the type name loses a leading aggregate name and
+///   becomes `account.<snake_case>` (`AccountOpened` -> `account.opened`);
+/// - `name = "account.withdrawn"`: the full event type name, which wins over the rule above;
+/// - `version = 2`: the schema version (1 and up, default 1).
+///
+/// Without `aggregate` or `name`, the type is the snake_case type name. Names are lower case
+/// from `[a-z0-9_.-]`. The struct must also implement `Serialize`, `Deserialize` and
+/// `JsonSchema`; it is registered in the [`schema`] registry.
+///
+/// On an enum, every variant wraps one event struct (`Opened(AccountOpened)`); `From` is
+/// generated for each, and two variants of the same event type are an error.
+pub use eventcore_derive::DomainEvent;
+
+/// Implements [`Aggregate`] and [`Handle`] from an `impl` block.
+///
+/// `#[aggregate(events = E, error = Err)]`, with `name = "..."` to override the aggregate type
+/// name (default: the snake_case type name). Inside, `#[command] fn name(&self, cmd: C) ->
+/// Result<Vec<E>, Err>` handles a command and `#[apply] fn name(&mut self, event: &Ev)` applies
+/// one event of the set. Every event of the set needs exactly one `#[apply]`.
+pub use eventcore_derive::aggregate;
+
+/// The common imports: `use eventcore::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        aggregate, Aggregate, CommandContext, DomainEvent, Envelope, EventStore, ExpectedVersion, Handle,
+        MemoryStore, RecordedEvent, Repository, RepositoryError, SqliteStore, StoreError,
+    };
+}
+
+/// Items the macros' generated code uses. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::aggregate::{Aggregate, Apply, Dispatch, Handle};
+    pub use crate::event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
+    pub use crate::schema::EventRegistration;
+    pub use inventory;
+    pub use schemars;
+
+    /// Encodes an event struct's payload.
+    pub fn encode_single<E: SingleEvent>(event: &E) -> Result<Vec<u8>, EncodeError> {
+        crate::event::encode_single(event)
+    }
+
+    /// Decodes an event struct's payload.
+    pub fn decode_single<E: SingleEvent>(
+        event_type: &str,
+        version: u32,
+        payload: &[u8],
+    ) -> Result<E, DecodeError> {
+        crate::event::decode_single(event_type, version, payload)
+    }
+
+    /// The error for an event type outside an enum's set.
+    pub fn unknown_event_type(event_type: &str, known: &[EventDescriptor]) -> DecodeError {
+        crate::event::unknown_event_type(event_type, known)
+    }
+
+    /// The JSON Schema of an event struct.
+    pub fn schema_of<E: schemars::JsonSchema>() -> schemars::Schema {
+        schemars::SchemaGenerator::default().into_root_schema_for::<E>()
+    }
+}

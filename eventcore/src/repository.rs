@@ -1,0 +1,295 @@
+//! The repository: loads aggregates from their streams and runs commands against them.
+
+use std::marker::PhantomData;
+
+use crate::aggregate::{Aggregate, Handle};
+use crate::codec::RecordDecodeError;
+use crate::envelope::{CommandContext, Envelope, NewEvent};
+use crate::event::EncodeError;
+use crate::store::{EventStore, ExpectedVersion, StoreError};
+
+/// Events read per page when rehydrating an aggregate.
+const READ_PAGE: usize = 1024;
+
+/// Loads and saves aggregates of type `A` in the store `S`.
+///
+/// ```
+/// # use eventcore::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # use schemars::JsonSchema;
+/// # #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+/// # #[event(aggregate = "counter")]
+/// # pub struct Incremented { pub by: u32 }
+/// # #[derive(DomainEvent, Debug, Clone, PartialEq)]
+/// # pub enum CounterEvent { Incremented(Incremented) }
+/// # #[derive(Debug, Default)]
+/// # pub struct Counter { pub value: u64 }
+/// # pub struct Increment { pub by: u32 }
+/// # #[derive(Debug, thiserror::Error)]
+/// # #[error("full")]
+/// # pub struct Full;
+/// # #[aggregate(events = CounterEvent, error = Full)]
+/// # impl Counter {
+/// #     #[command]
+/// #     fn increment(&self, cmd: Increment) -> Result<Vec<CounterEvent>, Full> { Ok(vec![Incremented { by: cmd.by }.into()]) }
+/// #     #[apply]
+/// #     fn incremented(&mut self, e: &Incremented) { self.value += u64::from(e.by); }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let counters = Repository::<Counter, _>::new(MemoryStore::new());
+/// counters.execute("c-1", Increment { by: 2 }).await?;
+/// counters.execute("c-1", Increment { by: 3 }).await?;
+/// let loaded = counters.load("c-1").await?;
+/// assert_eq!((loaded.state().value, loaded.version()), (5, 2));
+/// # Ok(()) }
+/// ```
+pub struct Repository<A, S> {
+    store: S,
+    aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A, S: Clone> Clone for Repository<A, S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            aggregate: PhantomData,
+        }
+    }
+}
+
+impl<A, S: std::fmt::Debug> std::fmt::Debug for Repository<A, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("aggregate", &std::any::type_name::<A>())
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+/// An aggregate's state as of a version of its stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<A> {
+    state: A,
+    version: u64,
+}
+
+impl<A> Loaded<A> {
+    /// The state.
+    pub fn state(&self) -> &A {
+        &self.state
+    }
+
+    /// The stream version the state reflects (0 for an aggregate with no events).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Takes the state.
+    pub fn into_state(self) -> A {
+        self.state
+    }
+}
+
+/// What a successful command appended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed<E> {
+    /// The stream version after the append.
+    pub version: u64,
+    /// The appended events, as stored.
+    pub events: Vec<Envelope<E>>,
+}
+
+/// Errors of [`Repository`]; `E` is the aggregate's business error.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError<E> {
+    /// The aggregate rejected the command; nothing was appended.
+    #[error("command rejected: {0}")]
+    Rejected(#[source] E),
+    /// Another writer appended to the stream since it was loaded; nothing was appended.
+    #[error("concurrency conflict on stream `{stream_id}`: loaded at version {expected}, now at {actual}")]
+    Conflict {
+        /// The stream.
+        stream_id: String,
+        /// The version the command was decided on.
+        expected: u64,
+        /// The version found at append time.
+        actual: u64,
+    },
+    /// A stored event could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] RecordDecodeError),
+    /// A produced event could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl<E> RepositoryError<E> {
+    /// Whether the error is a concurrency conflict, which a retry on fresh state may resolve.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Conflict { .. })
+    }
+
+    /// The business error, if the command was rejected.
+    pub fn rejection(&self) -> Option<&E> {
+        match self {
+            Self::Rejected(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl<E> From<StoreError> for RepositoryError<E> {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::VersionConflict {
+                stream_id,
+                expected: ExpectedVersion::Exact(expected),
+                actual,
+            } => Self::Conflict {
+                stream_id,
+                expected,
+                actual,
+            },
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl<A: Aggregate, S: EventStore> Repository<A, S> {
+    /// A repository over `store`.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            aggregate: PhantomData,
+        }
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The stream id of aggregate `id`: `"{aggregate type}-{id}"`.
+    pub fn stream_id(id: &str) -> String {
+        format!("{}-{}", A::AGGREGATE_TYPE, id)
+    }
+
+    /// Rebuilds aggregate `id` from its stream (the default state if it has no events).
+    pub async fn load(&self, id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        self.load_stream(&Self::stream_id(id)).await
+    }
+
+    async fn load_stream(&self, stream_id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let mut state = A::default();
+        let mut version = 0;
+        loop {
+            let page = self.store.read_stream(stream_id, version + 1, READ_PAGE).await?;
+            let full = page.len() == READ_PAGE;
+            for record in &page {
+                state.apply(&crate::codec::decode_record::<A::Event>(record)?);
+                version = record.stream_version;
+            }
+            if !full {
+                return Ok(Loaded { state, version });
+            }
+        }
+    }
+
+    /// Runs `command` on aggregate `id` and appends the events it produces.
+    ///
+    /// The append expects the version the command was decided on, so a concurrent writer
+    /// makes it fail with [`RepositoryError::Conflict`] rather than overwrite.
+    pub async fn execute<C>(
+        &self,
+        id: &str,
+        command: C,
+    ) -> Result<Committed<A::Event>, RepositoryError<A::Error>>
+    where
+        A: Handle<C>,
+        C: Send,
+    {
+        self.execute_with(id, command, &CommandContext::default()).await
+    }
+
+    /// Like [`execute`](Self::execute), copying `context` onto every produced event.
+    pub async fn execute_with<C>(
+        &self,
+        id: &str,
+        command: C,
+        context: &CommandContext,
+    ) -> Result<Committed<A::Event>, RepositoryError<A::Error>>
+    where
+        A: Handle<C>,
+        C: Send,
+    {
+        let stream_id = Self::stream_id(id);
+        let loaded = self.load_stream(&stream_id).await?;
+        let events = loaded.state.handle(command).map_err(RepositoryError::Rejected)?;
+        if events.is_empty() {
+            return Ok(Committed {
+                version: loaded.version,
+                events: Vec::new(),
+            });
+        }
+        let new_events = events
+            .iter()
+            .map(|e| NewEvent::encode(e, A::AGGREGATE_TYPE, id).map(|n| n.with_context(context)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let written = self
+            .store
+            .append(
+                &stream_id,
+                ExpectedVersion::Exact(loaded.version),
+                new_events.clone(),
+            )
+            .await?;
+        let events = new_events
+            .into_iter()
+            .zip(events)
+            .zip(written.positions.iter().copied())
+            .enumerate()
+            .map(|(i, ((new, event), position))| {
+                new.into_envelope(&stream_id, written.first_version + i as u64, position, event)
+            })
+            .collect();
+        Ok(Committed {
+            version: written.last_version,
+            events,
+        })
+    }
+
+    /// Runs a command, re-running it on fresh state up to `attempts` times while it conflicts.
+    ///
+    /// `make_command` builds the command for each attempt, so commands need not be `Clone`.
+    pub async fn execute_retrying<C>(
+        &self,
+        id: &str,
+        attempts: u32,
+        context: &CommandContext,
+        mut make_command: impl FnMut() -> C + Send,
+    ) -> Result<Committed<A::Event>, RepositoryError<A::Error>>
+    where
+        A: Handle<C>,
+        C: Send,
+    {
+        let mut attempt = 1;
+        loop {
+            match self.execute_with(id, make_command(), context).await {
+                Err(e) if e.is_conflict() && attempt < attempts => {
+                    tracing::debug!(
+                        aggregate = A::AGGREGATE_TYPE,
+                        id,
+                        attempt,
+                        "retrying after a conflict"
+                    );
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+}

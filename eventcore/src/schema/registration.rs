@@ -1,0 +1,26 @@
+//! Link-time registration of event types, filled in by `#[derive(DomainEvent)]`.
+
+/// One event type and version, registered by `#[derive(DomainEvent)]` on a struct.
+///
+/// Collected with `inventory`: an event type is registered when the crate defining it is
+/// linked into the binary, whether or not the code refers to it.
+#[derive(Debug)]
+pub struct EventRegistration {
+    /// Event type name.
+    pub event_type: &'static str,
+    /// Schema version.
+    pub version: u32,
+    /// The declared aggregate, if any.
+    pub aggregate: Option<&'static str>,
+    /// The Rust type's path (`module::Type`).
+    pub rust_type: &'static str,
+    /// Builds the type's JSON Schema.
+    pub schema: fn() -> schemars::Schema,
+}
+
+inventory::collect!(EventRegistration);
+
+/// Every registered event type, in no particular order.
+pub fn registered_events() -> impl Iterator<Item = &'static EventRegistration> {
+    inventory::iter::<EventRegistration>.into_iter()
+}

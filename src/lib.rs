@@ -1,0 +1,1 @@
+//! The domains of eventcore's examples, shared by `examples/` and the cross-crate tests.
