@@ -1,4 +1,9 @@
 //! The one place stored events become typed events: upcasting hooks in here.
+//!
+//! A stored event of the current version decodes straight into its type. An older version, or a
+//! type that was renamed, goes through the registered upcasters (see [`crate::schema`]) first;
+//! as an upcaster may split one event into several or retire it, one record decodes into zero or
+//! more events, which [`decode_record`] returns as [`DecodedEvents`].
 
 use crate::envelope::RecordedEvent;
 use crate::event::{DecodeError, DomainEvent};
@@ -18,14 +23,81 @@ pub struct RecordDecodeError {
     pub source: DecodeError,
 }
 
-/// Decodes a recorded event into `E`.
-pub(crate) fn decode_record<E: DomainEvent>(record: &RecordedEvent) -> Result<E, RecordDecodeError> {
-    E::decode_payload(&record.event_type, record.event_version, &record.payload).map_err(|source| {
-        RecordDecodeError {
+impl RecordDecodeError {
+    /// The error `source` about `record`.
+    pub fn new(record: &RecordedEvent, source: DecodeError) -> Self {
+        Self {
             stream_id: record.stream_id.clone(),
             stream_version: record.stream_version,
             event_id: record.event_id,
             source,
         }
-    })
+    }
+}
+
+/// The events one record decodes into, in order: usually exactly one, with no allocation.
+#[derive(Debug)]
+pub struct DecodedEvents<E>(Inner<E>);
+
+#[derive(Debug)]
+enum Inner<E> {
+    One(Option<E>),
+    Many(std::vec::IntoIter<E>),
+}
+
+impl<E> DecodedEvents<E> {
+    /// Exactly one event.
+    pub fn one(event: E) -> Self {
+        Self(Inner::One(Some(event)))
+    }
+
+    /// Any number of events, in order.
+    pub fn many(events: Vec<E>) -> Self {
+        Self(Inner::Many(events.into_iter()))
+    }
+}
+
+impl<E> Iterator for DecodedEvents<E> {
+    type Item = E;
+
+    fn next(&mut self) -> Option<E> {
+        match &mut self.0 {
+            Inner::One(event) => event.take(),
+            Inner::Many(events) => events.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let len = match &self.0 {
+            Inner::One(event) => usize::from(event.is_some()),
+            Inner::Many(events) => events.len(),
+        };
+        (len, Some(len))
+    }
+}
+
+impl<E> ExactSizeIterator for DecodedEvents<E> {}
+
+/// Decodes a recorded event into the events of `E` it stands for, upcasting older versions.
+///
+/// A current-version event costs one decode and no upcaster lookup. A stored version with no
+/// upcaster path is [`DecodeError::MissingUpcaster`] naming the type and the version with no
+/// step; a version newer than the code is [`DecodeError::VersionTooNew`].
+pub fn decode_record<E: DomainEvent>(record: &RecordedEvent) -> Result<DecodedEvents<E>, RecordDecodeError> {
+    match E::decode_payload(&record.event_type, record.event_version, &record.payload) {
+        Ok(event) => Ok(DecodedEvents::one(event)),
+        Err(rejected @ (DecodeError::MissingUpcaster { .. } | DecodeError::UnknownEventType { .. })) => {
+            let mut events = Vec::new();
+            crate::schema::chain::decode_upcasting(
+                &record.event_type,
+                record.event_version,
+                &record.payload,
+                rejected,
+                &mut events,
+            )
+            .map_err(|source| RecordDecodeError::new(record, source))?;
+            Ok(DecodedEvents::many(events))
+        }
+        Err(source) => Err(RecordDecodeError::new(record, source)),
+    }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::codec::{self, RecordDecodeError};
-use crate::event::{DomainEvent, EncodeError};
+use crate::event::{DecodeError, DomainEvent, EncodeError};
 
 /// Free-form string metadata carried with an event.
 pub type Metadata = BTreeMap<String, String>;
@@ -48,9 +48,40 @@ pub struct Envelope<P> {
 
 impl RecordedEvent {
     /// Decodes the payload into `E`, upcasting older versions first.
+    ///
+    /// The envelope carries the decoded event's (current) type and version. When upcasting turns
+    /// this record into zero or several events, this is [`DecodeError::NotOneEvent`]: readers that
+    /// must accept such upcasters use [`decode_all`](Self::decode_all).
     pub fn decode<E: DomainEvent>(&self) -> Result<Envelope<E>, RecordDecodeError> {
-        let event = codec::decode_record::<E>(self)?;
-        Ok(self.with_payload(event))
+        let mut events = codec::decode_record::<E>(self)?;
+        match (events.next(), events.len()) {
+            (Some(event), 0) => Ok(self.decoded(event)),
+            (first, rest) => Err(RecordDecodeError::new(
+                self,
+                DecodeError::NotOneEvent {
+                    event_type: self.event_type.clone(),
+                    version: self.event_version,
+                    count: rest + usize::from(first.is_some()),
+                },
+            )),
+        }
+    }
+
+    /// Decodes the payload into every event of `E` it upcasts to (usually one).
+    ///
+    /// Each envelope keeps this record's id, stream, positions, time and context, and carries its
+    /// own event's type and version.
+    pub fn decode_all<E: DomainEvent>(&self) -> Result<Vec<Envelope<E>>, RecordDecodeError> {
+        Ok(codec::decode_record::<E>(self)?.map(|event| self.decoded(event)).collect())
+    }
+
+    fn decoded<E: DomainEvent>(&self, event: E) -> Envelope<E> {
+        let mut envelope = self.with_payload(event);
+        if envelope.event_type != envelope.payload.event_type() {
+            envelope.payload.event_type().clone_into(&mut envelope.event_type);
+        }
+        envelope.event_version = envelope.payload.event_version();
+        envelope
     }
 
     /// The payload parsed as a JSON value.

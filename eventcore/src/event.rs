@@ -137,6 +137,27 @@ pub enum DecodeError {
         #[source]
         source: serde_json::Error,
     },
+    /// An upcaster for the stored type and version failed, or the chain of upcasters could not run.
+    #[error("upcasting `{event_type}` from version {version} failed: {source}")]
+    Upcast {
+        /// The type the failing step reads.
+        event_type: String,
+        /// The version the failing step reads.
+        version: u32,
+        /// What went wrong.
+        #[source]
+        source: crate::schema::UpcastError,
+    },
+    /// One stored event became a number of events other than one, where exactly one was needed.
+    #[error("event `{event_type}` version {version} upcasts to {count} events; use `decode_all` to read it")]
+    NotOneEvent {
+        /// The stored type name.
+        event_type: String,
+        /// The stored version.
+        version: u32,
+        /// How many events it became.
+        count: usize,
+    },
 }
 
 /// Encodes an event struct's payload (used by the derive).

@@ -53,6 +53,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod cloudevents;
 pub mod codec;
 pub mod envelope;
 pub mod event;
@@ -105,7 +106,10 @@ pub mod prelude {
 pub mod __private {
     pub use crate::aggregate::{Aggregate, Apply, Dispatch, Handle};
     pub use crate::event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
-    pub use crate::schema::EventRegistration;
+    pub use crate::schema::{
+        one_step, typed_upcast, AggregateRegistration, EventRegistration, UpcastError, Upcasted, UpcasterKind,
+        UpcasterRegistration,
+    };
     pub use inventory;
     pub use schemars;
 

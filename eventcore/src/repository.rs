@@ -190,7 +190,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             let page = self.store.read_stream(stream_id, version + 1, READ_PAGE).await?;
             let full = page.len() == READ_PAGE;
             for record in &page {
-                state.apply(&crate::codec::decode_record::<A::Event>(record)?);
+                for event in crate::codec::decode_record::<A::Event>(record)? {
+                    state.apply(&event);
+                }
                 version = record.stream_version;
             }
             if !full {

@@ -1,5 +1,40 @@
-//! The schema registry: every event type linked into the binary, with its JSON Schema.
+//! The schema registry: every event type linked into the binary, with its JSON Schema and the
+//! upcasters that bring its old versions up to date.
+//!
+//! - [`registry()`] lists every registered event type and version ([`Registry`]); its JSON,
+//!   `serde_json::to_string_pretty(&registry())` or [`Registry::to_json`], is the export a
+//!   project commits and checks in CI (see [`check`] and `eventcore_testing::assert_registry`).
+//! - [`Registry::validate`] reports every old version without an upcaster path, and every step
+//!   or version claimed twice.
+//! - [`UpcasterRegistration`] registers one upcaster step; the chain runs whenever a stored event
+//!   is decoded ([`crate::codec::decode_record`]).
+//! - [`compat`] checks consecutive schemas against a compatibility mode; [`catalog`] renders the
+//!   registry as Markdown and Mermaid.
+//!
+//! # Linking
+//!
+//! Registration uses [`inventory`]: an event or upcaster registers itself when the object code
+//! defining it is linked into the binary. The linker drops a dependency crate nothing refers to,
+//! and its events with it; a binary or test that exports or checks the registry must use at
+//! least one item of every crate that defines events.
 
+pub mod catalog;
+pub(crate) mod chain;
+pub mod check;
+pub mod compat;
 mod registration;
+mod registry;
+mod upcast;
+mod validate;
 
-pub use registration::{registered_events, EventRegistration};
+pub use chain::MAX_UPCAST_STEPS;
+pub use registration::{registered_aggregates, registered_events, AggregateRegistration, EventRegistration};
+pub use registry::{
+    registry, EventRef, Registry, RegistryEntry, RegistryFormatError, UpcasterEntry, UpcasterRef,
+    REGISTRY_FORMAT_VERSION,
+};
+pub use upcast::{
+    one_step, registered_upcasters, typed_upcast, UpcastError, UpcastFn, Upcasted, UpcasterKind,
+    UpcasterRegistration,
+};
+pub use validate::{RegistryIssue, ValidationReport};

@@ -24,3 +24,27 @@ inventory::collect!(EventRegistration);
 pub fn registered_events() -> impl Iterator<Item = &'static EventRegistration> {
     inventory::iter::<EventRegistration>.into_iter()
 }
+
+/// One aggregate, registered by `#[aggregate]`: its commands and the events it emits.
+///
+/// Used by the [event catalog](super::catalog) to draw aggregates, commands and events.
+#[derive(Debug)]
+pub struct AggregateRegistration {
+    /// The aggregate type name.
+    pub aggregate_type: &'static str,
+    /// The Rust type's path.
+    pub rust_type: &'static str,
+    /// The Rust names of the commands it handles (`OpenAccount`), in declaration order.
+    pub commands: &'static [&'static str],
+    /// The Rust path of its event set (`AccountEvent`).
+    pub event_set: &'static str,
+    /// The events of its set, at their current versions.
+    pub events: &'static [crate::event::EventDescriptor],
+}
+
+inventory::collect!(AggregateRegistration);
+
+/// Every registered aggregate, in no particular order.
+pub fn registered_aggregates() -> impl Iterator<Item = &'static AggregateRegistration> {
+    inventory::iter::<AggregateRegistration>.into_iter()
+}
