@@ -52,6 +52,9 @@
 //! # Ok(()) }
 //! ```
 
+// Library paths never panic on what comes from outside: stored data, the network, callers.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod aggregate;
 pub mod codec;
 pub mod envelope;
