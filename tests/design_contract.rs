@@ -66,7 +66,11 @@ impl Account {
     }
     #[command]
     fn deposit(&self, cmd: Deposit) -> Result<Vec<AccountEvent>, AccountError> {
-        Ok(vec![MoneyDeposited { amount: cmd.amount, currency: "EUR".into() }.into()])
+        Ok(vec![MoneyDeposited {
+            amount: cmd.amount,
+            currency: "EUR".into(),
+        }
+        .into()])
     }
     #[command]
     fn withdraw(&self, cmd: Withdraw) -> Result<Vec<AccountEvent>, AccountError> {
@@ -93,18 +97,41 @@ impl Account {
 #[test]
 fn events_are_named_and_versioned_as_designed() {
     let opened: AccountEvent = AccountOpened { owner: "ada".into() }.into();
-    let deposited: AccountEvent = MoneyDeposited { amount: 1, currency: "EUR".into() }.into();
+    let deposited: AccountEvent = MoneyDeposited {
+        amount: 1,
+        currency: "EUR".into(),
+    }
+    .into();
     let withdrawn: AccountEvent = MoneyWithdrawn { amount: 1 }.into();
-    assert_eq!((opened.event_type(), opened.event_version()), ("account.opened", 1));
-    assert_eq!((deposited.event_type(), deposited.event_version()), ("account.money_deposited", 2));
-    assert_eq!((withdrawn.event_type(), withdrawn.event_version()), ("account.withdrawn", 1));
-    let plain = MoneyDeposited { amount: 1, currency: "EUR".into() };
-    assert_eq!((plain.event_type(), plain.event_version()), ("account.money_deposited", 2));
+    assert_eq!(
+        (opened.event_type(), opened.event_version()),
+        ("account.opened", 1)
+    );
+    assert_eq!(
+        (deposited.event_type(), deposited.event_version()),
+        ("account.money_deposited", 2)
+    );
+    assert_eq!(
+        (withdrawn.event_type(), withdrawn.event_version()),
+        ("account.withdrawn", 1)
+    );
+    let plain = MoneyDeposited {
+        amount: 1,
+        currency: "EUR".into(),
+    };
+    assert_eq!(
+        (plain.event_type(), plain.event_version()),
+        ("account.money_deposited", 2)
+    );
 }
 
 #[test]
 fn the_payload_is_the_structs_json_without_type_or_version() {
-    let event: AccountEvent = MoneyDeposited { amount: 7, currency: "EUR".into() }.into();
+    let event: AccountEvent = MoneyDeposited {
+        amount: 7,
+        currency: "EUR".into(),
+    }
+    .into();
     let payload: serde_json::Value = serde_json::from_slice(&event.encode_payload().unwrap()).unwrap();
     assert_eq!(payload, serde_json::json!({ "amount": 7, "currency": "EUR" }));
 }
@@ -116,7 +143,9 @@ fn the_aggregate_type_defaults_to_the_snake_case_type_name() {
 
 async fn store_and_repository<S: EventStore>(store: S) -> Result<(), Box<dyn std::error::Error>> {
     let accounts = Repository::<Account, _>::new(store.clone());
-    accounts.execute("acc-1", OpenAccount { owner: "ada".into() }).await?;
+    accounts
+        .execute("acc-1", OpenAccount { owner: "ada".into() })
+        .await?;
     accounts.execute("acc-1", Deposit { amount: 100 }).await?;
     let loaded = accounts.load("acc-1").await?; // state + version
     assert_eq!(loaded.state().balance, 100);
@@ -138,14 +167,22 @@ async fn store_and_repository_on_sqlite() -> Result<(), Box<dyn std::error::Erro
 }
 
 #[tokio::test]
-async fn repository_futures_are_send_and_errors_are_boxable() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn repository_futures_are_send_and_errors_are_boxable(
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let accounts = Repository::<Account, _>::new(MemoryStore::new());
     let task = tokio::spawn({
         let accounts = accounts.clone();
-        async move { accounts.execute("acc-2", OpenAccount { owner: "bob".into() }).await }
+        async move {
+            accounts
+                .execute("acc-2", OpenAccount { owner: "bob".into() })
+                .await
+        }
     });
     task.await??;
-    let rejected = accounts.execute("acc-2", Withdraw { amount: 1 }).await.unwrap_err();
+    let rejected = accounts
+        .execute("acc-2", Withdraw { amount: 1 })
+        .await
+        .unwrap_err();
     assert_eq!(rejected.rejection(), Some(&AccountError::InsufficientFunds));
     let boxed: Box<dyn std::error::Error + Send + Sync + 'static> = Box::new(rejected);
     assert_eq!(boxed.to_string(), "command rejected: insufficient funds");
@@ -159,7 +196,11 @@ fn testing_block() {
     AggregateFixture::<Account>::new()
         .given(vec![
             AccountOpened { owner: "ada".into() }.into(),
-            MoneyDeposited { amount: 100, currency: "EUR".into() }.into(),
+            MoneyDeposited {
+                amount: 100,
+                currency: "EUR".into(),
+            }
+            .into(),
         ])
         .when(Withdraw { amount: 30 })
         .then_events(vec![MoneyWithdrawn { amount: 30 }.into()]);

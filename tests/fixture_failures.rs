@@ -11,13 +11,22 @@ fn opened() -> AccountEvent {
 #[should_panic(expected = "field `amount`: expected 20, actual 30")]
 fn then_events_shows_the_differing_field() {
     AggregateFixture::<Account>::new()
-        .given(vec![opened(), MoneyDeposited { amount: 100, currency: "EUR".into() }.into()])
+        .given(vec![
+            opened(),
+            MoneyDeposited {
+                amount: 100,
+                currency: "EUR".into(),
+            }
+            .into(),
+        ])
         .when(Withdraw { amount: 30 })
         .then_events(vec![MoneyWithdrawn { amount: 20 }.into()]);
 }
 
 #[test]
-#[should_panic(expected = "#0 differs:\n    expected account.opened v1 {\"owner\":\"ada\"}\n    actual   account.money_deposited v2")]
+#[should_panic(
+    expected = "#0 differs:\n    expected account.opened v1 {\"owner\":\"ada\"}\n    actual   account.money_deposited v2"
+)]
 fn then_events_shows_type_and_version() {
     AggregateFixture::<Account>::new()
         .given(vec![opened()])
@@ -32,7 +41,11 @@ fn then_events_reports_a_missing_event() {
         .given(vec![opened()])
         .when(Deposit { amount: 1 })
         .then_events(vec![
-            MoneyDeposited { amount: 1, currency: "EUR".into() }.into(),
+            MoneyDeposited {
+                amount: 1,
+                currency: "EUR".into(),
+            }
+            .into(),
             MoneyWithdrawn { amount: 1 }.into(),
         ]);
 }
@@ -47,7 +60,9 @@ fn then_events_on_a_rejected_command() {
 }
 
 #[test]
-#[should_panic(expected = "then_error: expected InsufficientFunds, but the command succeeded with\n  #0 account.money_deposited v2")]
+#[should_panic(
+    expected = "then_error: expected InsufficientFunds, but the command succeeded with\n  #0 account.money_deposited v2"
+)]
 fn then_error_on_success_lists_the_events() {
     AggregateFixture::<Account>::new()
         .given(vec![opened()])
@@ -94,13 +109,22 @@ fn then_no_events_is_strict_the_other_way_round() {
 #[test]
 #[should_panic(expected = "dropped without any `then_*` check")]
 fn an_unchecked_outcome_fails() {
-    let _ = AggregateFixture::<Account>::new().given_nothing().when(Deposit { amount: 1 });
+    let _ = AggregateFixture::<Account>::new()
+        .given_nothing()
+        .when(Deposit { amount: 1 });
 }
 
 #[test]
 fn state_checks_see_the_produced_events() {
     AggregateFixture::<Account>::new()
-        .given(vec![opened(), MoneyDeposited { amount: 10, currency: "EUR".into() }.into()])
+        .given(vec![
+            opened(),
+            MoneyDeposited {
+                amount: 10,
+                currency: "EUR".into(),
+            }
+            .into(),
+        ])
         .when(Withdraw { amount: 4 })
         .then_events(vec![MoneyWithdrawn { amount: 4 }.into()])
         .then_state(|s| assert_eq!(s.balance, 6));

@@ -90,7 +90,11 @@ fn payload_diff(expected: &serde_json::Value, actual: &serde_json::Value) -> Vec
         .filter(|k| e.get(*k) != a.get(*k))
         .map(|k| {
             let show = |v: Option<&serde_json::Value>| v.map_or("(absent)".to_owned(), ToString::to_string);
-            format!("field `{k}`: expected {}, actual {}", show(e.get(k)), show(a.get(k)))
+            format!(
+                "field `{k}`: expected {}, actual {}",
+                show(e.get(k)),
+                show(a.get(k))
+            )
         })
         .collect()
 }
@@ -101,7 +105,11 @@ mod tests {
     use serde_json::json;
 
     fn view(t: &'static str, payload: serde_json::Value) -> EventView {
-        EventView { event_type: t, version: 1, payload }
+        EventView {
+            event_type: t,
+            version: 1,
+            payload,
+        }
     }
 
     #[test]

@@ -96,7 +96,10 @@ impl<A: Aggregate> Outcome<A> {
         let expected: Vec<EventView> = expected.iter().map(EventView::of).collect();
         let actual = self.produced("then_events");
         if let Some(diff) = events_diff(&expected, &actual) {
-            panic!("then_events: the command produced other events than expected\n{diff}{}", self.context());
+            panic!(
+                "then_events: the command produced other events than expected\n{diff}{}",
+                self.context()
+            );
         }
         self
     }
@@ -156,7 +159,11 @@ impl<A: Aggregate> Outcome<A> {
     }
 
     #[track_caller]
-    fn then_error_matches_described(mut self, predicate: impl FnOnce(&A::Error) -> bool, expected: &str) -> Self
+    fn then_error_matches_described(
+        mut self,
+        predicate: impl FnOnce(&A::Error) -> bool,
+        expected: &str,
+    ) -> Self
     where
         A::Error: Debug,
     {

@@ -12,7 +12,9 @@ pub enum RoundTripError {
     #[error(transparent)]
     Decode(#[from] RecordDecodeError),
     /// It decodes, but encodes differently afterwards: something is lost on the way.
-    #[error("`{event_type}` changes on a round trip through the store: stored {stored}, read back {read_back}")]
+    #[error(
+        "`{event_type}` changes on a round trip through the store: stored {stored}, read back {read_back}"
+    )]
     Lossy {
         /// The event type.
         event_type: String,

@@ -88,7 +88,9 @@ fn mixed_events() -> Vec<BenchEvent> {
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     (0..EVENTS)
         .map(|i| {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             event_of_slot((x >> 60) as usize, i as i64)
         })
         .collect()

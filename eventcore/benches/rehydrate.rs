@@ -68,7 +68,10 @@ async fn fill<S: EventStore>(store: &S) {
     let stream = Repository::<Wallet, S>::stream_id("w-1");
     let mut expected = ExpectedVersion::NoStream;
     for chunk in history().chunks(1000) {
-        let done = store.append(&stream, expected, chunk.to_vec()).await.expect("bench append");
+        let done = store
+            .append(&stream, expected, chunk.to_vec())
+            .await
+            .expect("bench append");
         expected = ExpectedVersion::Exact(done.last_version);
     }
 }
@@ -78,13 +81,19 @@ fn rehydrate(c: &mut Criterion) {
     let memory = MemoryStore::new();
     let dir = tempfile::tempdir().expect("temp dir");
     let sqlite = rt.block_on(async {
-        let sqlite = SqliteStore::open(dir.path().join("bench.db")).await.expect("open sqlite");
+        let sqlite = SqliteStore::open(dir.path().join("bench.db"))
+            .await
+            .expect("open sqlite");
         fill(&memory).await;
         fill(&sqlite).await;
         sqlite
     });
     let stored: Vec<RecordedEvent> = rt.block_on(memory.read_all(1, EVENTS as usize)).expect("read");
-    let expected_balance = stored.iter().filter(|e| e.event_type == "wallet.credited").count() as i64 * 2
+    let expected_balance = stored
+        .iter()
+        .filter(|e| e.event_type == "wallet.credited")
+        .count() as i64
+        * 2
         - stored.iter().filter(|e| e.event_type == "wallet.debited").count() as i64;
 
     let mut group = c.benchmark_group("rehydrate_10k_events");
@@ -95,9 +104,13 @@ fn rehydrate(c: &mut Criterion) {
             let mut balance = 0;
             for e in &stored {
                 if e.event_type == "wallet.credited" {
-                    balance += serde_json::from_slice::<Credited>(&e.payload).expect("decode").amount;
+                    balance += serde_json::from_slice::<Credited>(&e.payload)
+                        .expect("decode")
+                        .amount;
                 } else {
-                    balance -= serde_json::from_slice::<Debited>(&e.payload).expect("decode").amount;
+                    balance -= serde_json::from_slice::<Debited>(&e.payload)
+                        .expect("decode")
+                        .amount;
                 }
             }
             assert_eq!(balance, expected_balance);
@@ -107,14 +120,20 @@ fn rehydrate(c: &mut Criterion) {
     group.bench_function("memory_store_load", |b| {
         b.to_async(&rt).iter(|| async {
             let loaded = memory_wallets.load("w-1").await.expect("load");
-            assert_eq!((loaded.state().balance, loaded.version()), (expected_balance, EVENTS));
+            assert_eq!(
+                (loaded.state().balance, loaded.version()),
+                (expected_balance, EVENTS)
+            );
         })
     });
     let sqlite_wallets = Repository::<Wallet, _>::new(sqlite.clone());
     group.bench_function("sqlite_store_load", |b| {
         b.to_async(&rt).iter(|| async {
             let loaded = sqlite_wallets.load("w-1").await.expect("load");
-            assert_eq!((loaded.state().balance, loaded.version()), (expected_balance, EVENTS));
+            assert_eq!(
+                (loaded.state().balance, loaded.version()),
+                (expected_balance, EVENTS)
+            );
         })
     });
     group.finish();

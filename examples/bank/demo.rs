@@ -51,14 +51,21 @@ async fn run_on(store: SqliteStore) -> Result<(), Box<dyn Error>> {
         Ok(_) => return Err("an overdraft was accepted".into()),
         Err(e) => return Err(e.into()),
     }
-    println!("bob's stream is still at version {before}: {}", accounts.load("bob").await?.version());
+    println!(
+        "bob's stream is still at version {before}: {}",
+        accounts.load("bob").await?.version()
+    );
 
     println!("\n== a concurrency conflict");
     // Two clerks look at ada's account; the first commits, the second wrote on stale state.
     let seen_by_second_clerk = accounts.load("ada").await?;
     accounts.execute("ada", Deposit { amount: 5 }).await?;
     println!("clerk 1 deposits 5: ok");
-    let stale = NewEvent::encode(&AccountEvent::from(MoneyWithdrawn { amount: 70 }), "account", "ada")?;
+    let stale = NewEvent::encode(
+        &AccountEvent::from(MoneyWithdrawn { amount: 70 }),
+        "account",
+        "ada",
+    )?;
     let stream = Accounts::stream_id("ada");
     let expected = ExpectedVersion::Exact(seen_by_second_clerk.version());
     match store.append(&stream, expected, vec![stale]).await {
@@ -73,9 +80,12 @@ async fn run_on(store: SqliteStore) -> Result<(), Box<dyn Error>> {
             let accounts = accounts.clone();
             tokio::spawn(async move {
                 accounts
-                    .execute_retrying("bob", 20, &CommandContext::new().correlation_id(format!("teller-{n}")), || {
-                        Deposit { amount: 1 }
-                    })
+                    .execute_retrying(
+                        "bob",
+                        20,
+                        &CommandContext::new().correlation_id(format!("teller-{n}")),
+                        || Deposit { amount: 1 },
+                    )
                     .await
             })
         })
@@ -86,7 +96,10 @@ async fn run_on(store: SqliteStore) -> Result<(), Box<dyn Error>> {
     println!("all 8 deposits stored");
 
     println!("\n== the stored events");
-    println!("{:>4}  {:<26} {:>3}  {:<12} {:>3}  payload", "pos", "type", "ver", "stream", "#");
+    println!(
+        "{:>4}  {:<26} {:>3}  {:<12} {:>3}  payload",
+        "pos", "type", "ver", "stream", "#"
+    );
     let mut from = 1;
     loop {
         let page = store.read_all(from, 256).await?;
@@ -110,7 +123,11 @@ async fn run_on(store: SqliteStore) -> Result<(), Box<dyn Error>> {
     println!("\n== balances");
     for id in ["ada", "bob"] {
         let account = accounts.load(id).await?;
-        println!("{id}: {} EUR (stream version {})", account.state().balance, account.version());
+        println!(
+            "{id}: {} EUR (stream version {})",
+            account.state().balance,
+            account.version()
+        );
     }
     Ok(())
 }
