@@ -1,1 +1,263 @@
-//! TODO
+//! Lossless conversion between [`RecordedEvent`] and CloudEvents 1.0 JSON (structured mode).
+//!
+//! | envelope field    | CloudEvents attribute                                             |
+//! |-------------------|-------------------------------------------------------------------|
+//! | `event_id`        | `id`                                                              |
+//! | (configurable)    | `source`: `eventcore://<aggregate_type>` or a fixed URI reference |
+//! | -                 | `specversion`: `"1.0"`                                            |
+//! | `event_type`      | `type`                                                            |
+//! | `occurred_at`     | `time`: RFC 3339 in UTC with every fractional digit kept          |
+//! | `stream_id`       | `subject`                                                         |
+//! | -                 | `datacontenttype`: `application/json`                             |
+//! | type + version    | `dataschema`: `eventcore:schema/<event_type>/v<version>`, the key of the registry entry |
+//! | `payload`         | `data`: the payload JSON, byte for byte                           |
+//! | `event_version`   | extension `eventversion`                                          |
+//! | `stream_version`  | extension `streamversion`                                         |
+//! | `global_position` | extension `globalposition`                                        |
+//! | `aggregate_type`  | extension `aggregatetype`                                         |
+//! | `aggregate_id`    | extension `aggregateid`                                           |
+//! | `correlation_id`  | extension `correlationid` (absent when `None`)                    |
+//! | `causation_id`    | extension `causationid` (absent when `None`)                      |
+//! | `metadata`        | extension `metadata`: the map as a JSON object in a string (absent when empty) |
+//!
+//! Every extension is a JSON string: CloudEvents integers are 32-bit, positions are not. Reading
+//! back, an unknown extension with a string value joins `metadata` under its own name; anything
+//! else invalid (a missing or malformed attribute, `specversion` other than `1.0`, an attribute
+//! name outside lower-case `a-z0-9`) is a [`CloudEventError`] naming the attribute.
+//!
+//! ```
+//! use eventcore::cloudevents::{from_json, to_json, Source};
+//! # use eventcore::RecordedEvent;
+//! # fn demo(record: &RecordedEvent) -> Result<(), eventcore::cloudevents::CloudEventError> {
+//! let json = to_json(record, &Source::AggregateType)?;
+//! assert_eq!(&from_json(&json)?, record);
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::value::{to_raw_value, RawValue};
+
+use crate::envelope::{Metadata, RecordedEvent};
+
+/// The only CloudEvents version produced and accepted.
+pub const SPEC_VERSION: &str = "1.0";
+
+/// The content type of `data`.
+pub const CONTENT_TYPE: &str = "application/json";
+
+/// What to put in the `source` attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Source {
+    /// `eventcore://<aggregate_type>`.
+    #[default]
+    AggregateType,
+    /// A fixed URI reference, for example `https://bank.example/accounts`.
+    Fixed(String),
+}
+
+/// A CloudEvent could not be produced or read; names the attribute at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudEventError {
+    /// The input is not a JSON object.
+    #[error("not a CloudEvents JSON object: {0}")]
+    NotAnObject(#[source] serde_json::Error),
+    /// A required attribute is absent.
+    #[error("missing required attribute `{0}`")]
+    Missing(&'static str),
+    /// An attribute has a value this conversion cannot accept.
+    #[error("attribute `{attribute}` is invalid: {reason}")]
+    Invalid {
+        /// The attribute's name.
+        attribute: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl CloudEventError {
+    fn invalid(attribute: &str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            attribute: attribute.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The attribute at fault, if the error is about one.
+    pub fn attribute(&self) -> Option<&str> {
+        match self {
+            Self::NotAnObject(_) => None,
+            Self::Missing(attribute) => Some(attribute),
+            Self::Invalid { attribute, .. } => Some(attribute),
+        }
+    }
+}
+
+/// The `dataschema` URI of an event type at a version: `eventcore:schema/<event_type>/v<version>`.
+pub fn dataschema(event_type: &str, version: u32) -> String {
+    format!("eventcore:schema/{event_type}/v{version}")
+}
+
+const ENVELOPE_EXTENSIONS: [&str; 8] = [
+    "eventversion",
+    "streamversion",
+    "globalposition",
+    "aggregatetype",
+    "aggregateid",
+    "correlationid",
+    "causationid",
+    "metadata",
+];
+const CONTEXT_ATTRIBUTES: [&str; 9] = [
+    "id",
+    "source",
+    "specversion",
+    "type",
+    "time",
+    "subject",
+    "datacontenttype",
+    "dataschema",
+    "data",
+];
+
+/// The CloudEvent of `record` as JSON (attributes in sorted order, `data` verbatim).
+pub fn to_json(record: &RecordedEvent, source: &Source) -> Result<String, CloudEventError> {
+    let data: &RawValue = serde_json::from_slice(&record.payload)
+        .map_err(|e| CloudEventError::invalid("data", format!("the payload is not JSON: {e}")))?;
+    let source = match source {
+        Source::AggregateType => format!("eventcore://{}", record.aggregate_type),
+        Source::Fixed(source) => source.clone(),
+    };
+    let mut strings: Vec<(&str, String)> = vec![
+        ("id", record.event_id.to_string()),
+        ("source", source),
+        ("specversion", SPEC_VERSION.to_owned()),
+        ("type", record.event_type.clone()),
+        (
+            "time",
+            record.occurred_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        ),
+        ("subject", record.stream_id.clone()),
+        ("datacontenttype", CONTENT_TYPE.to_owned()),
+        ("dataschema", dataschema(&record.event_type, record.event_version)),
+        ("eventversion", record.event_version.to_string()),
+        ("streamversion", record.stream_version.to_string()),
+        ("globalposition", record.global_position.to_string()),
+        ("aggregatetype", record.aggregate_type.clone()),
+        ("aggregateid", record.aggregate_id.clone()),
+    ];
+    strings.extend(record.correlation_id.clone().map(|c| ("correlationid", c)));
+    strings.extend(record.causation_id.clone().map(|c| ("causationid", c)));
+    if !record.metadata.is_empty() {
+        let metadata = serde_json::to_string(&record.metadata)
+            .map_err(|e| CloudEventError::invalid("metadata", e.to_string()))?;
+        strings.push(("metadata", metadata));
+    }
+    let mut attributes: BTreeMap<&str, Box<RawValue>> = BTreeMap::new();
+    for (name, value) in strings {
+        let raw = to_raw_value(&value).map_err(|e| CloudEventError::invalid(name, e.to_string()))?;
+        attributes.insert(name, raw);
+    }
+    attributes.insert("data", data.to_owned());
+    serde_json::to_string(&attributes).map_err(|e| CloudEventError::invalid("data", e.to_string()))
+}
+
+/// The recorded event a CloudEvent written by [`to_json`] stands for.
+pub fn from_json(json: &str) -> Result<RecordedEvent, CloudEventError> {
+    let attributes: BTreeMap<String, Box<RawValue>> =
+        serde_json::from_str(json).map_err(CloudEventError::NotAnObject)?;
+    let event = Attributes(&attributes);
+    for name in attributes.keys() {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+            if name != "data_base64" {
+                return Err(CloudEventError::invalid(
+                    name,
+                    "attribute names are lower-case letters and digits only",
+                ));
+            }
+            return Err(CloudEventError::invalid(name, "only JSON `data` is supported"));
+        }
+    }
+    let specversion = event.string("specversion")?;
+    if specversion != SPEC_VERSION {
+        return Err(CloudEventError::invalid(
+            "specversion",
+            format!("`{specversion}` is not `{SPEC_VERSION}`"),
+        ));
+    }
+    event.string("source")?;
+    if let Some(content_type) = event.optional_string("datacontenttype")? {
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        if !essence.eq_ignore_ascii_case(CONTENT_TYPE) {
+            return Err(CloudEventError::invalid(
+                "datacontenttype",
+                format!("`{content_type}` is not `{CONTENT_TYPE}`"),
+            ));
+        }
+    }
+    event.optional_string("dataschema")?;
+    let time = event.string("time")?;
+    let occurred_at = DateTime::parse_from_rfc3339(&time)
+        .map_err(|e| CloudEventError::invalid("time", format!("`{time}` is not an RFC 3339 timestamp: {e}")))?
+        .with_timezone(&Utc);
+    let event_id = event.string("id")?;
+    let event_id = uuid::Uuid::parse_str(&event_id)
+        .map_err(|e| CloudEventError::invalid("id", format!("`{event_id}` is not a UUID: {e}")))?;
+    let mut metadata = match event.optional_string("metadata")? {
+        Some(json) => serde_json::from_str::<Metadata>(&json).map_err(|e| {
+            CloudEventError::invalid("metadata", format!("not a JSON object of strings: {e}"))
+        })?,
+        None => Metadata::new(),
+    };
+    for name in attributes.keys() {
+        let known = CONTEXT_ATTRIBUTES.contains(&name.as_str()) || ENVELOPE_EXTENSIONS.contains(&name.as_str());
+        if !known {
+            if let Some(value) = event.optional_string(name)? {
+                metadata.entry(name.clone()).or_insert(value);
+            }
+        }
+    }
+    let data = attributes.get("data").ok_or(CloudEventError::Missing("data"))?;
+    Ok(RecordedEvent {
+        event_id,
+        event_type: event.string("type")?,
+        event_version: event.number("eventversion")?,
+        stream_id: event.string("subject")?,
+        aggregate_type: event.string("aggregatetype")?,
+        aggregate_id: event.string("aggregateid")?,
+        stream_version: event.number("streamversion")?,
+        global_position: event.number("globalposition")?,
+        occurred_at,
+        correlation_id: event.optional_string("correlationid")?,
+        causation_id: event.optional_string("causationid")?,
+        metadata,
+        payload: Bytes::copy_from_slice(data.get().as_bytes()),
+    })
+}
+
+/// Typed access to the attributes of one CloudEvent.
+struct Attributes<'a>(&'a BTreeMap<String, Box<RawValue>>);
+
+impl Attributes<'_> {
+    fn optional_string(&self, name: &str) -> Result<Option<String>, CloudEventError> {
+        self.0
+            .get(name)
+            .map(|raw| {
+                serde_json::from_str::<String>(raw.get())
+                    .map_err(|_| CloudEventError::invalid(name, format!("`{}` is not a string", raw.get())))
+            })
+            .transpose()
+    }
+
+    fn string(&self, name: &'static str) -> Result<String, CloudEventError> {
+        self.optional_string(name)?.ok_or(CloudEventError::Missing(name))
+    }
+
+    fn number<N: std::str::FromStr>(&self, name: &'static str) -> Result<N, CloudEventError> {
+        let text = self.string(name)?;
+        text.parse()
+            .map_err(|_| CloudEventError::invalid(name, format!("`{text}` is not a non-negative integer")))
+    }
+}
