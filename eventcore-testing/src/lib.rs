@@ -11,7 +11,9 @@
 
 mod diff;
 mod fixture;
+pub mod registry_check;
 mod round_trip;
 
 pub use fixture::{AggregateFixture, Outcome, StateCheck};
+pub use registry_check::{assert_registry, RegistryCheck};
 pub use round_trip::{round_trip, RoundTripError};

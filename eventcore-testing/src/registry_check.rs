@@ -1,0 +1,212 @@
+//! The registry check for a project's CI: the event registry the code builds against the JSON
+//! committed in the repository.
+//!
+//! ```no_run
+//! #[test]
+//! fn event_schemas_are_compatible() {
+//!     eventcore_testing::assert_registry("schemas/registry.json");
+//! }
+//! ```
+//!
+//! - The file is missing, or `EVENTCORE_UPDATE_REGISTRY=1`: it is written, and the test passes.
+//! - Otherwise the registries are compared ([`eventcore::schema::check::check`]) and the test
+//!   fails with a report naming every problem and its fix: a committed schema that changed, a
+//!   committed type or version that is gone, an old version with no upcaster path to the new one,
+//!   an ambiguous upcaster, a new version that breaks the compatibility mode.
+//! - When nothing is wrong but the code has new types or versions, the file is rewritten so the
+//!   change shows in `git diff`; with `CI` set it fails instead, asking for the update.
+//!
+//! Paths are relative to the working directory, which `cargo test` sets to the package root.
+//! The test binary must link every crate that defines events (see [`eventcore::schema`]).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use eventcore::schema::check::{check, CheckReport};
+use eventcore::schema::compat::{CompatConfig, Compatibility};
+use eventcore::schema::{registry, Registry, RegistryFormatError};
+
+/// The environment variable that makes the check rewrite the committed registry.
+pub const UPDATE_ENV: &str = "EVENTCORE_UPDATE_REGISTRY";
+
+/// Checks the linked event registry against the JSON at `path`, in compatibility mode `NONE`;
+/// panics with a readable report. See [`RegistryCheck`] for modes and other options.
+#[track_caller]
+pub fn assert_registry(path: impl AsRef<Path>) {
+    RegistryCheck::new(path).assert();
+}
+
+/// A configurable registry check: compatibility mode, per-event overrides, the registry to check.
+#[derive(Debug, Clone)]
+pub struct RegistryCheck {
+    path: PathBuf,
+    config: CompatConfig,
+    registry: Option<Registry>,
+    update: Option<bool>,
+    ci: Option<bool>,
+}
+
+/// What a passing check did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryOutcome {
+    /// The committed registry matches.
+    Matched,
+    /// There was no committed registry; it was written.
+    Created,
+    /// The committed registry was rewritten: on request, or to record new types and versions.
+    Updated,
+}
+
+/// Why a registry check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryCheckError {
+    /// The registries disagree.
+    #[error("{report}\nThe committed registry is {path}. If these changes are intended, rerun with {UPDATE_ENV}=1 to rewrite it.")]
+    Drift {
+        /// The committed file.
+        path: DisplayPath,
+        /// Everything found.
+        report: CheckReport,
+    },
+    /// Nothing is wrong, but the code has types or versions the committed registry lacks (in CI).
+    #[error("the code registers event types or versions that {path} lacks; run the tests locally (or with {UPDATE_ENV}=1) and commit the file")]
+    Stale {
+        /// The committed file.
+        path: DisplayPath,
+    },
+    /// The committed file is not a registry.
+    #[error("{path} is not a readable event registry: {source}\nRerun with {UPDATE_ENV}=1 to rewrite it.")]
+    Format {
+        /// The committed file.
+        path: DisplayPath,
+        /// Why.
+        #[source]
+        source: RegistryFormatError,
+    },
+    /// The file could not be read or written.
+    #[error("cannot access {path}: {source}")]
+    Io {
+        /// The file.
+        path: DisplayPath,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A path, shown as is in messages.
+#[derive(Debug, Clone)]
+pub struct DisplayPath(pub PathBuf);
+
+impl fmt::Display for DisplayPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`", self.0.display())
+    }
+}
+
+impl RegistryCheck {
+    /// A check of the linked registry against the JSON at `path`, in mode `NONE`.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Self {
+            path: path.as_ref().to_owned(),
+            config: CompatConfig::default(),
+            registry: None,
+            update: None,
+            ci: None,
+        }
+    }
+
+    /// The compatibility mode of every event type.
+    pub fn compatibility(mut self, mode: Compatibility) -> Self {
+        self.config.default = mode;
+        self
+    }
+
+    /// The compatibility mode of one event type, overriding the registry's.
+    pub fn compatibility_for(mut self, event_type: impl Into<String>, mode: Compatibility) -> Self {
+        self.config.overrides.insert(event_type.into(), mode);
+        self
+    }
+
+    /// Checks `registry` instead of the linked one.
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Rewrites the file (`true`) or never does on a failure (`false`), whatever the environment says.
+    pub fn update(mut self, update: bool) -> Self {
+        self.update = Some(update);
+        self
+    }
+
+    /// Behaves as in CI (`true`: new entries fail instead of being written) whatever `CI` says.
+    pub fn ci(mut self, ci: bool) -> Self {
+        self.ci = Some(ci);
+        self
+    }
+
+    /// Runs the check.
+    pub fn run(&self) -> Result<RegistryOutcome, RegistryCheckError> {
+        let current = self.registry.clone().unwrap_or_else(registry);
+        let update = self
+            .update
+            .unwrap_or_else(|| std::env::var(UPDATE_ENV).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")));
+        let ci = self.ci.unwrap_or_else(|| std::env::var_os("CI").is_some());
+        let committed = match std::fs::read_to_string(&self.path) {
+            Ok(json) => json,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                self.write(&current)?;
+                return Ok(RegistryOutcome::Created);
+            }
+            Err(source) => return Err(self.io(source)),
+        };
+        if update {
+            self.write(&current)?;
+            return Ok(RegistryOutcome::Updated);
+        }
+        let committed = Registry::from_json(&committed).map_err(|source| RegistryCheckError::Format {
+            path: DisplayPath(self.path.clone()),
+            source,
+        })?;
+        let report = check(&committed, &current, &self.config);
+        if !report.is_ok() {
+            return Err(RegistryCheckError::Drift {
+                path: DisplayPath(self.path.clone()),
+                report,
+            });
+        }
+        if committed == current {
+            return Ok(RegistryOutcome::Matched);
+        }
+        if ci {
+            return Err(RegistryCheckError::Stale {
+                path: DisplayPath(self.path.clone()),
+            });
+        }
+        self.write(&current)?;
+        Ok(RegistryOutcome::Updated)
+    }
+
+    /// Runs the check and panics with its report on failure.
+    #[track_caller]
+    pub fn assert(&self) {
+        if let Err(error) = self.run() {
+            panic!("event registry check failed: {error}");
+        }
+    }
+
+    fn write(&self, registry: &Registry) -> Result<(), RegistryCheckError> {
+        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| self.io(source))?;
+        }
+        std::fs::write(&self.path, registry.to_json()).map_err(|source| self.io(source))
+    }
+
+    fn io(&self, source: std::io::Error) -> RegistryCheckError {
+        RegistryCheckError::Io {
+            path: DisplayPath(self.path.clone()),
+            source,
+        }
+    }
+}

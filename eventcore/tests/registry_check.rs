@@ -1,0 +1,204 @@
+//! The registry check: each kind of drift between the committed and the current registry is
+//! found and explained.
+
+use eventcore::schema::check::{check, Finding};
+use eventcore::schema::compat::{CompatConfig, Compatibility, Direction};
+use eventcore::schema::{
+    EventRef, Registry, RegistryEntry, RegistryIssue, UpcasterEntry, UpcasterKind, REGISTRY_FORMAT_VERSION,
+};
+use serde_json::{json, Value};
+
+fn schema(required: &[&str]) -> Value {
+    let properties: serde_json::Map<String, Value> = ["amount", "currency", "note"]
+        .iter()
+        .map(|p| ((*p).to_owned(), json!({ "type": "string" })))
+        .collect();
+    json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false })
+}
+
+fn entry(event_type: &str, version: u32, schema: Value) -> RegistryEntry {
+    RegistryEntry {
+        event_type: event_type.into(),
+        version,
+        aggregate: Some("account".into()),
+        rust_type: format!("bank::V{version}"),
+        schema,
+        upcasters: Vec::new(),
+    }
+}
+
+fn step(event_type: &str, from: u32, to: (&str, u32)) -> UpcasterEntry {
+    UpcasterEntry {
+        event_type: event_type.into(),
+        from_version: from,
+        kind: UpcasterKind::Raw,
+        name: format!("up_{from}"),
+        produces: vec![EventRef {
+            event_type: to.0.into(),
+            version: to.1,
+        }],
+    }
+}
+
+fn registry(events: Vec<RegistryEntry>, upcasters: Vec<UpcasterEntry>) -> Registry {
+    Registry {
+        format_version: REGISTRY_FORMAT_VERSION,
+        events,
+        upcasters,
+    }
+}
+
+fn deposited(version: u32, required: &[&str]) -> RegistryEntry {
+    entry("account.deposited", version, schema(required))
+}
+
+#[test]
+fn identical_registries_pass() {
+    let committed = registry(vec![deposited(1, &["amount"])], vec![]);
+    let report = check(&committed, &committed.clone(), &CompatConfig::new(Compatibility::FullTransitive));
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.to_string(), "the event registry matches the committed one");
+}
+
+#[test]
+fn a_changed_schema_of_a_committed_version_is_caught_with_the_fix() {
+    let committed = registry(vec![deposited(1, &["amount"])], vec![]);
+    let current = registry(vec![deposited(1, &["amount", "currency"])], vec![]);
+    let report = check(&committed, &current, &CompatConfig::default());
+    assert_eq!(report.findings.len(), 1, "{report}");
+    assert!(
+        matches!(&report.findings[0], Finding::SchemaChanged { differences, .. } if differences == &["#/required/1 (added)".to_owned()]
+            || differences.iter().any(|d| d.starts_with("#/required"))),
+        "{report}"
+    );
+    let text = report.to_string();
+    assert!(text.contains("the schema of `account.deposited` v1 changed"), "{text}");
+    assert!(text.contains("give the change a new version and add an upcaster"), "{text}");
+}
+
+#[test]
+fn a_committed_version_that_is_gone_is_caught() {
+    let committed = registry(vec![deposited(1, &["amount"]), entry("account.closed", 1, schema(&[]))], vec![]);
+    let current = registry(vec![deposited(1, &["amount"])], vec![]);
+    let report = check(&committed, &current, &CompatConfig::default());
+    assert_eq!(
+        report.findings,
+        vec![Finding::Removed {
+            event: EventRef {
+                event_type: "account.closed".into(),
+                version: 1
+            }
+        }]
+    );
+    assert!(report.to_string().contains("no longer registered, and no upcaster reads it"));
+}
+
+#[test]
+fn a_version_retired_behind_an_upcaster_is_not_gone() {
+    let committed = registry(vec![deposited(1, &["amount"])], vec![]);
+    let current = registry(
+        vec![deposited(2, &["amount", "currency"])],
+        vec![step("account.deposited", 1, ("account.deposited", 2))],
+    );
+    let report = check(&committed, &current, &CompatConfig::default());
+    assert!(report.is_ok(), "{report}");
+}
+
+#[test]
+fn a_new_version_without_an_upcaster_path_is_caught() {
+    let committed = registry(vec![deposited(1, &["amount"]), deposited(2, &["amount", "currency"])], vec![
+        step("account.deposited", 1, ("account.deposited", 2)),
+    ]);
+    let current = registry(
+        vec![
+            deposited(1, &["amount"]),
+            deposited(2, &["amount", "currency"]),
+            deposited(3, &["amount", "currency", "note"]),
+        ],
+        vec![step("account.deposited", 1, ("account.deposited", 2))],
+    );
+    let report = check(&committed, &current, &CompatConfig::default());
+    let gaps: Vec<(u32, u32)> = report
+        .findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::Registry(RegistryIssue::Gap { from, stuck, latest: Some(3) }) => Some((from.version, stuck.version)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(gaps, vec![(1, 2), (2, 2)], "{report}");
+    assert!(report.to_string().contains("no upcaster from `account.deposited` v2"), "{report}");
+}
+
+#[test]
+fn an_ambiguous_step_in_the_current_registry_is_caught() {
+    let committed = registry(vec![deposited(1, &["amount"])], vec![]);
+    let mut second = step("account.deposited", 1, ("account.deposited", 2));
+    second.name = "other".into();
+    let current = registry(
+        vec![deposited(1, &["amount"]), deposited(2, &["amount"])],
+        vec![step("account.deposited", 1, ("account.deposited", 2)), second],
+    );
+    let report = check(&committed, &current, &CompatConfig::default());
+    assert!(
+        report.findings.iter().any(|f| matches!(f, Finding::Registry(RegistryIssue::AmbiguousUpcaster { .. }))),
+        "{report}"
+    );
+}
+
+fn three_versions(v3_required: &[&str]) -> (Registry, Registry) {
+    // v2 added `currency` to `required` (committed under NONE); v3 is new.
+    let up = vec![
+        step("account.deposited", 1, ("account.deposited", 2)),
+        step("account.deposited", 2, ("account.deposited", 3)),
+    ];
+    let committed = registry(vec![deposited(1, &["amount"]), deposited(2, &["amount", "currency"])], up[..1].to_vec());
+    let current = registry(
+        vec![deposited(1, &["amount"]), deposited(2, &["amount", "currency"]), deposited(3, v3_required)],
+        up,
+    );
+    (committed, current)
+}
+
+#[test]
+fn a_new_version_breaking_the_mode_is_caught_and_the_mode_can_be_overridden_per_event() {
+    let (committed, current) = three_versions(&["amount", "currency", "note"]);
+    let report = check(&committed, &current, &CompatConfig::new(Compatibility::Backward));
+    assert!(
+        matches!(&report.findings[..], [Finding::Incompatible { against: 2, mode: Compatibility::Backward, direction: Direction::Backward, reasons, .. }] if reasons.len() == 1),
+        "{report}"
+    );
+    let text = report.to_string();
+    assert!(text.contains("`account.deposited` v3 breaks BACKWARD compatibility with version 2"), "{text}");
+    assert!(text.contains("property `note` is required by the reader"), "{text}");
+
+    let relaxed = CompatConfig::new(Compatibility::Backward).with_override("account.deposited", Compatibility::None);
+    assert!(check(&committed, &current, &relaxed).is_ok());
+    let other_type = CompatConfig::new(Compatibility::None).with_override("account.deposited", Compatibility::Full);
+    assert!(!check(&committed, &current, &other_type).is_ok());
+}
+
+#[test]
+fn transitive_modes_compare_with_every_older_version() {
+    // v3 reads v2 (same required set) but not v1, whose payloads may lack `currency`.
+    let (committed, current) = three_versions(&["amount", "currency"]);
+    assert!(check(&committed, &current, &CompatConfig::new(Compatibility::Backward)).is_ok());
+    let report = check(&committed, &current, &CompatConfig::new(Compatibility::BackwardTransitive));
+    assert!(
+        matches!(&report.findings[..], [Finding::Incompatible { against: 1, direction: Direction::Backward, .. }]),
+        "{report}"
+    );
+}
+
+#[test]
+fn the_report_lists_every_finding_at_once() {
+    let committed = registry(vec![deposited(1, &["amount"]), entry("account.closed", 1, schema(&[]))], vec![]);
+    let current = registry(vec![deposited(1, &["amount", "note"]), deposited(2, &["amount"])], vec![]);
+    let report = check(&committed, &current, &CompatConfig::default());
+    assert_eq!(report.findings.len(), 3, "{report}");
+    let text = report.to_string();
+    assert!(text.starts_with("the event registry differs from the committed one (3 problem(s)):"), "{text}");
+    for needle in ["1. ", "2. ", "3. "] {
+        assert!(text.contains(needle), "{text}");
+    }
+}
