@@ -143,6 +143,13 @@ pub struct AggregateImpl<'a> {
     pub error: &'a Type,
     pub commands: Vec<Command<'a>>,
     pub applies: Vec<ApplyFn<'a>>,
+    pub snapshots: Option<Snapshots>,
+}
+
+/// `snapshot_every = N` (and `snapshot_version = V`): snapshot the state as JSON every N events.
+pub struct Snapshots {
+    pub every: u64,
+    pub version: u32,
 }
 
 /// A `#[command]` method.
@@ -227,6 +234,7 @@ impl<'a> AggregateImpl<'a> {
             );
         }
         let aggregate_type = aggregate_type(cx, attrs, &item.self_ty);
+        let snapshots = snapshots(cx, attrs);
 
         let mut commands = Vec::new();
         let mut applies = Vec::new();
@@ -249,7 +257,31 @@ impl<'a> AggregateImpl<'a> {
             error: attrs.error.as_ref()?,
             commands,
             applies,
+            snapshots,
         })
+    }
+}
+
+fn snapshots(cx: &Ctxt, attrs: &attr::AggregateAttrs) -> Option<Snapshots> {
+    if let Some(Sp { value: 0, span }) = attrs.snapshot_every {
+        cx.error_at(span, "`snapshot_every` is a number of events, 1 or more");
+    }
+    if let Some(Sp { value: 0, span }) = attrs.snapshot_version {
+        cx.error_at(span, "snapshot versions start at 1");
+    }
+    match (&attrs.snapshot_every, &attrs.snapshot_version) {
+        (Some(every), version) => Some(Snapshots {
+            every: every.value,
+            version: version.as_ref().map_or(1, |v| v.value),
+        }),
+        (None, Some(version)) => {
+            cx.error_at(
+                version.span,
+                "`snapshot_version` needs `snapshot_every = N` to take snapshots",
+            );
+            None
+        }
+        (None, None) => None,
     }
 }
 

@@ -12,11 +12,13 @@ pub const NAME: &str = "name";
 pub const VERSION: &str = "version";
 pub const EVENTS: &str = "events";
 pub const ERROR: &str = "error";
+pub const SNAPSHOT_EVERY: &str = "snapshot_every";
+pub const SNAPSHOT_VERSION: &str = "snapshot_version";
 pub const COMMAND: &str = "command";
 pub const APPLY: &str = "apply";
 
 const EVENT_KEYS: &str = "`aggregate`, `name`, `version`";
-const AGGREGATE_KEYS: &str = "`events`, `error`, `name`";
+const AGGREGATE_KEYS: &str = "`events`, `error`, `name`, `snapshot_every`, `snapshot_version`";
 
 /// A parsed value with the span of the tokens it came from.
 #[derive(Clone)]
@@ -119,6 +121,8 @@ pub struct AggregateAttrs {
     pub events: Option<Type>,
     pub error: Option<Type>,
     pub name: Option<Sp<String>>,
+    pub snapshot_every: Option<Sp<u64>>,
+    pub snapshot_version: Option<Sp<u32>>,
 }
 
 /// Parses the arguments of `#[aggregate(...)]`, reporting problems to `cx`.
@@ -126,6 +130,8 @@ pub fn aggregate_attrs(cx: &Ctxt, args: proc_macro2::TokenStream) -> AggregateAt
     let mut events = Attr::none(cx, AGGREGATE, EVENTS);
     let mut error = Attr::none(cx, AGGREGATE, ERROR);
     let mut name = Attr::none(cx, AGGREGATE, NAME);
+    let mut snapshot_every = Attr::none(cx, AGGREGATE, SNAPSHOT_EVERY);
+    let mut snapshot_version = Attr::none(cx, AGGREGATE, SNAPSHOT_VERSION);
 
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident(EVENTS) {
@@ -137,6 +143,12 @@ pub fn aggregate_attrs(cx: &Ctxt, args: proc_macro2::TokenStream) -> AggregateAt
         } else if meta.path.is_ident(NAME) {
             let lit: LitStr = meta.value()?.parse()?;
             name.set(&meta, lit.value(), lit.span());
+        } else if meta.path.is_ident(SNAPSHOT_EVERY) {
+            let lit: LitInt = meta.value()?.parse()?;
+            snapshot_every.set(&meta, lit.base10_parse()?, lit.span());
+        } else if meta.path.is_ident(SNAPSHOT_VERSION) {
+            let lit: LitInt = meta.value()?.parse()?;
+            snapshot_version.set(&meta, lit.base10_parse()?, lit.span());
         } else {
             return Err(meta.error(format!(
                 "unknown `aggregate` attribute `{}`, expected one of {AGGREGATE_KEYS}",
@@ -153,6 +165,8 @@ pub fn aggregate_attrs(cx: &Ctxt, args: proc_macro2::TokenStream) -> AggregateAt
         events: events.get().map(|sp| sp.value),
         error: error.get().map(|sp| sp.value),
         name: name.get(),
+        snapshot_every: snapshot_every.get(),
+        snapshot_version: snapshot_version.get(),
     }
 }
 
@@ -227,7 +241,10 @@ mod tests {
         let err = cx.check().err().map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
-            Some("unknown `aggregate` attribute `state`, expected one of `events`, `error`, `name`")
+            Some(
+                "unknown `aggregate` attribute `state`, expected one of `events`, `error`, `name`, \
+                 `snapshot_every`, `snapshot_version`"
+            )
         );
     }
 }

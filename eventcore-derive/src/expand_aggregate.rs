@@ -19,6 +19,29 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
     let dispatch = quote_spanned!(events.span()=> ::eventcore::__private::Dispatch::<Self>::dispatch);
     let aggregate_trait = quote_spanned!(self_ty.span()=> ::eventcore::__private::Aggregate);
 
+    let snapshots = input.snapshots.as_ref().map(|snapshots| {
+        let (every, version) = (snapshots.every, snapshots.version);
+        quote! {
+            const SNAPSHOT_POLICY: ::eventcore::__private::SnapshotPolicy =
+                ::eventcore::__private::SnapshotPolicy::Every(#every);
+            const SNAPSHOT_VERSION: ::core::primitive::u32 = #version;
+
+            fn encode_snapshot(
+                &self,
+            ) -> ::core::option::Option<
+                ::core::result::Result<::std::vec::Vec<::core::primitive::u8>, ::eventcore::__private::serde_json::Error>,
+            > {
+                ::eventcore::__private::encode_snapshot_json(self)
+            }
+
+            fn decode_snapshot(
+                bytes: &[::core::primitive::u8],
+            ) -> ::core::option::Option<::core::result::Result<Self, ::eventcore::__private::serde_json::Error>> {
+                ::eventcore::__private::decode_snapshot_json(bytes)
+            }
+        }
+    });
+
     let applies = input.applies.iter().map(|apply| {
         let (method, event) = (apply.method, apply.event);
         let assert_in_set = quote_spanned! {event.span()=>
@@ -71,6 +94,8 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
             fn apply(&mut self, event: &<Self as ::eventcore::__private::Aggregate>::Event) {
                 #dispatch(event, self)
             }
+
+            #snapshots
         }
 
         #(#applies)*

@@ -113,6 +113,7 @@ pub mod __private {
     pub use crate::schema::EventRegistration;
     pub use inventory;
     pub use schemars;
+    pub use serde_json;
 
     /// Encodes an event struct's payload.
     pub fn encode_single<E: SingleEvent>(event: &E) -> Result<Vec<u8>, EncodeError> {
