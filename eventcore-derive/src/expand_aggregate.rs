@@ -81,8 +81,12 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
         }
     });
 
+    let registration = crate::expand_registration::aggregate_registration(input);
+
     quote! {
         #item
+
+        #registration
 
         #[automatically_derived]
         impl #impl_generics #aggregate_trait for #self_ty #where_clause {

@@ -11,6 +11,7 @@ mod ctxt;
 mod event;
 mod expand_aggregate;
 mod expand_event;
+mod expand_registration;
 mod naming;
 
 use proc_macro::TokenStream;

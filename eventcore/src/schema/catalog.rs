@@ -1,1 +1,299 @@
-//! TODO
+//! The event catalog: the registry rendered for people, as a Markdown page per aggregate (events,
+//! versions, fields, upcasters) and a Mermaid diagram of aggregates, their commands and events.
+//!
+//! ```
+//! let catalog = eventcore::schema::catalog::catalog();
+//! let diagram = catalog.mermaid();                  // "flowchart LR ..."
+//! for page in catalog.pages() {
+//!     // page.file_name: "account.md", page.markdown: "# Aggregate `account` ..."
+//! #   let _ = (&page.file_name, &page.markdown);
+//! }
+//! # let _ = diagram;
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::registration::{registered_aggregates, AggregateRegistration};
+use super::registry::{registry, EventRef, Registry, RegistryEntry};
+
+/// What the catalog knows of an aggregate beyond its events: its commands and event set.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AggregateInfo {
+    /// Aggregate type name.
+    pub aggregate_type: String,
+    /// Rust type path.
+    pub rust_type: String,
+    /// Command type names.
+    pub commands: Vec<String>,
+    /// The events it emits, at their current versions.
+    pub events: Vec<EventRef>,
+}
+
+impl From<&AggregateRegistration> for AggregateInfo {
+    fn from(r: &AggregateRegistration) -> Self {
+        Self {
+            aggregate_type: r.aggregate_type.to_owned(),
+            rust_type: r.rust_type.to_owned(),
+            commands: r.commands.iter().map(|c| (*c).to_owned()).collect(),
+            events: r
+                .events
+                .iter()
+                .map(|d| EventRef {
+                    event_type: d.event_type.to_owned(),
+                    version: d.version,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One Markdown page of the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogPage {
+    /// File name, `<aggregate>.md` (`events.md` for events of no aggregate).
+    pub file_name: String,
+    /// The page.
+    pub markdown: String,
+}
+
+/// The registry and the aggregates, ready to render.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    registry: Registry,
+    aggregates: BTreeMap<String, AggregateInfo>,
+}
+
+/// The catalog of everything linked into this binary.
+pub fn catalog() -> Catalog {
+    Catalog::new(registry(), registered_aggregates().map(AggregateInfo::from))
+}
+
+const NO_AGGREGATE: &str = "events";
+
+impl Catalog {
+    /// A catalog of `registry` and `aggregates`.
+    pub fn new(registry: Registry, aggregates: impl IntoIterator<Item = AggregateInfo>) -> Self {
+        let aggregates = aggregates
+            .into_iter()
+            .map(|a| (a.aggregate_type.clone(), a))
+            .collect();
+        Self { registry, aggregates }
+    }
+
+    /// Aggregate names, sorted, with the event types of each (declared `aggregate`, or in its event set).
+    fn groups(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for aggregate in self.aggregates.values() {
+            let types = groups.entry(aggregate.aggregate_type.clone()).or_default();
+            types.extend(aggregate.events.iter().map(|e| e.event_type.clone()));
+        }
+        let claimed: BTreeSet<String> = groups.values().flatten().cloned().collect();
+        for entry in &self.registry.events {
+            match &entry.aggregate {
+                Some(aggregate) => {
+                    groups.entry(aggregate.clone()).or_default().insert(entry.event_type.clone());
+                }
+                None if !claimed.contains(&entry.event_type) => {
+                    groups
+                        .entry(NO_AGGREGATE.to_owned())
+                        .or_default()
+                        .insert(entry.event_type.clone());
+                }
+                None => {}
+            }
+        }
+        groups
+    }
+
+    /// A Markdown page per aggregate, sorted by name.
+    pub fn pages(&self) -> Vec<CatalogPage> {
+        self.groups()
+            .into_iter()
+            .map(|(aggregate, types)| CatalogPage {
+                file_name: format!("{aggregate}.md"),
+                markdown: self.page(&aggregate, &types),
+            })
+            .collect()
+    }
+
+    /// The index page: the diagram and a link to every aggregate's page.
+    pub fn index(&self) -> String {
+        let mut out = String::from("# Event catalog\n\n```mermaid\n");
+        out.push_str(&self.mermaid());
+        out.push_str("```\n\n");
+        for (aggregate, types) in self.groups() {
+            let _ = writeln!(out, "- [`{aggregate}`]({aggregate}.md): {} event type(s)", types.len());
+        }
+        out
+    }
+
+    /// Writes `README.md` (the index) and every page into `dir`; returns the files written.
+    pub fn write_to(&self, dir: impl AsRef<Path>) -> std::io::Result<Vec<PathBuf>> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir)?;
+        let mut written = Vec::new();
+        let index = dir.join("README.md");
+        std::fs::write(&index, self.index())?;
+        written.push(index);
+        for page in self.pages() {
+            let path = dir.join(&page.file_name);
+            std::fs::write(&path, page.markdown)?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+
+    /// A Mermaid flowchart: each command points at its aggregate, each aggregate at the events it emits.
+    pub fn mermaid(&self) -> String {
+        let mut out = String::from("flowchart LR\n");
+        for (aggregate, types) in self.groups() {
+            let node = node_id("agg", &aggregate);
+            let _ = writeln!(out, "    {node}{{{{\"{aggregate}\"}}}}");
+            if let Some(info) = self.aggregates.get(&aggregate) {
+                for command in &info.commands {
+                    let id = node_id("cmd", &format!("{aggregate}_{command}"));
+                    let _ = writeln!(out, "    {id}([\"{command}\"]) --> {node}");
+                }
+            }
+            for event_type in &types {
+                let version = self.registry.latest_version(event_type).map_or_else(String::new, |v| format!(" v{v}"));
+                let id = node_id("evt", event_type);
+                let _ = writeln!(out, "    {node} --> {id}[\"{event_type}{version}\"]");
+            }
+        }
+        out
+    }
+
+    fn page(&self, aggregate: &str, types: &BTreeSet<String>) -> String {
+        let mut out = match self.aggregates.get(aggregate) {
+            Some(info) => {
+                let commands: Vec<String> = info.commands.iter().map(|c| format!("`{c}`")).collect();
+                format!(
+                    "# Aggregate `{aggregate}`\n\nRust type: `{}`.\n\nCommands: {}.\n",
+                    info.rust_type,
+                    if commands.is_empty() { "none".to_owned() } else { commands.join(", ") }
+                )
+            }
+            None if aggregate == NO_AGGREGATE => "# Events of no aggregate\n".to_owned(),
+            None => format!("# Aggregate `{aggregate}`\n"),
+        };
+        for event_type in types {
+            self.event_section(&mut out, event_type);
+        }
+        let upcasters: Vec<String> = self
+            .registry
+            .upcasters
+            .iter()
+            .filter(|u| types.contains(&u.event_type) || u.produces.iter().any(|p| types.contains(&p.event_type)))
+            .map(|u| {
+                let produces: Vec<String> = u.produces.iter().map(ToString::to_string).collect();
+                let to = if produces.is_empty() { "nothing (retired)".to_owned() } else { produces.join(", ") };
+                format!("- `{}` v{} -> {to}: {:?} upcaster `{}`\n", u.event_type, u.from_version, u.kind, u.name)
+            })
+            .collect();
+        if !upcasters.is_empty() {
+            out.push_str("\n## Upcasters\n\n");
+            out.extend(upcasters);
+        }
+        out
+    }
+
+    fn event_section(&self, out: &mut String, event_type: &str) {
+        let entries: Vec<&RegistryEntry> = self.registry.events.iter().filter(|e| e.event_type == event_type).collect();
+        let _ = writeln!(out, "\n## `{event_type}`\n");
+        if entries.is_empty() {
+            out.push_str("Not registered in this binary.\n");
+            return;
+        }
+        let latest = entries.iter().map(|e| e.version).max().unwrap_or_default();
+        for entry in entries.iter().rev() {
+            let current = if entry.version == latest { " (current)" } else { "" };
+            let _ = writeln!(out, "### Version {}{current}\n\nRust type: `{}`.", entry.version, entry.rust_type);
+            if !entry.upcasters.is_empty() {
+                let from: Vec<String> =
+                    entry.upcasters.iter().map(|u| format!("`{}` v{}", u.event_type, u.from_version)).collect();
+                let _ = writeln!(out, "Upcast from: {}.", from.join(", "));
+            }
+            out.push('\n');
+            fields_table(out, &entry.schema);
+        }
+    }
+}
+
+fn fields_table(out: &mut String, schema: &Value) {
+    let root = resolve(schema, schema);
+    let Some(properties) = root.get("properties").and_then(Value::as_object).filter(|p| !p.is_empty()) else {
+        out.push_str("No fields.\n\n");
+        return;
+    };
+    let required: BTreeSet<&str> = root
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    out.push_str("| field | type | required | description |\n|---|---|---|---|\n");
+    for (name, property) in properties {
+        let description = property
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .replace('\n', " ")
+            .replace('|', "\\|");
+        let required = if required.contains(name.as_str()) { "yes" } else { "no" };
+        let _ = writeln!(out, "| `{name}` | {} | {required} | {description} |", type_text(schema, property));
+    }
+    out.push('\n');
+}
+
+fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+    schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix('#'))
+        .and_then(|pointer| root.pointer(pointer))
+        .unwrap_or(schema)
+}
+
+/// A short human description of a property's type.
+fn type_text(root: &Value, schema: &Value) -> String {
+    if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
+        return format!("`{}`", target.rsplit('/').next().unwrap_or(target));
+    }
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        let values: Vec<String> = values.iter().map(|v| format!("`{v}`")).collect();
+        return format!("one of {}", values.join(", "));
+    }
+    if let Some(value) = schema.get("const") {
+        return format!("`{value}`");
+    }
+    if let Some(branches) = schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(Value::as_array) {
+        let texts: Vec<String> = branches.iter().map(|b| type_text(root, b)).collect();
+        return texts.join(" or ");
+    }
+    let base = match schema.get("type") {
+        Some(Value::String(t)) if t == "array" => {
+            let items = schema.get("items").map_or_else(|| "any".to_owned(), |i| type_text(root, i));
+            format!("array of {items}")
+        }
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" or "),
+        _ => "any".to_owned(),
+    };
+    match schema.get("format").and_then(Value::as_str) {
+        Some(format) => format!("{base} ({format})"),
+        None => base,
+    }
+}
+
+/// A Mermaid node id: letters, digits and underscores only.
+fn node_id(prefix: &str, name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("{prefix}_{cleaned}")
+}
