@@ -19,6 +19,8 @@ pub struct EventStruct<'a> {
     pub event_type: String,
     pub version: u32,
     pub aggregate: Option<String>,
+    /// The previous version's struct, converted with `From` (`upcast_from = ...`).
+    pub upcast_from: Option<Type>,
 }
 
 /// An enum of event structs.
@@ -110,6 +112,7 @@ impl<'a> EventStruct<'a> {
             event_type,
             version,
             aggregate,
+            upcast_from: attrs.upcast_from.map(|sp| sp.value),
         }
     }
 }

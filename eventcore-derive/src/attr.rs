@@ -10,6 +10,7 @@ pub const EVENT: &str = "event";
 pub const AGGREGATE: &str = "aggregate";
 pub const NAME: &str = "name";
 pub const VERSION: &str = "version";
+pub const UPCAST_FROM: &str = "upcast_from";
 pub const EVENTS: &str = "events";
 pub const ERROR: &str = "error";
 pub const SNAPSHOT_EVERY: &str = "snapshot_every";
@@ -17,7 +18,7 @@ pub const SNAPSHOT_VERSION: &str = "snapshot_version";
 pub const COMMAND: &str = "command";
 pub const APPLY: &str = "apply";
 
-const EVENT_KEYS: &str = "`aggregate`, `name`, `version`";
+const EVENT_KEYS: &str = "`aggregate`, `name`, `version`, `upcast_from`";
 const AGGREGATE_KEYS: &str = "`events`, `error`, `name`, `snapshot_every`, `snapshot_version`";
 
 /// A parsed value with the span of the tokens it came from.
@@ -28,7 +29,7 @@ pub struct Sp<T> {
 }
 
 /// One attribute key: set at most once.
-struct Attr<'c, T> {
+pub(crate) struct Attr<'c, T> {
     cx: &'c Ctxt,
     attribute: &'static str,
     key: &'static str,
@@ -36,7 +37,7 @@ struct Attr<'c, T> {
 }
 
 impl<'c, T> Attr<'c, T> {
-    fn none(cx: &'c Ctxt, attribute: &'static str, key: &'static str) -> Self {
+    pub(crate) fn none(cx: &'c Ctxt, attribute: &'static str, key: &'static str) -> Self {
         Attr {
             cx,
             attribute,
@@ -46,7 +47,7 @@ impl<'c, T> Attr<'c, T> {
     }
 
     /// Stores the value of `meta`, or reports a duplicate key at it.
-    fn set(&mut self, meta: &ParseNestedMeta<'_>, value: T, span: Span) {
+    pub(crate) fn set(&mut self, meta: &ParseNestedMeta<'_>, value: T, span: Span) {
         if self.value.is_some() {
             self.cx.error_spanned_by(
                 &meta.path,
@@ -57,7 +58,7 @@ impl<'c, T> Attr<'c, T> {
         }
     }
 
-    fn get(self) -> Option<Sp<T>> {
+    pub(crate) fn get(self) -> Option<Sp<T>> {
         self.value
     }
 }
@@ -68,6 +69,8 @@ pub struct EventAttrs {
     pub aggregate: Option<Sp<String>>,
     pub name: Option<Sp<String>>,
     pub version: Option<Sp<u32>>,
+    /// `upcast_from = OldStruct`: the previous version, converted with `From`.
+    pub upcast_from: Option<Sp<Type>>,
     /// Every key present, in order, for rules that reject keys wholesale (enums).
     pub keys: Vec<(&'static str, Span)>,
 }
@@ -77,6 +80,7 @@ pub fn event_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
     let mut aggregate = Attr::none(cx, EVENT, AGGREGATE);
     let mut name = Attr::none(cx, EVENT, NAME);
     let mut version = Attr::none(cx, EVENT, VERSION);
+    let mut upcast_from = Attr::none(cx, EVENT, UPCAST_FROM);
     let mut keys = Vec::new();
 
     for attr in attrs.iter().filter(|a| a.path().is_ident(EVENT)) {
@@ -95,6 +99,11 @@ pub fn event_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
                 let value = lit.base10_parse::<u32>()?;
                 keys.push((VERSION, key_span));
                 version.set(&meta, value, lit.span());
+            } else if meta.path.is_ident(UPCAST_FROM) {
+                let ty: Type = meta.value()?.parse()?;
+                keys.push((UPCAST_FROM, key_span));
+                let span = syn::spanned::Spanned::span(&ty);
+                upcast_from.set(&meta, ty, span);
             } else {
                 return Err(meta.error(format!(
                     "unknown `event` attribute `{}`, expected one of {EVENT_KEYS}",
@@ -112,6 +121,7 @@ pub fn event_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
         aggregate: aggregate.get(),
         name: name.get(),
         version: version.get(),
+        upcast_from: upcast_from.get(),
         keys,
     }
 }
@@ -217,7 +227,7 @@ mod tests {
             errors,
             [
                 "duplicate `event` attribute `version`",
-                "unknown `event` attribute `aggregat`, expected one of `aggregate`, `name`, `version`"
+                "unknown `event` attribute `aggregat`, expected one of `aggregate`, `name`, `version`, `upcast_from`"
             ]
         );
     }

@@ -25,6 +25,7 @@ fn expand_struct(event: &EventStruct<'_>) -> TokenStream {
     // Spanned on the struct name, so a missing `Serialize`, `Deserialize` or `JsonSchema`
     // is reported there.
     let single_event = quote_spanned!(ident.span()=> ::eventcore::__private::SingleEvent);
+    let upcaster = crate::expand_upcaster::typed(event);
 
     quote! {
         #[automatically_derived]
@@ -88,6 +89,8 @@ fn expand_struct(event: &EventStruct<'_>) -> TokenStream {
                 schema: ::eventcore::__private::schema_of::<#ident>,
             }
         }
+
+        #upcaster
     }
 }
 

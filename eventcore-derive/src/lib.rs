@@ -12,7 +12,9 @@ mod event;
 mod expand_aggregate;
 mod expand_event;
 mod expand_registration;
+mod expand_upcaster;
 mod naming;
+mod upcaster;
 
 use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput};
@@ -28,4 +30,10 @@ pub fn derive_domain_event(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
     aggregate::expand(args.into(), input.into()).into()
+}
+
+/// Registers a function over a stored event's JSON payload as an upcaster.
+#[proc_macro_attribute]
+pub fn upcaster(args: TokenStream, input: TokenStream) -> TokenStream {
+    upcaster::expand(args.into(), input.into()).into()
 }

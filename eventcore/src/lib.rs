@@ -78,7 +78,27 @@ pub use store::{AppendResult, EventStore, ExpectedVersion, MemoryStore, Snapshot
 /// - `aggregate = "account"`: the aggregate; the type name loses a leading aggregate name and
 ///   becomes `account.<snake_case>` (`AccountOpened` -> `account.opened`);
 /// - `name = "account.withdrawn"`: the full event type name, which wins over the rule above;
-/// - `version = 2`: the schema version (1 and up, default 1).
+/// - `version = 2`: the schema version (1 and up, default 1);
+/// - `upcast_from = MoneyDepositedV1`: the previous version, kept as its own event struct;
+///   stored events of it are decoded as that struct and converted with `From<MoneyDepositedV1>`
+///   (which you implement). The old struct may also have another event type, for a rename.
+///
+/// ```
+/// use eventcore::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # use schemars::JsonSchema;
+/// #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+/// #[event(name = "account.money_deposited", version = 1)]
+/// pub struct MoneyDepositedV1 { pub amount: i64 }
+///
+/// #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+/// #[event(aggregate = "account", version = 2, upcast_from = MoneyDepositedV1)]
+/// pub struct MoneyDeposited { pub amount: i64, pub currency: String }
+///
+/// impl From<MoneyDepositedV1> for MoneyDeposited {
+///     fn from(old: MoneyDepositedV1) -> Self { Self { amount: old.amount, currency: "EUR".into() } }
+/// }
+/// ```
 ///
 /// Without `aggregate` or `name`, the type is the snake_case type name. Names are lower case
 /// from `[a-z0-9_.-]`. The struct must also implement `Serialize`, `Deserialize` and
@@ -96,10 +116,36 @@ pub use eventcore_derive::DomainEvent;
 /// one event of the set. Every event of the set needs exactly one `#[apply]`.
 pub use eventcore_derive::aggregate;
 
+/// Registers a function over a stored payload's JSON as the upcaster of one (type, version).
+///
+/// For changes where the old struct is not worth keeping. `#[upcaster(event = "...", from = N)]`
+/// on `fn(serde_json::Value) -> Result<T, E>`, where `UpcastError: From<E>` and `T` is:
+///
+/// - `serde_json::Value`: one event, of the same type at version `to` (default `from + 1`), or
+///   of type `rename = "..."` (a rename);
+/// - `Option<Value>` or `Vec<Value>`: zero or several such events;
+/// - [`Upcasted`](schema::Upcasted) or `Vec<Upcasted>`: events naming their own type and version,
+///   each of which must be declared with `produces = ["account.withdrawn@1", ...]`.
+///
+/// ```
+/// use eventcore::schema::UpcastError;
+/// use serde_json::Value;
+///
+/// #[eventcore::upcaster(event = "account.money_deposited", from = 1)]
+/// fn add_currency(mut payload: Value) -> Result<Value, UpcastError> {
+///     let fields = payload.as_object_mut().ok_or_else(|| UpcastError::new("not an object"))?;
+///     fields.insert("currency".into(), "EUR".into());
+///     Ok(payload)
+/// }
+/// ```
+///
+/// The chain of upcasters runs on every load; [`schema::Registry::validate`] reports gaps.
+pub use eventcore_derive::upcaster;
+
 /// The common imports: `use eventcore::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        aggregate, Aggregate, CommandContext, DomainEvent, Envelope, EventStore, ExpectedVersion, Handle,
+        aggregate, upcaster, Aggregate, CommandContext, DomainEvent, Envelope, EventStore, ExpectedVersion, Handle,
         MemoryStore, RecordedEvent, Repository, RepositoryError, SqliteStore, StoreError,
     };
 }
@@ -112,9 +158,17 @@ pub mod __private {
     };
     pub use crate::event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
     pub use crate::schema::{
-        one_step, typed_upcast, AggregateRegistration, EventRegistration, UpcastError, Upcasted, UpcasterKind,
-        UpcasterRegistration,
+        into_upcasted, one_step, typed_upcast, AggregateRegistration, EventRegistration, UpcastError, Upcasted,
+        UpcasterKind, UpcasterRegistration,
     };
+
+    /// Fails constant evaluation unless `Old` is an older version of `New` or another event type
+    /// (asserted on `#[event(upcast_from = Old)]`).
+    pub const fn assert_upcast_order<Old: SingleEvent, New: SingleEvent>() {
+        if str_eq(Old::EVENT_TYPE, New::EVENT_TYPE) && Old::EVENT_VERSION >= New::EVENT_VERSION {
+            panic!("`upcast_from` must name an older version of the event (or an event of another type, for a rename)");
+        }
+    }
     pub use inventory;
     pub use schemars;
     pub use serde_json;

@@ -34,7 +34,7 @@ pub use registry::{
     REGISTRY_FORMAT_VERSION,
 };
 pub use upcast::{
-    one_step, registered_upcasters, typed_upcast, UpcastError, UpcastFn, Upcasted, UpcasterKind,
+    into_upcasted, IntoUpcasted, one_step, registered_upcasters, typed_upcast, UpcastError, UpcastFn, Upcasted, UpcasterKind,
     UpcasterRegistration,
 };
 pub use validate::{RegistryIssue, ValidationReport};

@@ -182,3 +182,58 @@ where
 pub fn one_step(event_type: &str, to_version: u32, payload: Value) -> Vec<Upcasted> {
     vec![Upcasted::new(event_type, to_version, payload)]
 }
+
+/// What an `#[upcaster]` function may return inside its `Ok`: the events it produces.
+///
+/// A bare payload (`Value`, `Option<Value>`, `Vec<Value>`) goes to the upcaster's declared
+/// target (`to` / `rename`, or the first of `produces`); [`Upcasted`] names its own type and version.
+#[diagnostic::on_unimplemented(
+    message = "an `#[upcaster]` function cannot return `{Self}` as its events",
+    note = "return `Result<T, UpcastError>` with `T` one of `serde_json::Value`, `Option<serde_json::Value>`, `Vec<serde_json::Value>`, `Upcasted` or `Vec<Upcasted>`"
+)]
+pub trait IntoUpcasted {
+    /// The produced events; bare payloads become `event_type` at `version`.
+    fn into_upcasted(self, event_type: &str, version: u32) -> Vec<Upcasted>;
+}
+
+impl IntoUpcasted for Value {
+    fn into_upcasted(self, event_type: &str, version: u32) -> Vec<Upcasted> {
+        vec![Upcasted::new(event_type, version, self)]
+    }
+}
+
+impl IntoUpcasted for Option<Value> {
+    fn into_upcasted(self, event_type: &str, version: u32) -> Vec<Upcasted> {
+        self.into_iter().map(|p| Upcasted::new(event_type, version, p)).collect()
+    }
+}
+
+impl IntoUpcasted for Vec<Value> {
+    fn into_upcasted(self, event_type: &str, version: u32) -> Vec<Upcasted> {
+        self.into_iter().map(|p| Upcasted::new(event_type, version, p)).collect()
+    }
+}
+
+impl IntoUpcasted for Upcasted {
+    fn into_upcasted(self, _: &str, _: u32) -> Vec<Upcasted> {
+        vec![self]
+    }
+}
+
+impl IntoUpcasted for Vec<Upcasted> {
+    fn into_upcasted(self, _: &str, _: u32) -> Vec<Upcasted> {
+        self
+    }
+}
+
+/// Adapts an `#[upcaster]` function's result to [`UpcastFn`]'s (used by the macro).
+pub fn into_upcasted<T: IntoUpcasted, E>(
+    result: Result<T, E>,
+    event_type: &str,
+    version: u32,
+) -> Result<Vec<Upcasted>, UpcastError>
+where
+    UpcastError: From<E>,
+{
+    Ok(result?.into_upcasted(event_type, version))
+}
