@@ -424,6 +424,32 @@ fn query_events(
     Ok(events)
 }
 
+/// Reads a page of a stream, checking that its versions are consecutive: a missing row is
+/// corruption, and rebuilding an aggregate without it would be silently wrong.
+fn read_stream_now(
+    conn: &Connection,
+    stream_id: &str,
+    from_version: i64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let events = query_events(conn, READ_STREAM, (stream_id, from_version, sql_limit(limit)))?;
+    let mut next = from_version.max(1).unsigned_abs();
+    for event in &events {
+        if event.stream_version != next {
+            return Err(StoreError::Corrupt {
+                stream_id: stream_id.to_owned(),
+                stream_version: next,
+                reason: format!(
+                    "the version is missing; the next stored is {}",
+                    event.stream_version
+                ),
+            });
+        }
+        next += 1;
+    }
+    Ok(events)
+}
+
 /// A row limit in SQL terms (SQLite integers are signed).
 fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
@@ -455,7 +481,7 @@ impl EventStore for SqliteStore {
             return Ok(Vec::new());
         }
         let stream_id = stream_id.to_owned();
-        self.read(move |conn| query_events(conn, READ_STREAM, (stream_id, from_version, sql_limit(limit))))
+        self.read(move |conn| read_stream_now(conn, &stream_id, from_version, limit))
             .await
     }
 

@@ -1,5 +1,7 @@
 //! Writing events as rows and reading rows back, checking every stored value.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use rusqlite::types::ValueRef;
@@ -145,29 +147,32 @@ struct Fields<'a, 'stmt> {
 impl<'a, 'stmt> Fields<'a, 'stmt> {
     /// Reads the identifying columns first, so every later error can name the row.
     fn locate(row: &'a Row<'stmt>) -> Result<Self, StoreError> {
-        let raw_version = row.get_ref(STREAM_VERSION).map_err(StoreError::backend)?;
         let raw_stream = row.get_ref(STREAM_ID).map_err(StoreError::backend)?;
+        let raw_version = row.get_ref(STREAM_VERSION).map_err(StoreError::backend)?;
+        let version = match raw_version {
+            ValueRef::Integer(v) if v >= 1 => Ok(v.unsigned_abs()),
+            ValueRef::Integer(v) => Err(format!("stream_version {v} is not positive")),
+            other => Err(format!("stream_version holds {}", type_name(other))),
+        };
+        let (stream_id, stream_problem) = match raw_stream {
+            ValueRef::Text(bytes) => match String::from_utf8_lossy(bytes) {
+                Cow::Borrowed(valid) => (valid.to_owned(), None),
+                Cow::Owned(lossy) => (lossy, Some("stream_id is not valid UTF-8".to_owned())),
+            },
+            other => (
+                String::new(),
+                Some(format!("stream_id holds {}", type_name(other))),
+            ),
+        };
         let mut fields = Self {
             row,
-            stream_id: match raw_stream {
-                ValueRef::Text(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-                other => format!("<{} in stream_id>", type_name(other)),
-            },
-            stream_version: 0,
+            stream_id,
+            stream_version: version.as_ref().map_or(0, |v| *v),
             global_position: 0,
         };
-        if let ValueRef::Text(bytes) = raw_stream {
-            if std::str::from_utf8(bytes).is_err() {
-                return Err(fields.corrupt("stream_id is not valid UTF-8"));
-            }
-        } else {
-            return Err(fields.wrong_type(STREAM_ID, raw_stream));
+        if let Some(reason) = stream_problem.or(version.err()) {
+            return Err(fields.corrupt(reason));
         }
-        fields.stream_version = match raw_version {
-            ValueRef::Integer(v) if v >= 1 => v.unsigned_abs(),
-            ValueRef::Integer(v) => return Err(fields.corrupt(format!("stream_version {v} is not positive"))),
-            other => return Err(fields.wrong_type(STREAM_VERSION, other)),
-        };
         fields.global_position = match fields.integer(GLOBAL_POSITION)? {
             p if p >= 1 => p.unsigned_abs(),
             p => return Err(fields.corrupt(format!("global_position {p} is not positive"))),
