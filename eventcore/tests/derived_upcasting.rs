@@ -191,9 +191,27 @@ async fn version_one_events_load_at_version_three_on_the_memory_store() {
 }
 
 #[tokio::test]
-async fn renames_and_one_to_many_upcasters_apply_on_load() {
+async fn version_one_events_load_at_version_three_on_the_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.db")).await.unwrap();
+    version_one_events_load_at_version_three(store).await;
+}
+
+#[tokio::test]
+async fn renames_and_one_to_many_upcasters_apply_on_the_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.db")).await.unwrap();
+    renames_and_one_to_many(store).await;
+}
+
+#[tokio::test]
+async fn renames_and_one_to_many_upcasters_apply_on_the_memory_store() {
+    renames_and_one_to_many(MemoryStore::new()).await;
+}
+
+async fn renames_and_one_to_many<S: EventStore>(store: S) {
     let state = load(
-        MemoryStore::new(),
+        store,
         "split",
         vec![
             stored("wallet.topped_up", 1, json!({ "cents": 10 })),
@@ -208,10 +226,13 @@ async fn renames_and_one_to_many_upcasters_apply_on_load() {
 }
 
 #[tokio::test]
-async fn a_missing_step_is_a_clear_error() {
-    let error = load(MemoryStore::new(), "closed", vec![stored("wallet.closed", 1, json!({}))])
-        .await
-        .unwrap_err();
+async fn a_missing_step_is_a_clear_error_on_both_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(dir.path().join("events.db")).await.unwrap();
+    let events = || vec![stored("wallet.closed", 1, json!({}))];
+    let error = load(MemoryStore::new(), "closed", events()).await.unwrap_err();
+    let sqlite_error = load(sqlite, "closed", events()).await.unwrap_err();
+    assert_eq!(sqlite_error.to_string(), error.to_string());
     assert_eq!(
         error.to_string(),
         "no upcaster for `wallet.closed` from version 1 (current version is 2)"
