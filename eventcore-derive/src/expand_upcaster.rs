@@ -22,7 +22,8 @@ pub fn typed(event: &EventStruct<'_>) -> TokenStream {
     );
     // Spanned on the old type: a missing `From` impl, or an old type that is not an older
     // version of an event, is reported at `upcast_from = ...`.
-    let upcast = quote_spanned!(old.span()=> ::eventcore::__private::typed_upcast::<#old, #new>);
+    let new_at_old = syn::Ident::new(&new.to_string(), old.span());
+    let upcast = quote_spanned!(old.span()=> ::eventcore::__private::typed_upcast::<#old, #new_at_old>);
     let assert_order = quote_spanned!(old.span()=> ::eventcore::__private::assert_upcast_order::<#old, #new>());
     quote! {
         const _: () = #assert_order;

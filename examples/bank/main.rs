@@ -4,6 +4,7 @@
 //! `cargo run --example bank -- --db bank.db` keeps the database in `bank.db`.
 
 mod demo;
+mod schema;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +25,11 @@ struct Cli {
 enum Command {
     /// Open accounts, move money, show a rejected command and a concurrency conflict (the default).
     Run,
+    /// Export or check the event registry, or write the event catalog.
+    Schema {
+        #[command(subcommand)]
+        command: schema::SchemaCommand,
+    },
 }
 
 #[tokio::main]
@@ -31,6 +37,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => demo::run(cli.db).await,
+        Command::Schema { command } => schema::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,9 @@
+use eventcore::schema::UpcastError;
+use serde_json::Value;
+
+#[eventcore::upcaster(event = "account.opened")]
+fn up(payload: Value) -> Result<Value, UpcastError> {
+    Ok(payload)
+}
+
+fn main() {}

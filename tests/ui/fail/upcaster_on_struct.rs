@@ -1,0 +1,4 @@
+#[eventcore::upcaster(event = "account.opened", from = 1)]
+struct NotAFunction;
+
+fn main() {}
