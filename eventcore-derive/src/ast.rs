@@ -20,7 +20,7 @@ pub struct EventStruct<'a> {
     pub version: u32,
     pub aggregate: Option<String>,
     /// The previous version's struct, converted with `From` (`upcast_from = ...`).
-    pub upcast_from: Option<Type>,
+    pub upcast_from: Option<Box<Type>>,
 }
 
 /// An enum of event structs.
@@ -112,7 +112,7 @@ impl<'a> EventStruct<'a> {
             event_type,
             version,
             aggregate,
-            upcast_from: attrs.upcast_from.map(|sp| sp.value),
+            upcast_from: attrs.upcast_from.map(|sp| Box::new(sp.value)),
         }
     }
 }

@@ -24,7 +24,8 @@ pub fn typed(event: &EventStruct<'_>) -> TokenStream {
     // version of an event, is reported at `upcast_from = ...`.
     let new_at_old = syn::Ident::new(&new.to_string(), old.span());
     let upcast = quote_spanned!(old.span()=> ::eventcore::__private::typed_upcast::<#old, #new_at_old>);
-    let assert_order = quote_spanned!(old.span()=> ::eventcore::__private::assert_upcast_order::<#old, #new>());
+    let assert_order =
+        quote_spanned!(old.span()=> ::eventcore::__private::assert_upcast_order::<#old, #new>());
     quote! {
         const _: () = #assert_order;
 
@@ -51,9 +52,10 @@ pub fn raw(upcaster: &RawUpcaster<'_>) -> TokenStream {
         .produces
         .first()
         .map_or((event_type.as_str(), from), |(t, v)| (t.as_str(), *v));
-    let produces = upcaster.produces.iter().map(|(t, v)| {
-        quote!(::eventcore::__private::EventDescriptor { event_type: #t, version: #v })
-    });
+    let produces = upcaster
+        .produces
+        .iter()
+        .map(|(t, v)| quote!(::eventcore::__private::EventDescriptor { event_type: #t, version: #v }));
     let output = match &function.sig.output {
         syn::ReturnType::Type(_, ty) => ty.as_ref().clone(),
         syn::ReturnType::Default => Type::Verbatim(quote!(())),

@@ -81,7 +81,9 @@ fn parse<'a>(cx: &Ctxt, args: TokenStream, function: &'a ItemFn) -> Option<RawUp
         } else {
             return Err(meta.error(format!(
                 "unknown `upcaster` attribute `{}`, expected one of {KEYS}",
-                quote::ToTokens::to_token_stream(&meta.path).to_string().replace(' ', "")
+                quote::ToTokens::to_token_stream(&meta.path)
+                    .to_string()
+                    .replace(' ', "")
             )));
         }
         Ok(())
@@ -90,7 +92,8 @@ fn parse<'a>(cx: &Ctxt, args: TokenStream, function: &'a ItemFn) -> Option<RawUp
         cx.syn_error(error);
         return None;
     }
-    let (event, from, to, rename, produces) = (event.get(), from.get(), to.get(), rename.get(), produces.get());
+    let (event, from, to, rename, produces) =
+        (event.get(), from.get(), to.get(), rename.get(), produces.get());
     let Some(event) = event else {
         cx.error_at(
             Span::call_site(),
@@ -102,7 +105,10 @@ fn parse<'a>(cx: &Ctxt, args: TokenStream, function: &'a ItemFn) -> Option<RawUp
         cx.error_at(event.span, why);
     }
     let Some(from) = from else {
-        cx.error_at(Span::call_site(), "`#[upcaster]` needs `from = N`, the stored version it reads");
+        cx.error_at(
+            Span::call_site(),
+            "`#[upcaster]` needs `from = N`, the stored version it reads",
+        );
         return None;
     };
     if from.value == 0 {
@@ -110,8 +116,14 @@ fn parse<'a>(cx: &Ctxt, args: TokenStream, function: &'a ItemFn) -> Option<RawUp
     }
     let produces = match produces {
         Some(list) => {
-            for conflicting in [to.as_ref().map(|s| s.span), rename.as_ref().map(|s| s.span)].into_iter().flatten() {
-                cx.error_at(conflicting, "`produces` lists every output already; drop `to` and `rename`");
+            for conflicting in [to.as_ref().map(|s| s.span), rename.as_ref().map(|s| s.span)]
+                .into_iter()
+                .flatten()
+            {
+                cx.error_at(
+                    conflicting,
+                    "`produces` lists every output already; drop `to` and `rename`",
+                );
             }
             produced_list(cx, &list)
         }
@@ -147,7 +159,10 @@ fn single_target(
         Some(to) if to.value <= from.value && event_type == event.value => {
             cx.error_at(
                 to.span,
-                format!("`to = {}` must be greater than `from = {}`: an upcaster moves an event forward", to.value, from.value),
+                format!(
+                    "`to = {}` must be greater than `from = {}`: an upcaster moves an event forward",
+                    to.value, from.value
+                ),
             );
             to.value
         }
@@ -165,8 +180,15 @@ fn produced_list(cx: &Ctxt, list: &Sp<ExprArray>) -> Vec<(String, u32)> {
     }
     let mut produced = Vec::new();
     for element in &list.value.elems {
-        let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit), .. }) = element else {
-            cx.error_spanned_by(element, "each `produces` entry is a string `\"event.type@version\"`");
+        let syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(lit),
+            ..
+        }) = element
+        else {
+            cx.error_spanned_by(
+                element,
+                "each `produces` entry is a string `\"event.type@version\"`",
+            );
             continue;
         };
         let text = lit.value();

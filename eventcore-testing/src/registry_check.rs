@@ -149,9 +149,9 @@ impl RegistryCheck {
     /// Runs the check.
     pub fn run(&self) -> Result<RegistryOutcome, RegistryCheckError> {
         let current = self.registry.clone().unwrap_or_else(registry);
-        let update = self
-            .update
-            .unwrap_or_else(|| std::env::var(UPDATE_ENV).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")));
+        let update = self.update.unwrap_or_else(|| {
+            std::env::var(UPDATE_ENV).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+        });
         let ci = self.ci.unwrap_or_else(|| std::env::var_os("CI").is_some());
         let committed = match std::fs::read_to_string(&self.path) {
             Ok(json) => json,

@@ -2,7 +2,9 @@
 //! versions, and fails with a readable report on drift.
 
 use eventcore::schema::compat::Compatibility;
-use eventcore::schema::{EventRef, Registry, RegistryEntry, UpcasterEntry, UpcasterKind, REGISTRY_FORMAT_VERSION};
+use eventcore::schema::{
+    EventRef, Registry, RegistryEntry, UpcasterEntry, UpcasterKind, REGISTRY_FORMAT_VERSION,
+};
 use eventcore_testing::registry_check::{RegistryCheckError, RegistryOutcome};
 use eventcore_testing::RegistryCheck;
 use serde_json::json;
@@ -46,7 +48,10 @@ fn registry(events: Vec<RegistryEntry>, with_upcaster: bool) -> Registry {
 }
 
 fn checker(path: &std::path::Path, registry: Registry) -> RegistryCheck {
-    RegistryCheck::new(path).registry(registry).update(false).ci(false)
+    RegistryCheck::new(path)
+        .registry(registry)
+        .update(false)
+        .ci(false)
 }
 
 #[test]
@@ -54,7 +59,10 @@ fn a_missing_file_is_written_then_matched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("schemas/registry.json");
     let v1 = registry(vec![entry(1, &["amount"])], false);
-    assert_eq!(checker(&path, v1.clone()).run().unwrap(), RegistryOutcome::Created);
+    assert_eq!(
+        checker(&path, v1.clone()).run().unwrap(),
+        RegistryOutcome::Created
+    );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), v1.to_json());
     assert_eq!(checker(&path, v1).run().unwrap(), RegistryOutcome::Matched);
 }
@@ -63,11 +71,19 @@ fn a_missing_file_is_written_then_matched() {
 fn a_new_version_with_an_upcaster_is_recorded_locally_and_stale_in_ci() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("registry.json");
-    checker(&path, registry(vec![entry(1, &["amount"])], false)).run().unwrap();
-    let v2 = registry(vec![entry(1, &["amount"]), entry(2, &["amount", "currency"])], true);
+    checker(&path, registry(vec![entry(1, &["amount"])], false))
+        .run()
+        .unwrap();
+    let v2 = registry(
+        vec![entry(1, &["amount"]), entry(2, &["amount", "currency"])],
+        true,
+    );
     let in_ci = checker(&path, v2.clone()).ci(true).run().unwrap_err();
     assert!(matches!(in_ci, RegistryCheckError::Stale { .. }), "{in_ci}");
-    assert_eq!(checker(&path, v2.clone()).run().unwrap(), RegistryOutcome::Updated);
+    assert_eq!(
+        checker(&path, v2.clone()).run().unwrap(),
+        RegistryOutcome::Updated
+    );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), v2.to_json());
 }
 
@@ -80,10 +96,16 @@ fn drift_fails_with_a_report_and_the_file_is_kept() {
     let changed = registry(vec![entry(1, &["amount", "currency"])], false);
     let error = checker(&path, changed.clone()).run().unwrap_err();
     let text = error.to_string();
-    assert!(text.contains("the schema of `account.deposited` v1 changed"), "{text}");
+    assert!(
+        text.contains("the schema of `account.deposited` v1 changed"),
+        "{text}"
+    );
     assert!(text.contains("EVENTCORE_UPDATE_REGISTRY=1"), "{text}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), v1.to_json());
-    assert_eq!(checker(&path, changed.clone()).update(true).run().unwrap(), RegistryOutcome::Updated);
+    assert_eq!(
+        checker(&path, changed.clone()).update(true).run().unwrap(),
+        RegistryOutcome::Updated
+    );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), changed.to_json());
 }
 
@@ -91,21 +113,37 @@ fn drift_fails_with_a_report_and_the_file_is_kept() {
 fn a_version_bump_without_an_upcaster_fails() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("registry.json");
-    checker(&path, registry(vec![entry(1, &["amount"])], false)).run().unwrap();
-    let v2 = registry(vec![entry(1, &["amount"]), entry(2, &["amount", "currency"])], false);
+    checker(&path, registry(vec![entry(1, &["amount"])], false))
+        .run()
+        .unwrap();
+    let v2 = registry(
+        vec![entry(1, &["amount"]), entry(2, &["amount", "currency"])],
+        false,
+    );
     let text = checker(&path, v2).run().unwrap_err().to_string();
-    assert!(text.contains("`account.deposited` v1 cannot be upcast to a current version"), "{text}");
+    assert!(
+        text.contains("`account.deposited` v1 cannot be upcast to a current version"),
+        "{text}"
+    );
 }
 
 #[test]
 fn the_compatibility_mode_applies_with_per_event_overrides() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("registry.json");
-    checker(&path, registry(vec![entry(1, &["amount"])], false)).run().unwrap();
-    let v2 = registry(vec![entry(1, &["amount"]), entry(2, &["amount", "currency"])], true);
+    checker(&path, registry(vec![entry(1, &["amount"])], false))
+        .run()
+        .unwrap();
+    let v2 = registry(
+        vec![entry(1, &["amount"]), entry(2, &["amount", "currency"])],
+        true,
+    );
     let strict = checker(&path, v2.clone()).compatibility(Compatibility::Backward);
     let text = strict.run().unwrap_err().to_string();
-    assert!(text.contains("breaks BACKWARD compatibility with version 1"), "{text}");
+    assert!(
+        text.contains("breaks BACKWARD compatibility with version 1"),
+        "{text}"
+    );
     let relaxed = strict.compatibility_for("account.deposited", Compatibility::Forward);
     assert!(relaxed.run().is_ok());
 }
@@ -115,8 +153,14 @@ fn an_unreadable_file_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("registry.json");
     std::fs::write(&path, "not json").unwrap();
-    let text = checker(&path, registry(vec![], false)).run().unwrap_err().to_string();
-    assert!(text.contains("registry.json` is not a readable event registry"), "{text}");
+    let text = checker(&path, registry(vec![], false))
+        .run()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("registry.json` is not a readable event registry"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -124,6 +168,8 @@ fn an_unreadable_file_is_an_error_naming_it() {
 fn assert_panics_on_drift() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("registry.json");
-    checker(&path, registry(vec![entry(1, &["amount"])], false)).run().unwrap();
+    checker(&path, registry(vec![entry(1, &["amount"])], false))
+        .run()
+        .unwrap();
     checker(&path, registry(vec![], false)).assert();
 }

@@ -212,7 +212,8 @@ pub fn from_json(json: &str) -> Result<RecordedEvent, CloudEventError> {
         None => Metadata::new(),
     };
     for name in attributes.keys() {
-        let known = CONTEXT_ATTRIBUTES.contains(&name.as_str()) || ENVELOPE_EXTENSIONS.contains(&name.as_str());
+        let known =
+            CONTEXT_ATTRIBUTES.contains(&name.as_str()) || ENVELOPE_EXTENSIONS.contains(&name.as_str());
         if !known {
             if let Some(value) = event.optional_string(name)? {
                 metadata.entry(name.clone()).or_insert(value);

@@ -72,7 +72,9 @@ impl RecordedEvent {
     /// Each envelope keeps this record's id, stream, positions, time and context, and carries its
     /// own event's type and version.
     pub fn decode_all<E: DomainEvent>(&self) -> Result<Vec<Envelope<E>>, RecordDecodeError> {
-        Ok(codec::decode_record::<E>(self)?.map(|event| self.decoded(event)).collect())
+        Ok(codec::decode_record::<E>(self)?
+            .map(|event| self.decoded(event))
+            .collect())
     }
 
     fn decoded<E: DomainEvent>(&self, event: E) -> Envelope<E> {

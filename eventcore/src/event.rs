@@ -151,7 +151,7 @@ pub enum DecodeError {
         version: u32,
         /// What went wrong.
         #[source]
-        source: crate::schema::UpcastError,
+        source: Box<crate::schema::UpcastError>,
     },
     /// One stored event became a number of events other than one, where exactly one was needed.
     #[error("event `{event_type}` version {version} upcasts to {count} events; use `decode_all` to read it")]

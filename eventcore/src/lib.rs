@@ -145,8 +145,8 @@ pub use eventcore_derive::upcaster;
 /// The common imports: `use eventcore::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        aggregate, upcaster, Aggregate, CommandContext, DomainEvent, Envelope, EventStore, ExpectedVersion, Handle,
-        MemoryStore, RecordedEvent, Repository, RepositoryError, SqliteStore, StoreError,
+        aggregate, upcaster, Aggregate, CommandContext, DomainEvent, Envelope, EventStore, ExpectedVersion,
+        Handle, MemoryStore, RecordedEvent, Repository, RepositoryError, SqliteStore, StoreError,
     };
 }
 
@@ -158,12 +158,13 @@ pub mod __private {
     };
     pub use crate::event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
     pub use crate::schema::{
-        into_upcasted, one_step, typed_upcast, AggregateRegistration, EventRegistration, UpcastError, Upcasted,
-        UpcasterKind, UpcasterRegistration,
+        into_upcasted, one_step, typed_upcast, AggregateRegistration, EventRegistration, UpcastError,
+        Upcasted, UpcasterKind, UpcasterRegistration,
     };
 
     /// Fails constant evaluation unless `Old` is an older version of `New` or another event type
     /// (asserted on `#[event(upcast_from = Old)]`).
+    #[allow(clippy::panic)] // evaluated only at compile time, where a panic is the error message
     pub const fn assert_upcast_order<Old: SingleEvent, New: SingleEvent>() {
         if str_eq(Old::EVENT_TYPE, New::EVENT_TYPE) && Old::EVENT_VERSION >= New::EVENT_VERSION {
             panic!("`upcast_from` must name an older version of the event (or an event of another type, for a rename)");

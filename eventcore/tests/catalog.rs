@@ -80,7 +80,9 @@ impl Order {
 
 #[test]
 fn the_aggregate_macro_registers_commands_and_events() {
-    let order = registered_aggregates().find(|a| a.aggregate_type == "order").unwrap();
+    let order = registered_aggregates()
+        .find(|a| a.aggregate_type == "order")
+        .unwrap();
     assert_eq!(order.commands, ["PlaceOrder", "ShipOrder"]);
     assert_eq!(order.rust_type, "catalog::Order");
     assert_eq!(order.event_set, "OrderEvent");
@@ -92,7 +94,10 @@ fn the_aggregate_macro_registers_commands_and_events() {
 fn derived_events_are_in_the_registry_and_it_validates() {
     let registry = registry();
     assert_eq!(registry.event_types(), ["order.placed", "order.shipped"]);
-    assert_eq!(registry.get("order.placed", 1).unwrap().rust_type, "catalog::OrderPlaced");
+    assert_eq!(
+        registry.get("order.placed", 1).unwrap().rust_type,
+        "catalog::OrderPlaced"
+    );
     // order.shipped v2 with no v1 registered and no upcasters: nothing to reach, nothing missing.
     assert!(registry.validate().is_ok());
 }
@@ -168,5 +173,7 @@ fn upcasters_and_events_without_aggregate_get_their_pages() {
     let dir = tempfile::tempdir().unwrap();
     let written = catalog.write_to(dir.path()).unwrap();
     assert_eq!(written.len(), 3);
-    assert!(std::fs::read_to_string(dir.path().join("README.md")).unwrap().contains("[`order`](order.md)"));
+    assert!(std::fs::read_to_string(dir.path().join("README.md"))
+        .unwrap()
+        .contains("[`order`](order.md)"));
 }

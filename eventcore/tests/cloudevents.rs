@@ -36,7 +36,10 @@ fn a_full_record_round_trips_byte_for_byte() {
     let original = record();
     let json = to_json(&original, &Source::AggregateType).unwrap();
     assert_eq!(from_json(&json).unwrap(), original);
-    assert!(json.contains(r#""data":{"zeta":1,"amount":100,"nested":{"b":[1,2.5,"x"],"a":null}}"#), "{json}");
+    assert!(
+        json.contains(r#""data":{"zeta":1,"amount":100,"nested":{"b":[1,2.5,"x"],"a":null}}"#),
+        "{json}"
+    );
 }
 
 #[test]
@@ -76,7 +79,10 @@ fn attributes_follow_the_spec() {
     assert_eq!(value["causationid"], "cause-1");
     assert_eq!(value["data"]["amount"], 100);
     for name in value.as_object().unwrap().keys() {
-        assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()), "{name}");
+        assert!(
+            name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+            "{name}"
+        );
     }
 }
 
@@ -112,29 +118,101 @@ fn invalid_inputs_name_the_attribute() {
     type Edit = fn(&mut serde_json::Map<String, Value>);
     let cases: Vec<(&str, Edit, &str)> = vec![
         ("missing id", |a| drop(a.remove("id")), "id"),
-        ("id not a uuid", |a| drop(a.insert("id".into(), json!("abc"))), "id"),
+        (
+            "id not a uuid",
+            |a| drop(a.insert("id".into(), json!("abc"))),
+            "id",
+        ),
         ("missing source", |a| drop(a.remove("source")), "source"),
-        ("missing specversion", |a| drop(a.remove("specversion")), "specversion"),
-        ("wrong specversion", |a| drop(a.insert("specversion".into(), json!("0.3"))), "specversion"),
-        ("numeric specversion", |a| drop(a.insert("specversion".into(), json!(1.0))), "specversion"),
+        (
+            "missing specversion",
+            |a| drop(a.remove("specversion")),
+            "specversion",
+        ),
+        (
+            "wrong specversion",
+            |a| drop(a.insert("specversion".into(), json!("0.3"))),
+            "specversion",
+        ),
+        (
+            "numeric specversion",
+            |a| drop(a.insert("specversion".into(), json!(1.0))),
+            "specversion",
+        ),
         ("missing type", |a| drop(a.remove("type")), "type"),
         ("missing time", |a| drop(a.remove("time")), "time"),
-        ("bad time", |a| drop(a.insert("time".into(), json!("yesterday"))), "time"),
-        ("time without zone", |a| drop(a.insert("time".into(), json!("2024-01-01T00:00:00"))), "time"),
+        (
+            "bad time",
+            |a| drop(a.insert("time".into(), json!("yesterday"))),
+            "time",
+        ),
+        (
+            "time without zone",
+            |a| drop(a.insert("time".into(), json!("2024-01-01T00:00:00"))),
+            "time",
+        ),
         ("missing subject", |a| drop(a.remove("subject")), "subject"),
-        ("xml content", |a| drop(a.insert("datacontenttype".into(), json!("application/xml"))), "datacontenttype"),
+        (
+            "xml content",
+            |a| drop(a.insert("datacontenttype".into(), json!("application/xml"))),
+            "datacontenttype",
+        ),
         ("missing data", |a| drop(a.remove("data")), "data"),
-        ("base64 data", |a| drop(a.insert("data_base64".into(), json!("AAAA"))), "data_base64"),
-        ("numeric extension", |a| drop(a.insert("streamversion".into(), json!(3))), "streamversion"),
-        ("boolean extension", |a| drop(a.insert("aggregateid".into(), json!(true))), "aggregateid"),
-        ("negative position", |a| drop(a.insert("globalposition".into(), json!("-1"))), "globalposition"),
-        ("missing eventversion", |a| drop(a.remove("eventversion")), "eventversion"),
-        ("missing aggregatetype", |a| drop(a.remove("aggregatetype")), "aggregatetype"),
-        ("upper-case extension", |a| drop(a.insert("TraceParent".into(), json!("x"))), "TraceParent"),
-        ("dashed extension", |a| drop(a.insert("trace-parent".into(), json!("x"))), "trace-parent"),
-        ("non-string unknown extension", |a| drop(a.insert("priority".into(), json!(5))), "priority"),
-        ("metadata not an object", |a| drop(a.insert("metadata".into(), json!("[1]"))), "metadata"),
-        ("metadata not a string", |a| drop(a.insert("metadata".into(), json!({"a": "b"}))), "metadata"),
+        (
+            "base64 data",
+            |a| drop(a.insert("data_base64".into(), json!("AAAA"))),
+            "data_base64",
+        ),
+        (
+            "numeric extension",
+            |a| drop(a.insert("streamversion".into(), json!(3))),
+            "streamversion",
+        ),
+        (
+            "boolean extension",
+            |a| drop(a.insert("aggregateid".into(), json!(true))),
+            "aggregateid",
+        ),
+        (
+            "negative position",
+            |a| drop(a.insert("globalposition".into(), json!("-1"))),
+            "globalposition",
+        ),
+        (
+            "missing eventversion",
+            |a| drop(a.remove("eventversion")),
+            "eventversion",
+        ),
+        (
+            "missing aggregatetype",
+            |a| drop(a.remove("aggregatetype")),
+            "aggregatetype",
+        ),
+        (
+            "upper-case extension",
+            |a| drop(a.insert("TraceParent".into(), json!("x"))),
+            "TraceParent",
+        ),
+        (
+            "dashed extension",
+            |a| drop(a.insert("trace-parent".into(), json!("x"))),
+            "trace-parent",
+        ),
+        (
+            "non-string unknown extension",
+            |a| drop(a.insert("priority".into(), json!(5))),
+            "priority",
+        ),
+        (
+            "metadata not an object",
+            |a| drop(a.insert("metadata".into(), json!("[1]"))),
+            "metadata",
+        ),
+        (
+            "metadata not a string",
+            |a| drop(a.insert("metadata".into(), json!({"a": "b"}))),
+            "metadata",
+        ),
     ];
     let valid = attributes(&record());
     for (case, edit, attribute) in cases {
@@ -151,6 +229,9 @@ fn invalid_inputs_name_the_attribute() {
 #[test]
 fn input_that_is_not_an_object_is_rejected() {
     for input in ["[]", "42", "{", ""] {
-        assert!(matches!(from_json(input), Err(CloudEventError::NotAnObject(_))), "{input}");
+        assert!(
+            matches!(from_json(input), Err(CloudEventError::NotAnObject(_))),
+            "{input}"
+        );
     }
 }

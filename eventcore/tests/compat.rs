@@ -92,10 +92,19 @@ fn each_mode_accepts_and_rejects_what_its_rules_say() {
     for (name, mode, old, new, expected) in &cases {
         let found = compare(*mode, old, new);
         if found.is_empty() != *expected {
-            failures.push(format!("{name} ({mode}): expected {}, found {found:#?}", if *expected { "compatible" } else { "incompatible" }));
+            failures.push(format!(
+                "{name} ({mode}): expected {}, found {found:#?}",
+                if *expected { "compatible" } else { "incompatible" }
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 fn with_defs(money: Value, money_required: &[&str]) -> Value {
@@ -111,7 +120,11 @@ fn with_defs(money: Value, money_required: &[&str]) -> Value {
 #[test]
 fn incompatibilities_name_the_rule_and_the_place() {
     let old = object(json!({ "a": { "type": "string" } }), &["a"], true);
-    let new = object(json!({ "a": { "type": "integer" }, "b": { "type": "string" } }), &["a", "b"], true);
+    let new = object(
+        json!({ "a": { "type": "integer" }, "b": { "type": "string" } }),
+        &["a", "b"],
+        true,
+    );
     let found = reader_accepts(&new, &old);
     let rules: Vec<(String, Rule)> = found.iter().map(|i| (i.path.clone(), i.rule)).collect();
     assert_eq!(
@@ -121,7 +134,11 @@ fn incompatibilities_name_the_rule_and_the_place() {
             ("#/required".to_owned(), Rule::RequiredPropertyAdded),
         ]
     );
-    assert!(found[1].to_string().contains("property `b` is required"), "{}", found[1]);
+    assert!(
+        found[1].to_string().contains("property `b` is required"),
+        "{}",
+        found[1]
+    );
 }
 
 #[test]
@@ -139,6 +156,9 @@ fn mode_names_parse_and_print_as_confluent_spells_them() {
         assert_eq!(mode.name().parse::<Compatibility>().unwrap(), mode);
         assert_eq!(serde_json::to_value(mode).unwrap(), json!(mode.name()));
     }
-    assert_eq!("full_transitive".parse::<Compatibility>().unwrap(), FullTransitive);
+    assert_eq!(
+        "full_transitive".parse::<Compatibility>().unwrap(),
+        FullTransitive
+    );
     assert!("SIDEWAYS".parse::<Compatibility>().is_err());
 }

@@ -48,29 +48,50 @@ pub struct MoneyDeposited {
 /// Version 2 -> 3 by hand: the old struct is not needed for this one.
 #[upcaster(event = "wallet.money_deposited", from = 2)]
 fn amounts_to_cents(mut payload: Value) -> Result<Value, UpcastError> {
-    let amount = payload["amount"].as_i64().ok_or_else(|| UpcastError::missing_field("amount"))?;
+    let amount = payload["amount"]
+        .as_i64()
+        .ok_or_else(|| UpcastError::missing_field("amount"))?;
     payload["cents"] = json!(amount * 100);
     Ok(payload)
 }
 
 /// `wallet.topped_up` v1 was renamed to `wallet.money_deposited` (v3 shape).
-#[upcaster(event = "wallet.topped_up", from = 1, rename = "wallet.money_deposited", to = 3)]
+#[upcaster(
+    event = "wallet.topped_up",
+    from = 1,
+    rename = "wallet.money_deposited",
+    to = 3
+)]
 fn topped_up(payload: Value) -> Result<Value, UpcastError> {
     Ok(json!({ "cents": payload["cents"], "currency": "USD" }))
 }
 
 /// `wallet.bulk_deposited` v1 splits into one deposit per amount (none for an empty list).
-#[upcaster(event = "wallet.bulk_deposited", from = 1, rename = "wallet.money_deposited", to = 3)]
+#[upcaster(
+    event = "wallet.bulk_deposited",
+    from = 1,
+    rename = "wallet.money_deposited",
+    to = 3
+)]
 fn split_bulk(payload: Value) -> Result<Vec<Value>, UpcastError> {
-    let cents = payload["cents"].as_array().ok_or_else(|| UpcastError::missing_field("cents"))?;
-    Ok(cents.iter().map(|c| json!({ "cents": c, "currency": "EUR" })).collect())
+    let cents = payload["cents"]
+        .as_array()
+        .ok_or_else(|| UpcastError::missing_field("cents"))?;
+    Ok(cents
+        .iter()
+        .map(|c| json!({ "cents": c, "currency": "EUR" }))
+        .collect())
 }
 
 /// `wallet.transferred` v1 becomes a deposit and a fee, each naming its own type.
 #[upcaster(event = "wallet.transferred", from = 1, produces = ["wallet.money_deposited@3", "wallet.fee_charged@1"])]
 fn transfer(payload: Value) -> Result<Vec<Upcasted>, UpcastError> {
     Ok(vec![
-        Upcasted::new("wallet.money_deposited", 3, json!({ "cents": payload["cents"], "currency": "EUR" })),
+        Upcasted::new(
+            "wallet.money_deposited",
+            3,
+            json!({ "cents": payload["cents"], "currency": "EUR" }),
+        ),
         Upcasted::new("wallet.fee_charged", 1, json!({ "cents": 1 })),
     ])
 }
@@ -154,7 +175,11 @@ fn stored(event_type: &str, version: u32, payload: Value) -> NewEvent {
 async fn load<S: EventStore>(store: S, id: &str, events: Vec<NewEvent>) -> Result<Wallet, DecodeError> {
     let wallets = Repository::<Wallet, _>::new(store.clone());
     store
-        .append(&Repository::<Wallet, S>::stream_id(id), ExpectedVersion::NoStream, events)
+        .append(
+            &Repository::<Wallet, S>::stream_id(id),
+            ExpectedVersion::NoStream,
+            events,
+        )
         .await
         .unwrap();
     match wallets.load(id).await {
@@ -171,8 +196,16 @@ async fn version_one_events_load_at_version_three<S: EventStore>(store: S) {
         "old",
         vec![
             stored("wallet.money_deposited", 1, json!({ "amount": 2 })),
-            stored("wallet.money_deposited", 2, json!({ "amount": 3, "currency": "EUR" })),
-            stored("wallet.money_deposited", 3, json!({ "cents": 4, "currency": "EUR" })),
+            stored(
+                "wallet.money_deposited",
+                2,
+                json!({ "amount": 3, "currency": "EUR" }),
+            ),
+            stored(
+                "wallet.money_deposited",
+                3,
+                json!({ "cents": 4, "currency": "EUR" }),
+            ),
         ],
     )
     .await

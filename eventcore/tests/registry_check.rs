@@ -55,7 +55,11 @@ fn deposited(version: u32, required: &[&str]) -> RegistryEntry {
 #[test]
 fn identical_registries_pass() {
     let committed = registry(vec![deposited(1, &["amount"])], vec![]);
-    let report = check(&committed, &committed.clone(), &CompatConfig::new(Compatibility::FullTransitive));
+    let report = check(
+        &committed,
+        &committed.clone(),
+        &CompatConfig::new(Compatibility::FullTransitive),
+    );
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.to_string(), "the event registry matches the committed one");
 }
@@ -72,13 +76,22 @@ fn a_changed_schema_of_a_committed_version_is_caught_with_the_fix() {
         "{report}"
     );
     let text = report.to_string();
-    assert!(text.contains("the schema of `account.deposited` v1 changed"), "{text}");
-    assert!(text.contains("give the change a new version and add an upcaster"), "{text}");
+    assert!(
+        text.contains("the schema of `account.deposited` v1 changed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("give the change a new version and add an upcaster"),
+        "{text}"
+    );
 }
 
 #[test]
 fn a_committed_version_that_is_gone_is_caught() {
-    let committed = registry(vec![deposited(1, &["amount"]), entry("account.closed", 1, schema(&[]))], vec![]);
+    let committed = registry(
+        vec![deposited(1, &["amount"]), entry("account.closed", 1, schema(&[]))],
+        vec![],
+    );
     let current = registry(vec![deposited(1, &["amount"])], vec![]);
     let report = check(&committed, &current, &CompatConfig::default());
     assert_eq!(
@@ -90,7 +103,9 @@ fn a_committed_version_that_is_gone_is_caught() {
             }
         }]
     );
-    assert!(report.to_string().contains("no longer registered, and no upcaster reads it"));
+    assert!(report
+        .to_string()
+        .contains("no longer registered, and no upcaster reads it"));
 }
 
 #[test]
@@ -106,9 +121,10 @@ fn a_version_retired_behind_an_upcaster_is_not_gone() {
 
 #[test]
 fn a_new_version_without_an_upcaster_path_is_caught() {
-    let committed = registry(vec![deposited(1, &["amount"]), deposited(2, &["amount", "currency"])], vec![
-        step("account.deposited", 1, ("account.deposited", 2)),
-    ]);
+    let committed = registry(
+        vec![deposited(1, &["amount"]), deposited(2, &["amount", "currency"])],
+        vec![step("account.deposited", 1, ("account.deposited", 2))],
+    );
     let current = registry(
         vec![
             deposited(1, &["amount"]),
@@ -122,12 +138,21 @@ fn a_new_version_without_an_upcaster_path_is_caught() {
         .findings
         .iter()
         .filter_map(|f| match f {
-            Finding::Registry(RegistryIssue::Gap { from, stuck, latest: Some(3) }) => Some((from.version, stuck.version)),
+            Finding::Registry(RegistryIssue::Gap {
+                from,
+                stuck,
+                latest: Some(3),
+            }) => Some((from.version, stuck.version)),
             _ => None,
         })
         .collect();
     assert_eq!(gaps, vec![(1, 2), (2, 2)], "{report}");
-    assert!(report.to_string().contains("no upcaster from `account.deposited` v2"), "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("no upcaster from `account.deposited` v2"),
+        "{report}"
+    );
 }
 
 #[test]
@@ -141,7 +166,10 @@ fn an_ambiguous_step_in_the_current_registry_is_caught() {
     );
     let report = check(&committed, &current, &CompatConfig::default());
     assert!(
-        report.findings.iter().any(|f| matches!(f, Finding::Registry(RegistryIssue::AmbiguousUpcaster { .. }))),
+        report
+            .findings
+            .iter()
+            .any(|f| matches!(f, Finding::Registry(RegistryIssue::AmbiguousUpcaster { .. }))),
         "{report}"
     );
 }
@@ -152,9 +180,16 @@ fn three_versions(v3_required: &[&str]) -> (Registry, Registry) {
         step("account.deposited", 1, ("account.deposited", 2)),
         step("account.deposited", 2, ("account.deposited", 3)),
     ];
-    let committed = registry(vec![deposited(1, &["amount"]), deposited(2, &["amount", "currency"])], up[..1].to_vec());
+    let committed = registry(
+        vec![deposited(1, &["amount"]), deposited(2, &["amount", "currency"])],
+        up[..1].to_vec(),
+    );
     let current = registry(
-        vec![deposited(1, &["amount"]), deposited(2, &["amount", "currency"]), deposited(3, v3_required)],
+        vec![
+            deposited(1, &["amount"]),
+            deposited(2, &["amount", "currency"]),
+            deposited(3, v3_required),
+        ],
         up,
     );
     (committed, current)
@@ -169,12 +204,20 @@ fn a_new_version_breaking_the_mode_is_caught_and_the_mode_can_be_overridden_per_
         "{report}"
     );
     let text = report.to_string();
-    assert!(text.contains("`account.deposited` v3 breaks BACKWARD compatibility with version 2"), "{text}");
-    assert!(text.contains("property `note` is required by the reader"), "{text}");
+    assert!(
+        text.contains("`account.deposited` v3 breaks BACKWARD compatibility with version 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("property `note` is required by the reader"),
+        "{text}"
+    );
 
-    let relaxed = CompatConfig::new(Compatibility::Backward).with_override("account.deposited", Compatibility::None);
+    let relaxed =
+        CompatConfig::new(Compatibility::Backward).with_override("account.deposited", Compatibility::None);
     assert!(check(&committed, &current, &relaxed).is_ok());
-    let other_type = CompatConfig::new(Compatibility::None).with_override("account.deposited", Compatibility::Full);
+    let other_type =
+        CompatConfig::new(Compatibility::None).with_override("account.deposited", Compatibility::Full);
     assert!(!check(&committed, &current, &other_type).is_ok());
 }
 
@@ -183,21 +226,41 @@ fn transitive_modes_compare_with_every_older_version() {
     // v3 reads v2 (same required set) but not v1, whose payloads may lack `currency`.
     let (committed, current) = three_versions(&["amount", "currency"]);
     assert!(check(&committed, &current, &CompatConfig::new(Compatibility::Backward)).is_ok());
-    let report = check(&committed, &current, &CompatConfig::new(Compatibility::BackwardTransitive));
+    let report = check(
+        &committed,
+        &current,
+        &CompatConfig::new(Compatibility::BackwardTransitive),
+    );
     assert!(
-        matches!(&report.findings[..], [Finding::Incompatible { against: 1, direction: Direction::Backward, .. }]),
+        matches!(
+            &report.findings[..],
+            [Finding::Incompatible {
+                against: 1,
+                direction: Direction::Backward,
+                ..
+            }]
+        ),
         "{report}"
     );
 }
 
 #[test]
 fn the_report_lists_every_finding_at_once() {
-    let committed = registry(vec![deposited(1, &["amount"]), entry("account.closed", 1, schema(&[]))], vec![]);
-    let current = registry(vec![deposited(1, &["amount", "note"]), deposited(2, &["amount"])], vec![]);
+    let committed = registry(
+        vec![deposited(1, &["amount"]), entry("account.closed", 1, schema(&[]))],
+        vec![],
+    );
+    let current = registry(
+        vec![deposited(1, &["amount", "note"]), deposited(2, &["amount"])],
+        vec![],
+    );
     let report = check(&committed, &current, &CompatConfig::default());
     assert_eq!(report.findings.len(), 3, "{report}");
     let text = report.to_string();
-    assert!(text.starts_with("the event registry differs from the committed one (3 problem(s)):"), "{text}");
+    assert!(
+        text.starts_with("the event registry differs from the committed one (3 problem(s)):"),
+        "{text}"
+    );
     for needle in ["1. ", "2. ", "3. "] {
         assert!(text.contains(needle), "{text}");
     }

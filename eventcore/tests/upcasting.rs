@@ -62,7 +62,9 @@ hand_upcaster!(deposited_v2_to_v3, "acct.deposited", 2 => [("acct.deposited", 3)
 
 /// A renamed type: `acct.credited` v1 became `acct.deposited` v2.
 fn credited_to_deposited(payload: Value) -> Result<Vec<Upcasted>, UpcastError> {
-    let sum = payload["sum"].as_i64().ok_or_else(|| UpcastError::missing_field("sum"))?;
+    let sum = payload["sum"]
+        .as_i64()
+        .ok_or_else(|| UpcastError::missing_field("sum"))?;
     Ok(vec![Upcasted::new(
         "acct.deposited",
         2,
@@ -200,7 +202,11 @@ fn stored(event_type: &str, version: u32, payload: Value) -> NewEvent {
 async fn load_with<S: EventStore>(store: S, id: &str, events: Vec<NewEvent>) -> Result<Acct, DecodeError> {
     let repository = Repository::<Acct, _>::new(store.clone());
     store
-        .append(&Repository::<Acct, S>::stream_id(id), ExpectedVersion::NoStream, events)
+        .append(
+            &Repository::<Acct, S>::stream_id(id),
+            ExpectedVersion::NoStream,
+            events,
+        )
         .await
         .unwrap();
     match repository.load(id).await {
@@ -252,9 +258,13 @@ async fn one_to_many_and_one_to_zero_upcasters_apply_every_produced_event() {
 
 #[tokio::test]
 async fn a_missing_step_names_the_type_and_the_version() {
-    let error = load_with(MemoryStore::new(), "closed", vec![stored("acct.closed", 1, json!({}))])
-        .await
-        .unwrap_err();
+    let error = load_with(
+        MemoryStore::new(),
+        "closed",
+        vec![stored("acct.closed", 1, json!({}))],
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(&error, DecodeError::MissingUpcaster { event_type, from: 1, current: 2 } if event_type == "acct.closed"),
         "{error:?}"
@@ -274,7 +284,17 @@ async fn a_version_newer_than_the_code_is_version_too_new() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(error, DecodeError::VersionTooNew { version: 4, current: 3, .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            DecodeError::VersionTooNew {
+                version: 4,
+                current: 3,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }
 
 fn record(event_type: &str, version: u32, payload: Value) -> eventcore::RecordedEvent {
@@ -282,8 +302,12 @@ fn record(event_type: &str, version: u32, payload: Value) -> eventcore::Recorded
 }
 
 fn upcast_error(event_type: &str, payload: Value) -> UpcastError {
-    match record(event_type, 1, payload).decode_all::<AcctEvent>().unwrap_err().source {
-        DecodeError::Upcast { source, .. } => source,
+    match record(event_type, 1, payload)
+        .decode_all::<AcctEvent>()
+        .unwrap_err()
+        .source
+    {
+        DecodeError::Upcast { source, .. } => *source,
         other => panic!("expected an upcast error, got {other:?}"),
     }
 }
@@ -292,14 +316,22 @@ fn upcast_error(event_type: &str, payload: Value) -> UpcastError {
 fn decode_insists_on_one_event_and_decode_all_returns_each() {
     let batch = record("acct.batch_deposited", 1, json!({ "amounts": [1, 2] }));
     let error = batch.decode::<AcctEvent>().unwrap_err();
-    assert!(matches!(error.source, DecodeError::NotOneEvent { count: 2, .. }), "{error:?}");
+    assert!(
+        matches!(error.source, DecodeError::NotOneEvent { count: 2, .. }),
+        "{error:?}"
+    );
     let all = batch.decode_all::<AcctEvent>().unwrap();
     assert_eq!(all.len(), 2);
     for envelope in &all {
-        assert_eq!((envelope.event_type.as_str(), envelope.event_version), ("acct.deposited", 3));
+        assert_eq!(
+            (envelope.event_type.as_str(), envelope.event_version),
+            ("acct.deposited", 3)
+        );
         assert_eq!(envelope.event_id, batch.event_id);
     }
-    let old = record("acct.deposited", 1, json!({ "amount": 2 })).decode::<AcctEvent>().unwrap();
+    let old = record("acct.deposited", 1, json!({ "amount": 2 }))
+        .decode::<AcctEvent>()
+        .unwrap();
     assert_eq!(old.event_version, 3);
     assert_eq!(
         old.payload,
@@ -319,21 +351,29 @@ fn a_failing_upcaster_is_an_error_naming_the_step() {
         error.source.to_string(),
         "upcasting `acct.deposited` from version 2 failed: missing field `amount`"
     );
-    let typed = record("acct.deposited", 1, json!({ "amount": "x" })).decode::<AcctEvent>().unwrap_err();
+    let typed = record("acct.deposited", 1, json!({ "amount": "x" }))
+        .decode::<AcctEvent>()
+        .unwrap_err();
     assert!(
-        matches!(&typed.source, DecodeError::Upcast { source: UpcastError::Payload { version: 1, .. }, .. }),
+        matches!(&typed.source, DecodeError::Upcast { source, .. } if matches!(**source, UpcastError::Payload { version: 1, .. })),
         "{typed:?}"
     );
 }
 
 #[test]
 fn undeclared_output_ambiguous_steps_and_cycles_are_errors() {
-    assert!(matches!(upcast_error("acct.bogus", json!({})), UpcastError::UndeclaredOutput { version: 2, .. }));
+    assert!(matches!(
+        upcast_error("acct.bogus", json!({})),
+        UpcastError::UndeclaredOutput { version: 2, .. }
+    ));
     match upcast_error("acct.twice", json!({})) {
         UpcastError::Ambiguous { count: 2, names, .. } => assert_eq!(names, "twice_a, twice_b"),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(upcast_error("acct.loop_a", json!({})), UpcastError::TooManySteps(_)));
+    assert!(matches!(
+        upcast_error("acct.loop_a", json!({})),
+        UpcastError::TooManySteps(_)
+    ));
 }
 
 #[test]
@@ -341,11 +381,18 @@ fn the_registry_lists_versions_and_the_upcasters_leading_to_them() {
     let registry = registry();
     assert_eq!(registry.versions("acct.deposited"), vec![1, 2, 3]);
     let v2 = registry.get("acct.deposited", 2).unwrap();
-    let mut sources: Vec<_> = v2.upcasters.iter().map(|u| (u.event_type.as_str(), u.from_version)).collect();
+    let mut sources: Vec<_> = v2
+        .upcasters
+        .iter()
+        .map(|u| (u.event_type.as_str(), u.from_version))
+        .collect();
     sources.sort();
     assert_eq!(sources, vec![("acct.credited", 1), ("acct.deposited", 1)]);
     assert_eq!(v2.rust_type, "upcasting::DepositedV2");
-    assert_eq!(v2.schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    assert_eq!(
+        v2.schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
     assert_eq!(v2.schema["required"], json!(["amount", "currency"]));
 }
 
@@ -359,12 +406,24 @@ fn the_registry_json_is_sorted_stable_and_reads_back() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["event_type"].as_str().unwrap().to_owned(), e["version"].as_u64().unwrap()))
+        .map(|e| {
+            (
+                e["event_type"].as_str().unwrap().to_owned(),
+                e["version"].as_u64().unwrap(),
+            )
+        })
         .collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);
-    for field in ["event_type", "version", "aggregate", "rust_type", "schema", "upcasters"] {
+    for field in [
+        "event_type",
+        "version",
+        "aggregate",
+        "rust_type",
+        "schema",
+        "upcasters",
+    ] {
         assert!(value["events"][0].get(field).is_some(), "missing {field}");
     }
     assert_eq!(eventcore::schema::Registry::from_json(&json).unwrap(), registry());
@@ -377,9 +436,26 @@ fn validate_reports_every_gap_and_ambiguity_at_once() {
     let report = registry().validate().unwrap_err();
     let described: Vec<String> = report.issues.iter().map(ToString::to_string).collect();
     assert!(report.issues.iter().any(|i| matches!(i, RegistryIssue::Gap { from, latest: Some(2), .. } if from.event_type == "acct.closed" && from.version == 1)), "{described:#?}");
-    assert!(report.issues.iter().any(|i| matches!(i, RegistryIssue::AmbiguousUpcaster { names, .. } if names.len() == 2)), "{described:#?}");
-    assert!(report.issues.iter().any(|i| matches!(i, RegistryIssue::DuplicateEvent { event, .. } if event.event_type == "acct.dup")), "{described:#?}");
-    assert!(report.issues.iter().any(|i| matches!(i, RegistryIssue::Cycle { .. })), "{described:#?}");
+    assert!(
+        report
+            .issues
+            .iter()
+            .any(|i| matches!(i, RegistryIssue::AmbiguousUpcaster { names, .. } if names.len() == 2)),
+        "{described:#?}"
+    );
+    assert!(
+        report.issues.iter().any(
+            |i| matches!(i, RegistryIssue::DuplicateEvent { event, .. } if event.event_type == "acct.dup")
+        ),
+        "{described:#?}"
+    );
+    assert!(
+        report
+            .issues
+            .iter()
+            .any(|i| matches!(i, RegistryIssue::Cycle { .. })),
+        "{described:#?}"
+    );
     assert_eq!(
         described.iter().filter(|d| d.contains("acct.deposited")).count(),
         0,

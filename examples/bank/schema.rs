@@ -52,7 +52,11 @@ pub fn run(command: SchemaCommand) -> Result<(), Box<dyn Error>> {
             registry: path,
             compatibility,
         } => {
-            let outcome = RegistryCheck::new(&path).compatibility(compatibility).update(false).ci(true).run()?;
+            let outcome = RegistryCheck::new(&path)
+                .compatibility(compatibility)
+                .update(false)
+                .ci(true)
+                .run()?;
             println!("{}: {outcome:?}", path.display());
         }
         SchemaCommand::Catalog { out } => {

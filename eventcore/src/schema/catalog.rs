@@ -95,7 +95,10 @@ impl Catalog {
         for entry in &self.registry.events {
             match &entry.aggregate {
                 Some(aggregate) => {
-                    groups.entry(aggregate.clone()).or_default().insert(entry.event_type.clone());
+                    groups
+                        .entry(aggregate.clone())
+                        .or_default()
+                        .insert(entry.event_type.clone());
                 }
                 None if !claimed.contains(&entry.event_type) => {
                     groups
@@ -126,7 +129,11 @@ impl Catalog {
         out.push_str(&self.mermaid());
         out.push_str("```\n\n");
         for (aggregate, types) in self.groups() {
-            let _ = writeln!(out, "- [`{aggregate}`]({aggregate}.md): {} event type(s)", types.len());
+            let _ = writeln!(
+                out,
+                "- [`{aggregate}`]({aggregate}.md): {} event type(s)",
+                types.len()
+            );
         }
         out
     }
@@ -160,7 +167,10 @@ impl Catalog {
                 }
             }
             for event_type in &types {
-                let version = self.registry.latest_version(event_type).map_or_else(String::new, |v| format!(" v{v}"));
+                let version = self
+                    .registry
+                    .latest_version(event_type)
+                    .map_or_else(String::new, |v| format!(" v{v}"));
                 let id = node_id("evt", event_type);
                 let _ = writeln!(out, "    {node} --> {id}[\"{event_type}{version}\"]");
             }
@@ -175,7 +185,11 @@ impl Catalog {
                 format!(
                     "# Aggregate `{aggregate}`\n\nRust type: `{}`.\n\nCommands: {}.\n",
                     info.rust_type,
-                    if commands.is_empty() { "none".to_owned() } else { commands.join(", ") }
+                    if commands.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        commands.join(", ")
+                    }
                 )
             }
             None if aggregate == NO_AGGREGATE => "# Events of no aggregate\n".to_owned(),
@@ -188,23 +202,39 @@ impl Catalog {
             .registry
             .upcasters
             .iter()
-            .filter(|u| types.contains(&u.event_type) || u.produces.iter().any(|p| types.contains(&p.event_type)))
+            .filter(|u| {
+                types.contains(&u.event_type) || u.produces.iter().any(|p| types.contains(&p.event_type))
+            })
             .map(|u| {
                 let produces: Vec<String> = u.produces.iter().map(ToString::to_string).collect();
-                let to = if produces.is_empty() { "nothing (retired)".to_owned() } else { produces.join(", ") };
-                format!("- `{}` v{} -> {to}: {:?} upcaster `{}`\n", u.event_type, u.from_version, u.kind, u.name)
+                let to = if produces.is_empty() {
+                    "nothing (retired)".to_owned()
+                } else {
+                    produces.join(", ")
+                };
+                format!(
+                    "- `{}` v{} -> {to}: {:?} upcaster `{}`\n",
+                    u.event_type, u.from_version, u.kind, u.name
+                )
             })
             .collect();
         if !upcasters.is_empty() {
-            out.push_str("\n## Upcasters\n\n");
+            blank_line(&mut out);
+            out.push_str("## Upcasters\n\n");
             out.extend(upcasters);
         }
         out
     }
 
     fn event_section(&self, out: &mut String, event_type: &str) {
-        let entries: Vec<&RegistryEntry> = self.registry.events.iter().filter(|e| e.event_type == event_type).collect();
-        let _ = writeln!(out, "\n## `{event_type}`\n");
+        let entries: Vec<&RegistryEntry> = self
+            .registry
+            .events
+            .iter()
+            .filter(|e| e.event_type == event_type)
+            .collect();
+        blank_line(out);
+        let _ = writeln!(out, "## `{event_type}`\n");
         if entries.is_empty() {
             out.push_str("Not registered in this binary.\n");
             return;
@@ -212,10 +242,17 @@ impl Catalog {
         let latest = entries.iter().map(|e| e.version).max().unwrap_or_default();
         for entry in entries.iter().rev() {
             let current = if entry.version == latest { " (current)" } else { "" };
-            let _ = writeln!(out, "### Version {}{current}\n\nRust type: `{}`.", entry.version, entry.rust_type);
+            let _ = writeln!(
+                out,
+                "### Version {}{current}\n\nRust type: `{}`.",
+                entry.version, entry.rust_type
+            );
             if !entry.upcasters.is_empty() {
-                let from: Vec<String> =
-                    entry.upcasters.iter().map(|u| format!("`{}` v{}", u.event_type, u.from_version)).collect();
+                let from: Vec<String> = entry
+                    .upcasters
+                    .iter()
+                    .map(|u| format!("`{}` v{}", u.event_type, u.from_version))
+                    .collect();
                 let _ = writeln!(out, "Upcast from: {}.", from.join(", "));
             }
             out.push('\n');
@@ -224,9 +261,20 @@ impl Catalog {
     }
 }
 
+/// Ends `out` with exactly one empty line, before a heading.
+fn blank_line(out: &mut String) {
+    while !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+}
+
 fn fields_table(out: &mut String, schema: &Value) {
     let root = resolve(schema, schema);
-    let Some(properties) = root.get("properties").and_then(Value::as_object).filter(|p| !p.is_empty()) else {
+    let Some(properties) = root
+        .get("properties")
+        .and_then(Value::as_object)
+        .filter(|p| !p.is_empty())
+    else {
         out.push_str("No fields.\n\n");
         return;
     };
@@ -243,8 +291,16 @@ fn fields_table(out: &mut String, schema: &Value) {
             .unwrap_or_default()
             .replace('\n', " ")
             .replace('|', "\\|");
-        let required = if required.contains(name.as_str()) { "yes" } else { "no" };
-        let _ = writeln!(out, "| `{name}` | {} | {required} | {description} |", type_text(schema, property));
+        let required = if required.contains(name.as_str()) {
+            "yes"
+        } else {
+            "no"
+        };
+        let _ = writeln!(
+            out,
+            "| `{name}` | {} | {required} | {description} |",
+            type_text(property)
+        );
     }
     out.push('\n');
 }
@@ -259,7 +315,7 @@ fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
 }
 
 /// A short human description of a property's type.
-fn type_text(root: &Value, schema: &Value) -> String {
+fn type_text(schema: &Value) -> String {
     if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
         return format!("`{}`", target.rsplit('/').next().unwrap_or(target));
     }
@@ -270,17 +326,27 @@ fn type_text(root: &Value, schema: &Value) -> String {
     if let Some(value) = schema.get("const") {
         return format!("`{value}`");
     }
-    if let Some(branches) = schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(Value::as_array) {
-        let texts: Vec<String> = branches.iter().map(|b| type_text(root, b)).collect();
+    if let Some(branches) = schema
+        .get("anyOf")
+        .or_else(|| schema.get("oneOf"))
+        .and_then(Value::as_array)
+    {
+        let texts: Vec<String> = branches.iter().map(type_text).collect();
         return texts.join(" or ");
     }
     let base = match schema.get("type") {
         Some(Value::String(t)) if t == "array" => {
-            let items = schema.get("items").map_or_else(|| "any".to_owned(), |i| type_text(root, i));
+            let items = schema
+                .get("items")
+                .map_or_else(|| "any".to_owned(), type_text);
             format!("array of {items}")
         }
         Some(Value::String(t)) => t.clone(),
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" or "),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" or "),
         _ => "any".to_owned(),
     };
     match schema.get("format").and_then(Value::as_str) {

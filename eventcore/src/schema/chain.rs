@@ -114,7 +114,7 @@ fn step_or_error(
         Err(source) => Err(DecodeError::Upcast {
             event_type: event_type.to_owned(),
             version,
-            source,
+            source: Box::new(source),
         }),
     }
 }
@@ -129,7 +129,7 @@ fn upcast_into<E: DomainEvent>(
     let upcast_error = |source| DecodeError::Upcast {
         event_type: upcaster.event_type.to_owned(),
         version: upcaster.from_version,
-        source,
+        source: Box::new(source),
     };
     if *steps > MAX_UPCAST_STEPS {
         return Err(upcast_error(UpcastError::TooManySteps(MAX_UPCAST_STEPS)));

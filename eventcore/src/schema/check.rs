@@ -104,7 +104,11 @@ impl fmt::Display for CheckReport {
         if self.is_ok() {
             return f.write_str("the event registry matches the committed one");
         }
-        writeln!(f, "the event registry differs from the committed one ({} problem(s)):", self.findings.len())?;
+        writeln!(
+            f,
+            "the event registry differs from the committed one ({} problem(s)):",
+            self.findings.len()
+        )?;
         for (i, finding) in self.findings.iter().enumerate() {
             writeln!(f, "  {}. {finding}", i + 1)?;
         }
@@ -175,16 +179,20 @@ fn compatibility(committed: &Registry, current: &Registry, config: &CompatConfig
                     None => by_direction.push((direction, vec![reason])),
                 }
             }
-            findings.extend(by_direction.into_iter().map(|(direction, reasons)| Finding::Incompatible {
-                event: EventRef {
-                    event_type: new.event_type.clone(),
-                    version: new.version,
-                },
-                against: version,
-                mode,
-                direction,
-                reasons,
-            }));
+            findings.extend(
+                by_direction
+                    .into_iter()
+                    .map(|(direction, reasons)| Finding::Incompatible {
+                        event: EventRef {
+                            event_type: new.event_type.clone(),
+                            version: new.version,
+                        },
+                        against: version,
+                        mode,
+                        direction,
+                        reasons,
+                    }),
+            );
         }
     }
     findings

@@ -230,10 +230,18 @@ pub fn reader_accepts(reader: &Value, writer: &Value) -> Vec<Incompatibility> {
 pub fn compare(mode: Compatibility, old: &Value, new: &Value) -> Vec<(Direction, Incompatibility)> {
     let mut found = Vec::new();
     if mode.checks_backward() {
-        found.extend(reader_accepts(new, old).into_iter().map(|i| (Direction::Backward, i)));
+        found.extend(
+            reader_accepts(new, old)
+                .into_iter()
+                .map(|i| (Direction::Backward, i)),
+        );
     }
     if mode.checks_forward() {
-        found.extend(reader_accepts(old, new).into_iter().map(|i| (Direction::Forward, i)));
+        found.extend(
+            reader_accepts(old, new)
+                .into_iter()
+                .map(|i| (Direction::Forward, i)),
+        );
     }
     found
 }
@@ -245,8 +253,20 @@ struct Checker<'a> {
     found: Vec<Incompatibility>,
 }
 
-const LOWER_BOUNDS: [&str; 5] = ["minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties"];
-const UPPER_BOUNDS: [&str; 5] = ["maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties"];
+const LOWER_BOUNDS: [&str; 5] = [
+    "minimum",
+    "exclusiveMinimum",
+    "minLength",
+    "minItems",
+    "minProperties",
+];
+const UPPER_BOUNDS: [&str; 5] = [
+    "maximum",
+    "exclusiveMaximum",
+    "maxLength",
+    "maxItems",
+    "maxProperties",
+];
 
 impl<'a> Checker<'a> {
     fn report(&mut self, path: &str, rule: Rule, detail: String) {
@@ -292,7 +312,8 @@ impl<'a> Checker<'a> {
     fn check(&mut self, reader: &Value, writer: &Value, path: &str) {
         let (reader_value, reader_ref) = Self::resolve(self.reader_root, reader);
         let (writer_value, writer_ref) = Self::resolve(self.writer_root, writer);
-        if !(reader_ref.is_empty() && writer_ref.is_empty()) && !self.seen.insert((reader_ref, writer_ref)) {
+        let through_ref = !(reader_ref.is_empty() && writer_ref.is_empty());
+        if through_ref && !self.seen.insert((reader_ref, writer_ref)) {
             return; // this pair of definitions is already being compared (a recursive type)
         }
         let reader = match reader_value {
@@ -324,7 +345,10 @@ impl<'a> Checker<'a> {
             }
         }
         if let Some(branches) = union(reader) {
-            if !branches.iter().any(|branch| self.passes(branch, writer_value, path)) {
+            if !branches
+                .iter()
+                .any(|branch| self.passes(branch, writer_value, path))
+            {
                 self.report(
                     path,
                     Rule::CombinedSchemaNarrowed,
@@ -347,7 +371,10 @@ impl<'a> Checker<'a> {
             return;
         };
         let Some(writer_types) = types(writer) else {
-            let detail = format!("the reader requires type {}, the writer allows any", list(&reader_types));
+            let detail = format!(
+                "the reader requires type {}, the writer allows any",
+                list(&reader_types)
+            );
             return self.report(path, Rule::TypeNarrowed, detail);
         };
         let lost: Vec<&str> = writer_types
@@ -407,7 +434,10 @@ impl<'a> Checker<'a> {
     }
 
     fn check_bounds(&mut self, reader: &Map<String, Value>, writer: &Map<String, Value>, path: &str) {
-        let bounds = LOWER_BOUNDS.iter().map(|k| (*k, true)).chain(UPPER_BOUNDS.iter().map(|k| (*k, false)));
+        let bounds = LOWER_BOUNDS
+            .iter()
+            .map(|k| (*k, true))
+            .chain(UPPER_BOUNDS.iter().map(|k| (*k, false)));
         for (keyword, lower) in bounds {
             let Some(r) = reader.get(keyword).and_then(Value::as_f64) else {
                 continue;
@@ -418,7 +448,9 @@ impl<'a> Checker<'a> {
                 Some(w) => r < w,
             };
             if tightened {
-                let was = writer.get(keyword).map_or_else(|| "none".to_owned(), Value::to_string);
+                let was = writer
+                    .get(keyword)
+                    .map_or_else(|| "none".to_owned(), Value::to_string);
                 let detail = format!("{keyword} is {r} in the reader, {was} in the writer");
                 self.report(path, Rule::ConstraintTightened, detail);
             }
@@ -429,19 +461,34 @@ impl<'a> Checker<'a> {
                 .and_then(Value::as_f64)
                 .is_some_and(|w| (w / r).fract() == 0.0);
             if !ok {
-                self.report(path, Rule::ConstraintTightened, format!("multipleOf {r} is new or stricter"));
+                self.report(
+                    path,
+                    Rule::ConstraintTightened,
+                    format!("multipleOf {r} is new or stricter"),
+                );
             }
         }
-        if reader.get("uniqueItems") == Some(&Value::Bool(true)) && writer.get("uniqueItems") != Some(&Value::Bool(true))
+        if reader.get("uniqueItems") == Some(&Value::Bool(true))
+            && writer.get("uniqueItems") != Some(&Value::Bool(true))
         {
-            self.report(path, Rule::ConstraintTightened, "uniqueItems is new in the reader".into());
+            self.report(
+                path,
+                Rule::ConstraintTightened,
+                "uniqueItems is new in the reader".into(),
+            );
         }
     }
 
     fn check_object(&mut self, reader: &Map<String, Value>, writer: &Map<String, Value>, path: &str) {
         let empty = Map::new();
-        let reader_props = reader.get("properties").and_then(Value::as_object).unwrap_or(&empty);
-        let writer_props = writer.get("properties").and_then(Value::as_object).unwrap_or(&empty);
+        let reader_props = reader
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let writer_props = writer
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
         let reader_extra = reader.get("additionalProperties").unwrap_or(&TRUE);
         let writer_extra = writer.get("additionalProperties").unwrap_or(&TRUE);
         for (name, writer_prop) in writer_props {
@@ -477,7 +524,12 @@ impl<'a> Checker<'a> {
             schema
                 .get("required")
                 .and_then(Value::as_array)
-                .map(|names| names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect())
+                .map(|names| {
+                    names
+                        .iter()
+                        .filter_map(|n| n.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let writer_required = required(writer);

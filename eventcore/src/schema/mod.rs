@@ -34,7 +34,7 @@ pub use registry::{
     REGISTRY_FORMAT_VERSION,
 };
 pub use upcast::{
-    into_upcasted, IntoUpcasted, one_step, registered_upcasters, typed_upcast, UpcastError, UpcastFn, Upcasted, UpcasterKind,
-    UpcasterRegistration,
+    into_upcasted, one_step, registered_upcasters, typed_upcast, IntoUpcasted, UpcastError, UpcastFn,
+    Upcasted, UpcasterKind, UpcasterRegistration,
 };
 pub use validate::{RegistryIssue, ValidationReport};

@@ -156,7 +156,11 @@ impl Registry {
         for entry in &mut events {
             entry.upcasters = upcasters
                 .iter()
-                .filter(|u| u.produces.iter().any(|p| p.event_type == entry.event_type && p.version == entry.version))
+                .filter(|u| {
+                    u.produces
+                        .iter()
+                        .any(|p| p.event_type == entry.event_type && p.version == entry.version)
+                })
                 .map(|u| UpcasterRef {
                     event_type: u.event_type.clone(),
                     from_version: u.from_version,

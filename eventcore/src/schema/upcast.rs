@@ -204,13 +204,17 @@ impl IntoUpcasted for Value {
 
 impl IntoUpcasted for Option<Value> {
     fn into_upcasted(self, event_type: &str, version: u32) -> Vec<Upcasted> {
-        self.into_iter().map(|p| Upcasted::new(event_type, version, p)).collect()
+        self.into_iter()
+            .map(|p| Upcasted::new(event_type, version, p))
+            .collect()
     }
 }
 
 impl IntoUpcasted for Vec<Value> {
     fn into_upcasted(self, event_type: &str, version: u32) -> Vec<Upcasted> {
-        self.into_iter().map(|p| Upcasted::new(event_type, version, p)).collect()
+        self.into_iter()
+            .map(|p| Upcasted::new(event_type, version, p))
+            .collect()
     }
 }
 

@@ -45,14 +45,22 @@ impl fmt::Display for RegistryIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Gap { from, stuck, latest } => {
-                write!(f, "{from} cannot be upcast to a current version: no upcaster from {stuck}")?;
+                write!(
+                    f,
+                    "{from} cannot be upcast to a current version: no upcaster from {stuck}"
+                )?;
                 match latest {
                     Some(latest) => write!(f, " (newest registered version is {latest})"),
                     None => write!(f, " (type `{}` is not registered)", stuck.event_type),
                 }
             }
             Self::AmbiguousUpcaster { step, names } => {
-                write!(f, "{} upcasters start at {step}: {}", names.len(), names.join(", "))
+                write!(
+                    f,
+                    "{} upcasters start at {step}: {}",
+                    names.len(),
+                    names.join(", ")
+                )
             }
             Self::DuplicateEvent { event, rust_types } => {
                 write!(f, "{event} is registered by {}", rust_types.join(" and "))

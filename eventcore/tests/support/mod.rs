@@ -5,8 +5,10 @@
 macro_rules! hand_event {
     ($ty:ident, $name:literal, $version:literal, $aggregate:expr) => {
         impl ::eventcore::DomainEvent for $ty {
-            const EVENT_TYPES: &'static [::eventcore::EventDescriptor] =
-                &[::eventcore::EventDescriptor { event_type: $name, version: $version }];
+            const EVENT_TYPES: &'static [::eventcore::EventDescriptor] = &[::eventcore::EventDescriptor {
+                event_type: $name,
+                version: $version,
+            }];
             fn event_type(&self) -> &'static str {
                 $name
             }
