@@ -200,6 +200,7 @@ pub mod __private {
     pub const fn assert_event_of<E: EventOf<Set> + ?Sized, Set>() {}
 
     /// Fails constant evaluation when two variants of the enum `set` have one event type.
+    #[allow(clippy::panic)] // evaluated only at compile time, where a panic is the error message
     pub const fn assert_distinct_event_types(set: &str, variants: &[&str], event_types: &[&str]) {
         let mut i = 0;
         while i < event_types.len() {
