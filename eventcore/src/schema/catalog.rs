@@ -336,9 +336,7 @@ fn type_text(schema: &Value) -> String {
     }
     let base = match schema.get("type") {
         Some(Value::String(t)) if t == "array" => {
-            let items = schema
-                .get("items")
-                .map_or_else(|| "any".to_owned(), type_text);
+            let items = schema.get("items").map_or_else(|| "any".to_owned(), type_text);
             format!("array of {items}")
         }
         Some(Value::String(t)) => t.clone(),
