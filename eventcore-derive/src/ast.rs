@@ -25,6 +25,8 @@ pub struct EventStruct<'a> {
 pub struct EventEnum<'a> {
     pub ident: &'a Ident,
     pub variants: Vec<EventVariant<'a>>,
+    /// Some variants were left out after an error: matches need a fallback arm to compile.
+    pub incomplete: bool,
 }
 
 /// `Opened(AccountOpened)`.
@@ -53,13 +55,14 @@ impl<'a> EventInput<'a> {
                         format!("`{key}` belongs on each event struct, not on an enum of events"),
                     );
                 }
-                let variants = data
+                let variants: Vec<_> = data
                     .variants
                     .iter()
                     .filter_map(|v| EventVariant::new(cx, v))
                     .collect();
                 Some(EventInput::Enum(EventEnum {
                     ident: &input.ident,
+                    incomplete: variants.len() < data.variants.len(),
                     variants,
                 }))
             }
@@ -76,9 +79,11 @@ impl<'a> EventInput<'a> {
 
 impl<'a> EventStruct<'a> {
     fn new(cx: &Ctxt, ident: &'a Ident, attrs: attr::EventAttrs) -> Self {
+        let mut aggregate_valid = true;
         if let Some(aggregate) = &attrs.aggregate {
             if let Some(why) = naming::invalid_aggregate_name(&aggregate.value) {
                 cx.error_at(aggregate.span, why);
+                aggregate_valid = false;
             }
         }
         let aggregate = attrs.aggregate.map(|sp| sp.value);
@@ -91,7 +96,8 @@ impl<'a> EventStruct<'a> {
             }
             None => {
                 let value = naming::default_event_type(&ident.to_string(), aggregate.as_deref());
-                if let Some(why) = naming::invalid_name("event name", &value) {
+                // A bad aggregate name is reported once, at the aggregate.
+                if let Some(why) = naming::invalid_name("event name", &value).filter(|_| aggregate_valid) {
                     cx.error_spanned_by(ident, format!("{why}; set one with `#[event(name = \"...\")]`"));
                 }
                 value

@@ -91,7 +91,7 @@ pub fn event_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
                 keys.push((NAME, key_span));
                 name.set(&meta, lit.value(), lit.span());
             } else if meta.path.is_ident(VERSION) {
-                let lit: LitInt = meta.value()?.parse()?;
+                let lit = int_literal(&meta, "version = 2")?;
                 let value = lit.base10_parse::<u32>()?;
                 keys.push((VERSION, key_span));
                 version.set(&meta, value, lit.span());
@@ -144,10 +144,10 @@ pub fn aggregate_attrs(cx: &Ctxt, args: proc_macro2::TokenStream) -> AggregateAt
             let lit: LitStr = meta.value()?.parse()?;
             name.set(&meta, lit.value(), lit.span());
         } else if meta.path.is_ident(SNAPSHOT_EVERY) {
-            let lit: LitInt = meta.value()?.parse()?;
+            let lit = int_literal(&meta, "snapshot_every = 100")?;
             snapshot_every.set(&meta, lit.base10_parse()?, lit.span());
         } else if meta.path.is_ident(SNAPSHOT_VERSION) {
-            let lit: LitInt = meta.value()?.parse()?;
+            let lit = int_literal(&meta, "snapshot_version = 2")?;
             snapshot_version.set(&meta, lit.base10_parse()?, lit.span());
         } else {
             return Err(meta.error(format!(
@@ -168,6 +168,15 @@ pub fn aggregate_attrs(cx: &Ctxt, args: proc_macro2::TokenStream) -> AggregateAt
         snapshot_every: snapshot_every.get(),
         snapshot_version: snapshot_version.get(),
     }
+}
+
+/// The integer literal value of `meta`, or an error showing `example`.
+fn int_literal(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<LitInt> {
+    let value = meta.value()?;
+    let span = value.span();
+    value
+        .parse::<LitInt>()
+        .map_err(|_| syn::Error::new(span, format!("expected an integer, like `{example}`")))
 }
 
 fn path_text(path: &syn::Path) -> String {

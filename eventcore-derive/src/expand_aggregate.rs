@@ -16,8 +16,11 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
 
     // Spanned on the `events = ...` value: an event of the set without `#[apply]` fails the
     // `Dispatch` bound here, and `Apply`'s message names the event.
-    let dispatch = quote_spanned!(events.span()=> ::eventcore::__private::Dispatch::<Self>::dispatch);
-    let aggregate_trait = quote_spanned!(self_ty.span()=> ::eventcore::__private::Aggregate);
+    let dispatch =
+        quote_spanned!(events.span()=> ::eventcore::__private::Dispatch::<Self>::dispatch(event, self));
+    // Spanned on the self type, so a missing `Default` (or `Send`, `Sync`) is reported there.
+    let aggregate_impl =
+        quote_spanned!(self_ty.span()=> impl #impl_generics ::eventcore::__private::Aggregate for);
 
     let snapshots = input.snapshots.as_ref().map(|snapshots| {
         let (every, version) = (snapshots.every, snapshots.version);
@@ -47,11 +50,14 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
         let assert_in_set = quote_spanned! {event.span()=>
             const _: () = ::eventcore::__private::assert_event_of::<#event, #events>();
         };
+        // Spanned on the handler's event type, so rustc's "`Account` implements `Apply<...>`"
+        // notes point at the handlers.
+        let apply_trait = quote_spanned!(event.span()=> ::eventcore::__private::Apply<#event>);
         quote! {
             #assert_in_set
 
             #[automatically_derived]
-            impl #impl_generics ::eventcore::__private::Apply<#event> for #self_ty #where_clause {
+            impl #impl_generics #apply_trait for #self_ty #where_clause {
                 #[inline]
                 fn apply_event(&mut self, event: &#event) {
                     <#self_ty>::#method(self, event)
@@ -63,7 +69,9 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
     let commands = input.commands.iter().map(|command| {
         let (method, ty) = (command.method, command.command);
         // Spanned on the method's return type, so a mismatch with `Handle` is reported there.
-        let call = quote_spanned!(command.output.span()=> <#self_ty>::#method(self, command));
+        let mut method = method.clone();
+        method.set_span(command.output.span());
+        let call = quote_spanned!(command.output.span()=> Self::#method(self, command));
         quote! {
             #[automatically_derived]
             impl #impl_generics ::eventcore::__private::Handle<#ty> for #self_ty #where_clause {
@@ -85,14 +93,14 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
         #item
 
         #[automatically_derived]
-        impl #impl_generics #aggregate_trait for #self_ty #where_clause {
+        #aggregate_impl #self_ty #where_clause {
             const AGGREGATE_TYPE: &'static ::core::primitive::str = #aggregate_type;
             type Event = #events;
             type Error = #error;
 
             #[inline]
             fn apply(&mut self, event: &<Self as ::eventcore::__private::Aggregate>::Event) {
-                #dispatch(event, self)
+                #dispatch
             }
 
             #snapshots

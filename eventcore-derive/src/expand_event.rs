@@ -37,7 +37,7 @@ fn expand_struct(event: &EventStruct<'_>) -> TokenStream {
         #[automatically_derived]
         impl ::eventcore::__private::DomainEvent for #ident {
             const EVENT_TYPES: &'static [::eventcore::__private::EventDescriptor] =
-                &[<Self as ::eventcore::__private::SingleEvent>::DESCRIPTOR];
+                &[::eventcore::__private::EventDescriptor { event_type: #event_type, version: #version }];
 
             #[inline]
             fn event_type(&self) -> &'static ::core::primitive::str {
@@ -98,11 +98,27 @@ fn expand_enum(set: &EventEnum<'_>) -> TokenStream {
     let enum_name = ident.to_string();
     let variant_names: Vec<_> = variants.iter().map(ToString::to_string).collect();
 
-    // Each wrapped type must be an event struct: asserted on the variant's type, so the error
-    // lands there (the trait carries the message).
-    let assert_single = types.iter().map(|ty| {
-        quote_spanned! {ty.span()=>
-            const _: () = ::eventcore::__private::assert_single_event::<#ty>();
+    // Each wrapped type must be an event struct: a bound of the impl, spanned on the variant's
+    // type, reports it once there (the trait carries the message) and keeps the body error-free.
+    let single_event_bounds = types
+        .iter()
+        .map(|ty| quote_spanned!(ty.span()=> #ty: ::eventcore::__private::SingleEvent,));
+
+    // Two variants with one event type are only known after constant evaluation: each variant
+    // is checked against the ones before it, and the panic points at the later one.
+    let distinct_checks = set.variants.iter().enumerate().skip(1).map(|(index, variant)| {
+        let panic = quote_spanned!(variant.ty.span()=> ::core::panic!("{}", message.as_str()));
+        quote! {
+            const _: () = {
+                if let ::core::option::Option::Some(message) = ::eventcore::__private::duplicate_event_type(
+                    #enum_name,
+                    &[#(#variant_names),*],
+                    &[#(<#types as ::eventcore::__private::SingleEvent>::EVENT_TYPE),*],
+                    #index,
+                ) {
+                    #panic
+                }
+            };
         }
     });
 
@@ -127,19 +143,19 @@ fn expand_enum(set: &EventEnum<'_>) -> TokenStream {
     } else {
         quote!(self)
     };
+    // Only reachable in code that does not compile: the derive reported the left-out variants.
+    let fallback = set
+        .incomplete
+        .then(|| quote!(#[allow(unreachable_patterns)] _ => ::core::unreachable!(),));
 
     quote! {
-        #(#assert_single)*
-
-        // Two variants with one event type are only known after constant evaluation.
-        const _: () = ::eventcore::__private::assert_distinct_event_types(
-            #enum_name,
-            &[#(#variant_names),*],
-            &[#(<#types as ::eventcore::__private::SingleEvent>::EVENT_TYPE),*],
-        );
+        #(#distinct_checks)*
 
         #[automatically_derived]
-        impl ::eventcore::__private::DomainEvent for #ident {
+        impl ::eventcore::__private::DomainEvent for #ident
+        where
+            #(#single_event_bounds)*
+        {
             const EVENT_TYPES: &'static [::eventcore::__private::EventDescriptor] =
                 &[#(<#types as ::eventcore::__private::SingleEvent>::DESCRIPTOR),*];
 
@@ -147,6 +163,7 @@ fn expand_enum(set: &EventEnum<'_>) -> TokenStream {
             fn event_type(&self) -> &'static ::core::primitive::str {
                 match #self_ref {
                     #(Self::#variants(event) => ::eventcore::__private::DomainEvent::event_type(event),)*
+                    #fallback
                 }
             }
 
@@ -154,6 +171,7 @@ fn expand_enum(set: &EventEnum<'_>) -> TokenStream {
             fn event_version(&self) -> ::core::primitive::u32 {
                 match #self_ref {
                     #(Self::#variants(event) => ::eventcore::__private::DomainEvent::event_version(event),)*
+                    #fallback
                 }
             }
 
@@ -162,6 +180,7 @@ fn expand_enum(set: &EventEnum<'_>) -> TokenStream {
             ) -> ::core::result::Result<::std::vec::Vec<::core::primitive::u8>, ::eventcore::__private::EncodeError> {
                 match #self_ref {
                     #(Self::#variants(event) => ::eventcore::__private::DomainEvent::encode_payload(event),)*
+                    #fallback
                 }
             }
 
@@ -196,6 +215,7 @@ fn expand_enum(set: &EventEnum<'_>) -> TokenStream {
             fn dispatch(&self, aggregate: &mut __EventcoreAggregate) {
                 match #self_ref {
                     #(Self::#variants(event) => ::eventcore::__private::Apply::<#types>::apply_event(aggregate, event),)*
+                    #fallback
                 }
             }
         }
