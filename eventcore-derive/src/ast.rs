@@ -439,3 +439,129 @@ fn apply<'a>(cx: &Ctxt, method: &'a ImplItemFn, attr: &syn::Attribute) -> Option
         event: event?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    fn errors(cx: Ctxt) -> Vec<String> {
+        cx.check()
+            .err()
+            .map(|e| e.into_iter().map(|e| e.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn event_struct_ir_carries_name_version_and_aggregate() {
+        let input: DeriveInput = parse_quote! {
+            #[event(aggregate = "account", version = 2)]
+            struct MoneyDeposited { amount: i64 }
+        };
+        let cx = Ctxt::new();
+        let Some(EventInput::Struct(event)) = EventInput::from_ast(&cx, &input) else {
+            panic!("expected a struct");
+        };
+        assert_eq!(event.event_type, "account.money_deposited");
+        assert_eq!(event.version, 2);
+        assert_eq!(event.aggregate.as_deref(), Some("account"));
+        assert!(errors(cx).is_empty());
+    }
+
+    #[test]
+    fn event_struct_errors_are_all_collected() {
+        let input: DeriveInput = parse_quote! {
+            #[event(name = "Bad Name", version = 0)]
+            struct Thing;
+        };
+        let cx = Ctxt::new();
+        assert!(
+            EventInput::from_ast(&cx, &input).is_some(),
+            "a fallback expansion is kept"
+        );
+        let errors = errors(cx);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("upper case"));
+        assert_eq!(errors[1], "event versions start at 1");
+    }
+
+    #[test]
+    fn event_enum_keeps_good_variants_and_reports_bad_ones() {
+        let input: DeriveInput = parse_quote! {
+            enum AccountEvent { Opened(AccountOpened), Closed, Moved { to: u32 } }
+        };
+        let cx = Ctxt::new();
+        let Some(EventInput::Enum(set)) = EventInput::from_ast(&cx, &input) else {
+            panic!("expected an enum");
+        };
+        assert_eq!(set.variants.len(), 1);
+        assert!(set.incomplete);
+        assert_eq!(errors(cx).len(), 2);
+    }
+
+    #[test]
+    fn generic_types_and_unions_are_rejected() {
+        for input in [
+            parse_quote!(
+                struct Wrapped<T>(T);
+            ),
+            parse_quote!(union Bits { a: u32, b: f32 }),
+        ] {
+            let input: DeriveInput = input;
+            let cx = Ctxt::new();
+            assert!(EventInput::from_ast(&cx, &input).is_none());
+            assert_eq!(errors(cx).len(), 1);
+        }
+    }
+
+    #[test]
+    fn aggregate_ir_collects_commands_and_applies() {
+        let mut item: ItemImpl = parse_quote! {
+            impl BankAccount {
+                #[command]
+                fn open(&self, cmd: OpenAccount) -> Result<Vec<AccountEvent>, AccountError> { todo!() }
+                #[apply]
+                fn opened(&mut self, e: &AccountOpened) {}
+                fn helper(&self) {}
+            }
+        };
+        let cx = Ctxt::new();
+        let attrs = attr::aggregate_attrs(&cx, quote::quote!(events = AccountEvent, error = AccountError));
+        let roles = strip_markers(&mut item);
+        let ir = AggregateImpl::from_ast(&cx, &attrs, &item, &roles);
+        let ir = ir.expect("valid aggregate");
+        assert_eq!(ir.aggregate_type, "bank_account");
+        assert_eq!(ir.commands.len(), 1);
+        assert_eq!(ir.commands[0].method, "open");
+        assert_eq!(ir.applies.len(), 1);
+        assert_eq!(ir.applies[0].method, "opened");
+        assert!(ir.snapshots.is_none());
+        drop(ir);
+        assert!(errors(cx).is_empty());
+        let stripped = quote::ToTokens::to_token_stream(&item).to_string();
+        assert!(
+            !stripped.contains("command") && !stripped.contains("apply"),
+            "{stripped}"
+        );
+    }
+
+    #[test]
+    fn aggregate_signature_errors_are_all_collected() {
+        let mut item: ItemImpl = parse_quote! {
+            impl Account {
+                #[command]
+                async fn open(&mut self, cmd: &OpenAccount) {}
+                #[apply]
+                fn opened<T>(&self, e: AccountOpened) -> bool { true }
+            }
+        };
+        let cx = Ctxt::new();
+        let attrs = attr::aggregate_attrs(&cx, quote::quote!(events = AccountEvent));
+        let roles = strip_markers(&mut item);
+        let _ = AggregateImpl::from_ast(&cx, &attrs, &item, &roles);
+        let errors = errors(cx);
+        // missing `error`; async, receiver, by-reference command, no return type;
+        // generic, receiver, by-value event, return type.
+        assert_eq!(errors.len(), 9, "{errors:#?}");
+    }
+}

@@ -50,14 +50,13 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
         let assert_in_set = quote_spanned! {event.span()=>
             const _: () = ::eventcore::__private::assert_event_of::<#event, #events>();
         };
-        // Spanned on the handler's event type, so rustc's "`Account` implements `Apply<...>`"
-        // notes point at the handlers.
-        let apply_trait = quote_spanned!(event.span()=> ::eventcore::__private::Apply<#event>);
-        quote! {
+        // The whole impl is spanned on the handler's event type, so rustc's
+        // "`Account` implements `Apply<...>`" notes point at the handlers.
+        quote_spanned! {event.span()=>
             #assert_in_set
 
             #[automatically_derived]
-            impl #impl_generics #apply_trait for #self_ty #where_clause {
+            impl #impl_generics ::eventcore::__private::Apply<#event> for #self_ty #where_clause {
                 #[inline]
                 fn apply_event(&mut self, event: &#event) {
                     <#self_ty>::#method(self, event)

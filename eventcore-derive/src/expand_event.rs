@@ -221,3 +221,52 @@ fn expand_enum(set: &EventEnum<'_>) -> TokenStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ast::EventInput;
+    use crate::ctxt::Ctxt;
+    use syn::parse_quote;
+
+    fn expand(input: &syn::DeriveInput) -> String {
+        let cx = Ctxt::new();
+        let ir = EventInput::from_ast(&cx, input);
+        assert!(cx.check().is_ok());
+        ir.as_ref().map(super::expand).unwrap_or_default().to_string()
+    }
+
+    /// Every path into the runtime is absolute, so user imports and shadowing cannot change it.
+    fn assert_paths_are_absolute(code: &str) {
+        let tokens: Vec<&str> = code.split_whitespace().collect();
+        for (i, window) in tokens.windows(2).enumerate() {
+            if ["eventcore", "core", "std"].contains(&window[0]) && window[1] == "::" {
+                assert!(
+                    i > 0 && tokens[i - 1].ends_with("::"),
+                    "a relative `{}::` path in {code}",
+                    window[0]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn struct_expansion_is_absolute_and_marked_derived() {
+        let code = expand(&parse_quote! {
+            #[event(aggregate = "account")]
+            struct AccountOpened { owner: String }
+        });
+        assert_paths_are_absolute(&code);
+        assert_eq!(code.matches("automatically_derived").count(), 4, "{code}");
+        assert!(code.contains("\"account.opened\""));
+    }
+
+    #[test]
+    fn enum_expansion_is_absolute() {
+        let code = expand(&parse_quote! {
+            enum AccountEvent { Opened(AccountOpened), Deposited(MoneyDeposited) }
+        });
+        assert_paths_are_absolute(&code);
+        // One distinctness check per variant after the first.
+        assert_eq!(code.matches("duplicate_event_type").count(), 1, "{code}");
+    }
+}

@@ -93,6 +93,20 @@ pub use eventcore_derive::DomainEvent;
 /// name (default: the snake_case type name). Inside, `#[command] fn name(&self, cmd: C) ->
 /// Result<Vec<E>, Err>` handles a command and `#[apply] fn name(&mut self, event: &Ev)` applies
 /// one event of the set. Every event of the set needs exactly one `#[apply]`.
+///
+/// Options of `#[aggregate(...)]`:
+///
+/// - `events = E` (required): the event enum (or a single event struct) the aggregate applies;
+/// - `error = Err` (required): the error its commands return;
+/// - `name = "..."`: the aggregate type name (default: the snake_case type name);
+/// - `snapshot_every = N`: store a JSON snapshot of the state every `N` events (the state must
+///   implement `Serialize` and `Deserialize`), with `snapshot_version = V` (default 1) to make
+///   older snapshots be ignored after the state's shape changes.
+///
+/// Mistakes are compile errors at the offending token: an event of the set without `#[apply]`
+/// (at `events = ...`), an `#[apply]` for an event outside the set, two handlers for one event
+/// or command, a wrong receiver (`&self` for commands, `&mut self` for `#[apply]`), a missing
+/// return type on a command, a return type on an `#[apply]`, `async` or generic handlers.
 pub use eventcore_derive::aggregate;
 
 /// The common imports: `use eventcore::prelude::*;`.
