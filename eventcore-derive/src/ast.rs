@@ -16,6 +16,8 @@ pub enum EventInput<'a> {
 /// An event struct: one type name and version.
 pub struct EventStruct<'a> {
     pub ident: &'a Ident,
+    /// The path of the runtime crate (`::eventcore` unless renamed with `crate = "..."`).
+    pub krate: syn::Path,
     pub event_type: String,
     pub version: u32,
     pub aggregate: Option<String>,
@@ -24,6 +26,7 @@ pub struct EventStruct<'a> {
 /// An enum of event structs.
 pub struct EventEnum<'a> {
     pub ident: &'a Ident,
+    pub krate: syn::Path,
     pub variants: Vec<EventVariant<'a>>,
     /// Some variants were left out after an error: matches need a fallback arm to compile.
     pub incomplete: bool,
@@ -49,7 +52,7 @@ impl<'a> EventInput<'a> {
         match &input.data {
             Data::Struct(_) => Some(EventInput::Struct(EventStruct::new(cx, &input.ident, attrs))),
             Data::Enum(data) => {
-                for (key, span) in &attrs.keys {
+                for (key, span) in attrs.keys.iter().filter(|(key, _)| *key != attr::CRATE) {
                     cx.error_at(
                         *span,
                         format!("`{key}` belongs on each event struct, not on an enum of events"),
@@ -62,6 +65,7 @@ impl<'a> EventInput<'a> {
                     .collect();
                 Some(EventInput::Enum(EventEnum {
                     ident: &input.ident,
+                    krate: runtime_path(attrs.krate),
                     incomplete: variants.len() < data.variants.len(),
                     variants,
                 }))
@@ -86,6 +90,7 @@ impl<'a> EventStruct<'a> {
                 aggregate_valid = false;
             }
         }
+        let krate = runtime_path(attrs.krate);
         let aggregate = attrs.aggregate.map(|sp| sp.value);
         let event_type = match attrs.name {
             Some(Sp { value, span }) => {
@@ -113,6 +118,7 @@ impl<'a> EventStruct<'a> {
         };
         EventStruct {
             ident,
+            krate,
             event_type,
             version,
             aggregate,
@@ -141,9 +147,15 @@ impl<'a> EventVariant<'a> {
     }
 }
 
+/// The runtime crate's path: `::eventcore` unless `crate = "..."` says otherwise.
+fn runtime_path(krate: Option<syn::Path>) -> syn::Path {
+    krate.unwrap_or_else(|| syn::parse_quote!(::eventcore))
+}
+
 /// An `#[aggregate]` impl block.
 pub struct AggregateImpl<'a> {
     pub item: &'a ItemImpl,
+    pub krate: syn::Path,
     pub aggregate_type: String,
     pub events: &'a Type,
     pub error: &'a Type,
@@ -258,6 +270,7 @@ impl<'a> AggregateImpl<'a> {
 
         Some(AggregateImpl {
             item,
+            krate: runtime_path(attrs.krate.clone()),
             aggregate_type: aggregate_type?,
             events: attrs.events.as_ref()?,
             error: attrs.error.as_ref()?,

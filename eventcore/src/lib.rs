@@ -101,7 +101,9 @@ pub use eventcore_derive::DomainEvent;
 /// - `name = "..."`: the aggregate type name (default: the snake_case type name);
 /// - `snapshot_every = N`: store a JSON snapshot of the state every `N` events (the state must
 ///   implement `Serialize` and `Deserialize`), with `snapshot_version = V` (default 1) to make
-///   older snapshots be ignored after the state's shape changes.
+///   older snapshots be ignored after the state's shape changes;
+/// - `crate = "path"`: where the generated code finds `eventcore` when the dependency is renamed
+///   or re-exported (also accepted by `#[event(...)]`).
 ///
 /// Mistakes are compile errors at the offending token: an event of the set without `#[apply]`
 /// (at `events = ...`), an `#[apply]` for an event outside the set, two handlers for one event
