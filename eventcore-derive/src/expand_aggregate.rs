@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::ast::AggregateImpl;
-use crate::respan::private_path;
+use crate::respan::{call_at, private_path};
 
 pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
     let krate = &input.krate;
@@ -19,9 +19,10 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
     let self_private = private_path(krate, self_ty.span());
     let error = input.error;
 
-    // Spanned on the `events = ...` value: an event of the set without `#[apply]` fails the
-    // `Dispatch` bound here, and `Apply`'s message names the event.
-    let dispatch = quote_spanned!(events.span()=> #events_private::Dispatch::<Self>::dispatch(event, self));
+    // The dispatch function is named at the `events = ...` value: an event of the set without
+    // `#[apply]` fails the `Dispatch` bound there, and `Apply`'s message names the event. (Only
+    // the path takes that span; the locals keep the call site's, for hygiene.)
+    let dispatch_fn = quote_spanned!(events.span()=> <#events as #events_private::Dispatch<Self>>::dispatch);
     // Spanned on the self type, so a missing `Default` (or `Send`, `Sync`) is reported there.
     let aggregate_impl = quote_spanned!(self_ty.span()=> impl #impl_generics #self_private::Aggregate for);
 
@@ -72,9 +73,11 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
     let commands = input.commands.iter().map(|command| {
         let (method, ty) = (command.method, command.command);
         // Spanned on the method's return type, so a mismatch with `Handle` is reported there.
-        let mut method = method.clone();
-        method.set_span(command.output.span());
-        let call = quote_spanned!(command.output.span()=> Self::#method(self, command));
+        let call = call_at(
+            command.output.span(),
+            quote!(Self::#method),
+            quote!(self, command),
+        );
         quote! {
             #[automatically_derived]
             impl #impl_generics #private::Handle<#ty> for #self_ty #where_clause {
@@ -103,7 +106,8 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
 
             #[inline]
             fn apply(&mut self, event: &<Self as #private::Aggregate>::Event) {
-                #dispatch
+                let __eventcore_dispatch = #dispatch_fn;
+                __eventcore_dispatch(event, self)
             }
 
             #snapshots

@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::ast::{EventEnum, EventInput, EventStruct};
-use crate::respan::private_path;
+use crate::respan::{call_at, private_path};
 
 pub fn expand(input: &EventInput<'_>) -> TokenStream {
     match input {
@@ -114,7 +114,11 @@ fn expand_enum(set: &EventEnum<'_>) -> TokenStream {
     // Two variants with one event type are only known after constant evaluation: each variant
     // is checked against the ones before it, and the panic points at the later one.
     let distinct_checks = set.variants.iter().enumerate().skip(1).map(|(index, variant)| {
-        let panic = quote_spanned!(variant.ty.span()=> ::core::panic!("{}", message.as_str()));
+        let panic = call_at(
+            variant.ty.span(),
+            quote!(::core::panic!),
+            quote!("{}", message.as_str()),
+        );
         quote! {
             const _: () = {
                 if let ::core::option::Option::Some(message) = #private::duplicate_event_type(

@@ -25,3 +25,13 @@ pub fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 pub fn private_path(krate: &syn::Path, span: Span) -> TokenStream {
     respan(quote!(#krate::__private), span)
 }
+
+/// `callee(args)` reported at `span`: the callee and the parentheses take `span`, the arguments
+/// keep theirs, so local variables in them still resolve when `span` comes from another macro.
+pub fn call_at(span: Span, callee: TokenStream, args: TokenStream) -> TokenStream {
+    let mut parens = Group::new(proc_macro2::Delimiter::Parenthesis, args);
+    parens.set_span(span);
+    let mut call = respan(callee, span);
+    call.extend([TokenTree::Group(parens)]);
+    call
+}

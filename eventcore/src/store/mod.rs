@@ -9,7 +9,7 @@ mod memory;
 mod sqlite;
 
 pub use memory::MemoryStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteOptions, SqliteStore};
 
 /// Longest stream id accepted, in bytes.
 pub const MAX_STREAM_ID_BYTES: usize = 512;
