@@ -128,6 +128,12 @@ impl<'a> EventStruct<'a> {
 
 impl<'a> EventVariant<'a> {
     fn new(cx: &Ctxt, variant: &'a syn::Variant) -> Option<Self> {
+        for attr in variant.attrs.iter().filter(|a| a.path().is_ident(attr::EVENT)) {
+            cx.error_spanned_by(
+                attr,
+                "`#[event(...)]` goes on the event struct, not on a variant of the event enum",
+            );
+        }
         match &variant.fields {
             Fields::Unnamed(fields) if fields.unnamed.len() == 1 => Some(EventVariant {
                 ident: &variant.ident,

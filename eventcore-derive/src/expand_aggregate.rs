@@ -86,8 +86,8 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
                     &self,
                     command: #ty,
                 ) -> ::core::result::Result<
-                    ::std::vec::Vec<<Self as #private::Aggregate>::Event>,
-                    <Self as #private::Aggregate>::Error,
+                    ::std::vec::Vec<#events>,
+                    #error,
                 > {
                     #call
                 }
@@ -105,7 +105,7 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
             type Error = #error;
 
             #[inline]
-            fn apply(&mut self, event: &<Self as #private::Aggregate>::Event) {
+            fn apply(&mut self, event: &#events) {
                 let __eventcore_dispatch = #dispatch_fn;
                 __eventcore_dispatch(event, self)
             }
