@@ -105,7 +105,7 @@ fn expand_enum(set: &EventEnum<'_>) -> TokenStream {
     let variant_names: Vec<_> = variants.iter().map(ToString::to_string).collect();
 
     // Each wrapped type must be an event struct: a bound of the impl, spanned on the variant's
-    // type, reports it once there (the trait carries the message) and keeps the body error-free.
+    // type, reports it there (the trait carries the message) and keeps the body error-free.
     let single_event_bounds = types.iter().map(|ty| {
         let private = private_path(krate, ty.span());
         quote_spanned!(ty.span()=> #ty: #private::SingleEvent,)
@@ -120,15 +120,20 @@ fn expand_enum(set: &EventEnum<'_>) -> TokenStream {
             quote!("{}", message.as_str()),
         );
         quote! {
+            if let ::core::option::Option::Some(message) =
+                #private::duplicate_event_type(#enum_name, __EVENTCORE_VARIANTS, __EVENTCORE_EVENT_TYPES, #index)
+            {
+                #panic
+            }
+        }
+    });
+    let distinct_check = (variants.len() > 1).then(|| {
+        quote! {
             const _: () = {
-                if let ::core::option::Option::Some(message) = #private::duplicate_event_type(
-                    #enum_name,
-                    &[#(#variant_names),*],
-                    &[#(<#types as #private::SingleEvent>::EVENT_TYPE),*],
-                    #index,
-                ) {
-                    #panic
-                }
+                const __EVENTCORE_VARIANTS: &[&::core::primitive::str] = &[#(#variant_names),*];
+                const __EVENTCORE_EVENT_TYPES: &[&::core::primitive::str] =
+                    &[#(<#types as #private::SingleEvent>::EVENT_TYPE),*];
+                #(#distinct_checks)*
             };
         }
     });
@@ -160,7 +165,7 @@ fn expand_enum(set: &EventEnum<'_>) -> TokenStream {
         .then(|| quote!(#[allow(unreachable_patterns)] _ => ::core::unreachable!(),));
 
     quote! {
-        #(#distinct_checks)*
+        #distinct_check
 
         #[automatically_derived]
         impl #private::DomainEvent for #ident
