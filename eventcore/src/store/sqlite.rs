@@ -440,19 +440,17 @@ fn read_stream_now(
     limit: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let events = query_events(conn, READ_STREAM, (stream_id, from_version, sql_limit(limit)))?;
-    let mut next = from_version.max(1).unsigned_abs();
-    for event in &events {
-        if event.stream_version != next {
+    for (expected, event) in (from_version.max(1).unsigned_abs()..).zip(&events) {
+        if event.stream_version != expected {
             return Err(StoreError::Corrupt {
                 stream_id: stream_id.to_owned(),
-                stream_version: next,
+                stream_version: expected,
                 reason: format!(
                     "the version is missing; the next stored is {}",
                     event.stream_version
                 ),
             });
         }
-        next += 1;
     }
     Ok(events)
 }
