@@ -109,7 +109,7 @@ async fn file_is_in_wal_mode_with_a_versioned_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2, "events (v1) and snapshots (v2) migrations applied");
     // The database itself refuses a second event at one stream version.
     let duplicate = conn.execute(
         "INSERT INTO events (event_id, stream_id, stream_version, event_type, event_version, \

@@ -3,6 +3,7 @@
 mod readers;
 mod row;
 mod schema;
+mod snapshots;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,8 @@ use tokio::sync::Mutex;
 
 use self::readers::Readers;
 use super::{
-    validate_append, AppendResult, EventStore, ExpectedVersion, StoreError, DEFAULT_MAX_PAYLOAD_BYTES,
+    validate_append, AppendResult, EventStore, ExpectedVersion, Snapshot, StoreError,
+    DEFAULT_MAX_PAYLOAD_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
 
@@ -504,5 +506,14 @@ impl EventStore for SqliteStore {
     async fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {
         let stream_id = stream_id.to_owned();
         self.read(move |conn| current_version(conn, &stream_id)).await
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.write(move |conn| snapshots::save(conn, &snapshot)).await
+    }
+
+    async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let stream_id = stream_id.to_owned();
+        self.read(move |conn| snapshots::load(conn, &stream_id)).await
     }
 }
