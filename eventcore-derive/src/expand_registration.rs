@@ -16,14 +16,15 @@ pub fn aggregate_registration(input: &AggregateImpl<'_>) -> TokenStream {
     let rust_type = type_text(&input.item.self_ty);
     let event_set = type_text(events);
     let commands = input.commands.iter().map(|c| type_text(c.command));
+    let private = crate::respan::private_path(&input.krate, proc_macro2::Span::call_site());
     quote! {
-        ::eventcore::__private::inventory::submit! {
-            ::eventcore::__private::AggregateRegistration {
+        #private::inventory::submit! {
+            #private::AggregateRegistration {
                 aggregate_type: #aggregate_type,
                 rust_type: ::core::concat!(::core::module_path!(), "::", #rust_type),
                 commands: &[#(#commands),*],
                 event_set: #event_set,
-                events: <#events as ::eventcore::__private::DomainEvent>::EVENT_TYPES,
+                events: <#events as #private::DomainEvent>::EVENT_TYPES,
             }
         }
     }

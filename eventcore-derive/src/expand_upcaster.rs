@@ -7,6 +7,7 @@ use syn::spanned::Spanned;
 use syn::Type;
 
 use crate::ast::EventStruct;
+use crate::respan::private_path;
 use crate::upcaster::RawUpcaster;
 
 /// The typed step `Old -> New` of an event struct with `upcast_from = Old`.
@@ -23,18 +24,19 @@ pub fn typed(event: &EventStruct<'_>) -> TokenStream {
     // Spanned on the old type: a missing `From` impl, or an old type that is not an older
     // version of an event, is reported at `upcast_from = ...`.
     let new_at_old = syn::Ident::new(&new.to_string(), old.span());
-    let upcast = quote_spanned!(old.span()=> ::eventcore::__private::typed_upcast::<#old, #new_at_old>);
-    let assert_order =
-        quote_spanned!(old.span()=> ::eventcore::__private::assert_upcast_order::<#old, #new>());
+    let private = private_path(&event.krate, proc_macro2::Span::call_site());
+    let old_private = private_path(&event.krate, old.span());
+    let upcast = quote_spanned!(old.span()=> #old_private::typed_upcast::<#old, #new_at_old>);
+    let assert_order = quote_spanned!(old.span()=> #old_private::assert_upcast_order::<#old, #new>());
     quote! {
         const _: () = #assert_order;
 
-        ::eventcore::__private::inventory::submit! {
-            ::eventcore::__private::UpcasterRegistration {
-                event_type: <#old as ::eventcore::__private::SingleEvent>::EVENT_TYPE,
-                from_version: <#old as ::eventcore::__private::SingleEvent>::EVENT_VERSION,
-                produces: &[<#new as ::eventcore::__private::SingleEvent>::DESCRIPTOR],
-                kind: ::eventcore::__private::UpcasterKind::Typed,
+        #private::inventory::submit! {
+            #private::UpcasterRegistration {
+                event_type: <#old as #private::SingleEvent>::EVENT_TYPE,
+                from_version: <#old as #private::SingleEvent>::EVENT_VERSION,
+                produces: &[<#new as #private::SingleEvent>::DESCRIPTOR],
+                kind: #private::UpcasterKind::Typed,
                 name: #name,
                 upcast: #upcast,
             }
@@ -47,6 +49,7 @@ pub fn raw(upcaster: &RawUpcaster<'_>) -> TokenStream {
     let function = upcaster.function;
     let ident = &function.sig.ident;
     let wrapper = format_ident!("__eventcore_upcaster_{}", ident);
+    let private = private_path(&upcaster.krate, proc_macro2::Span::call_site());
     let (event_type, from) = (&upcaster.event_type, upcaster.from);
     let (target_type, target_version) = upcaster
         .produces
@@ -55,13 +58,14 @@ pub fn raw(upcaster: &RawUpcaster<'_>) -> TokenStream {
     let produces = upcaster
         .produces
         .iter()
-        .map(|(t, v)| quote!(::eventcore::__private::EventDescriptor { event_type: #t, version: #v }));
+        .map(|(t, v)| quote!(#private::EventDescriptor { event_type: #t, version: #v }));
     let output = match &function.sig.output {
         syn::ReturnType::Type(_, ty) => ty.as_ref().clone(),
         syn::ReturnType::Default => Type::Verbatim(quote!(())),
     };
     // Spanned on the declared return type: a result the registry cannot take is reported there.
-    let convert = quote_spanned!(output.span()=> ::eventcore::__private::into_upcasted);
+    let convert = private_path(&upcaster.krate, output.span());
+    let convert = quote_spanned!(output.span()=> #convert::into_upcasted);
     let name = ident.to_string();
     quote! {
         #function
@@ -69,20 +73,20 @@ pub fn raw(upcaster: &RawUpcaster<'_>) -> TokenStream {
         const _: () = {
             #[automatically_derived]
             fn #wrapper(
-                payload: ::eventcore::__private::serde_json::Value,
+                payload: #private::serde_json::Value,
             ) -> ::core::result::Result<
-                ::std::vec::Vec<::eventcore::__private::Upcasted>,
-                ::eventcore::__private::UpcastError,
+                ::std::vec::Vec<#private::Upcasted>,
+                #private::UpcastError,
             > {
                 #convert(#ident(payload), #target_type, #target_version)
             }
 
-            ::eventcore::__private::inventory::submit! {
-                ::eventcore::__private::UpcasterRegistration {
+            #private::inventory::submit! {
+                #private::UpcasterRegistration {
                     event_type: #event_type,
                     from_version: #from,
                     produces: &[#(#produces),*],
-                    kind: ::eventcore::__private::UpcasterKind::Raw,
+                    kind: #private::UpcasterKind::Raw,
                     name: ::core::concat!(::core::module_path!(), "::", #name),
                     upcast: #wrapper,
                 }

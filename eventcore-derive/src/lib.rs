@@ -14,6 +14,7 @@ mod expand_event;
 mod expand_registration;
 mod expand_upcaster;
 mod naming;
+mod respan;
 mod upcaster;
 
 use proc_macro::TokenStream;

@@ -3,6 +3,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
+use syn::spanned::Spanned;
 use syn::{ExprArray, FnArg, Item, ItemFn, LitInt, LitStr, ReturnType};
 
 use crate::attr::{Attr, Sp};
@@ -15,7 +16,8 @@ const FROM: &str = "from";
 const TO: &str = "to";
 const RENAME: &str = "rename";
 const PRODUCES: &str = "produces";
-const KEYS: &str = "`event`, `from`, `to`, `rename`, `produces`";
+const CRATE: &str = "crate";
+const KEYS: &str = "`event`, `from`, `to`, `rename`, `produces`, `crate`";
 
 /// A validated `#[upcaster]` function.
 pub struct RawUpcaster<'a> {
@@ -24,6 +26,8 @@ pub struct RawUpcaster<'a> {
     pub from: u32,
     /// Every (type, version) it may produce; the first is where a bare payload goes.
     pub produces: Vec<(String, u32)>,
+    /// The path of the runtime crate (`::eventcore` unless renamed with `crate = "..."`).
+    pub krate: syn::Path,
 }
 
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -61,6 +65,7 @@ fn parse<'a>(cx: &Ctxt, args: TokenStream, function: &'a ItemFn) -> Option<RawUp
     let mut to = Attr::none(cx, UPCASTER, TO);
     let mut rename = Attr::none(cx, UPCASTER, RENAME);
     let mut produces = Attr::none(cx, UPCASTER, PRODUCES);
+    let mut krate = Attr::none(cx, UPCASTER, CRATE);
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident(EVENT) {
             let lit: LitStr = meta.value()?.parse()?;
@@ -76,8 +81,12 @@ fn parse<'a>(cx: &Ctxt, args: TokenStream, function: &'a ItemFn) -> Option<RawUp
             rename.set(&meta, lit.value(), lit.span());
         } else if meta.path.is_ident(PRODUCES) {
             let array: ExprArray = meta.value()?.parse()?;
-            let span = syn::spanned::Spanned::span(&array);
+            let span = array.span();
             produces.set(&meta, array, span);
+        } else if meta.path.is_ident(CRATE) {
+            let span = meta.path.span();
+            let path = crate::attr::crate_path(&meta)?;
+            krate.set(&meta, path, span);
         } else {
             return Err(meta.error(format!(
                 "unknown `upcaster` attribute `{}`, expected one of {KEYS}",
@@ -134,6 +143,9 @@ fn parse<'a>(cx: &Ctxt, args: TokenStream, function: &'a ItemFn) -> Option<RawUp
         event_type: event.value,
         from: from.value,
         produces,
+        krate: krate
+            .get()
+            .map_or_else(|| syn::parse_quote!(::eventcore), |sp| sp.value),
     })
 }
 
