@@ -30,3 +30,20 @@ fn the_registry_sees_every_event_of_the_example() {
 fn the_committed_registry_matches() {
     eventcore_testing::assert_registry("schemas/registry.json");
 }
+
+#[test]
+fn the_readme_and_the_committed_catalog_show_the_current_diagram() {
+    let catalog = eventcore::schema::catalog::catalog();
+    let diagram = format!("```mermaid\n{}```", catalog.mermaid());
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    assert!(
+        readme.contains(&diagram),
+        "README.md lacks the current diagram:\n{diagram}"
+    );
+    let index = std::fs::read_to_string("docs/catalog/README.md").unwrap();
+    assert_eq!(
+        index,
+        catalog.index(),
+        "regenerate with `cargo run --example bank -- schema catalog`"
+    );
+}

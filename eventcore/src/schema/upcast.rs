@@ -189,7 +189,7 @@ pub fn one_step(event_type: &str, to_version: u32, payload: Value) -> Vec<Upcast
 /// target (`to` / `rename`, or the first of `produces`); [`Upcasted`] names its own type and version.
 #[diagnostic::on_unimplemented(
     message = "an `#[upcaster]` function cannot return `{Self}` as its events",
-    note = "return `Result<T, UpcastError>` with `T` one of `serde_json::Value`, `Option<serde_json::Value>`, `Vec<serde_json::Value>`, `Upcasted` or `Vec<Upcasted>`"
+    note = "return `Result<T, UpcastError>` with `T` one of `serde_json::Value`, `Upcasted`, or an `Option` or `Vec` of either"
 )]
 pub trait IntoUpcasted {
     /// The produced events; bare payloads become `event_type` at `version`.
@@ -221,6 +221,12 @@ impl IntoUpcasted for Vec<Value> {
 impl IntoUpcasted for Upcasted {
     fn into_upcasted(self, _: &str, _: u32) -> Vec<Upcasted> {
         vec![self]
+    }
+}
+
+impl IntoUpcasted for Option<Upcasted> {
+    fn into_upcasted(self, _: &str, _: u32) -> Vec<Upcasted> {
+        self.into_iter().collect()
     }
 }
 
