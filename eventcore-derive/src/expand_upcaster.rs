@@ -7,7 +7,7 @@ use syn::spanned::Spanned;
 use syn::Type;
 
 use crate::ast::EventStruct;
-use crate::respan::private_path;
+use crate::respan::{call_at, private_path};
 use crate::upcaster::RawUpcaster;
 
 /// The typed step `Old -> New` of an event struct with `upcast_from = Old`.
@@ -64,8 +64,14 @@ pub fn raw(upcaster: &RawUpcaster<'_>) -> TokenStream {
         syn::ReturnType::Default => Type::Verbatim(quote!(())),
     };
     // Spanned on the declared return type: a result the registry cannot take is reported there.
-    let convert = private_path(&upcaster.krate, output.span());
-    let convert = quote_spanned!(output.span()=> #convert::into_upcasted);
+    // The result variable carries the return type's span, so an unsupported `Ok` type is
+    // reported at the return type.
+    let result = syn::Ident::new("__eventcore_result", output.span());
+    let convert = call_at(
+        output.span(),
+        quote!(#private::into_upcasted),
+        quote!(#result, #target_type, #target_version),
+    );
     let name = ident.to_string();
     quote! {
         #function
@@ -78,7 +84,8 @@ pub fn raw(upcaster: &RawUpcaster<'_>) -> TokenStream {
                 ::std::vec::Vec<#private::Upcasted>,
                 #private::UpcastError,
             > {
-                #convert(#ident(payload), #target_type, #target_version)
+                let #result = #ident(payload);
+                #convert
             }
 
             #private::inventory::submit! {
