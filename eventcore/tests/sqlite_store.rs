@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{events, full_event, Counter, Increment, Incremented};
 use eventcore::event::DecodeError;
-use eventcore::store::{Durability, SqliteOptions};
+use eventcore::store::{Durability, Snapshot, SqliteOptions};
 use eventcore::{
     EventStore, ExpectedVersion, NewEvent, Repository, RepositoryError, SqliteStore, StoreError,
 };
@@ -109,7 +109,7 @@ async fn file_is_in_wal_mode_with_a_versioned_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     // The database itself refuses a second event at one stream version.
     let duplicate = conn.execute(
         "INSERT INTO events (event_id, stream_id, stream_version, event_type, event_version, \
@@ -122,6 +122,93 @@ async fn file_is_in_wal_mode_with_a_versioned_schema() {
     // Opening again neither fails nor migrates twice.
     drop(open(&path).await);
     assert_eq!(store.read_all(1, 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_version_1_file_is_migrated_and_keeps_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = open(&path).await;
+    store
+        .append("s", ExpectedVersion::NoStream, vec![full_event(1)])
+        .await
+        .unwrap();
+    let before = store.read_all(1, 10).await.unwrap();
+    drop(store);
+    // Turn the file back into what version 1 of the schema left: no snapshots table.
+    raw(&path)
+        .execute_batch("DROP TABLE snapshots; PRAGMA user_version = 1;")
+        .unwrap();
+
+    let store = open(&path).await;
+    assert_eq!(store.read_all(1, 10).await.unwrap(), before);
+    let snapshot = snapshot("s", 1, b"{}");
+    store.save_snapshot(snapshot.clone()).await.unwrap();
+    assert_eq!(store.load_snapshot("s").await.unwrap(), Some(snapshot));
+    let version: i64 = raw(&path)
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+}
+
+fn snapshot(stream_id: &str, stream_version: u64, state: &[u8]) -> Snapshot {
+    Snapshot {
+        stream_id: stream_id.to_owned(),
+        stream_version,
+        snapshot_version: 3,
+        state: state.to_vec().into(),
+        taken_at: chrono::TimeZone::timestamp_opt(&chrono::Utc, 1_700_000_000, 987_654_321).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn snapshots_survive_reopen_and_only_newer_ones_replace_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = open(&path).await;
+    assert_eq!(store.load_snapshot("it's \"hostile\" 🦀").await.unwrap(), None);
+    store
+        .save_snapshot(snapshot("it's \"hostile\" 🦀", 6, b"{\"n\":6}"))
+        .await
+        .unwrap();
+    store
+        .save_snapshot(snapshot("it's \"hostile\" 🦀", 3, b"{\"n\":3}"))
+        .await
+        .unwrap();
+    store.save_snapshot(snapshot("other", 2, b"{}")).await.unwrap();
+    drop(store);
+
+    let store = open(&path).await;
+    let kept = store.load_snapshot("it's \"hostile\" 🦀").await.unwrap();
+    assert_eq!(kept, Some(snapshot("it's \"hostile\" 🦀", 6, b"{\"n\":6}")));
+    store
+        .save_snapshot(snapshot("it's \"hostile\" 🦀", 9, b"{\"n\":9}"))
+        .await
+        .unwrap();
+    let replaced = store.load_snapshot("it's \"hostile\" 🦀").await.unwrap().unwrap();
+    assert_eq!(
+        (replaced.stream_version, &replaced.state[..]),
+        (9, &b"{\"n\":9}"[..])
+    );
+    assert_eq!(
+        store
+            .load_snapshot("other")
+            .await
+            .unwrap()
+            .unwrap()
+            .stream_version,
+        2
+    );
+    assert!(matches!(
+        store.save_snapshot(snapshot("", 1, b"{}")).await,
+        Err(StoreError::InvalidStreamId { .. })
+    ));
+
+    // A malformed snapshot row is a corrupt error, not a panic.
+    raw(&path)
+        .execute_batch("UPDATE snapshots SET snapshot_version = -1 WHERE stream_id = 'other'")
+        .unwrap();
+    assert_corrupt(store.load_snapshot("other").await, "other", 2, "snapshot_version");
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 mod readers;
 mod row;
 mod schema;
+mod snapshots;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,8 @@ use tokio::sync::Mutex;
 
 use self::readers::Readers;
 use super::{
-    validate_append, AppendResult, EventStore, ExpectedVersion, StoreError, DEFAULT_MAX_PAYLOAD_BYTES,
+    validate_append, validate_stream_id, AppendResult, EventStore, ExpectedVersion, Snapshot, StoreError,
+    DEFAULT_MAX_PAYLOAD_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
 
@@ -132,6 +134,7 @@ impl SqliteOptions {
 ///   they grow in commit order: a reader following `read_all` never misses an event that
 ///   commits later with a lower position.
 /// - `UNIQUE (stream_id, stream_version)` and `UNIQUE (event_id)` are enforced by the database.
+/// - Snapshots live in their own table, one per stream; an older snapshot never replaces a newer one.
 /// - Durability is [`Durability::Full`] unless chosen otherwise.
 /// - The schema version lives in `PRAGMA user_version` and is migrated on open; a file with a
 ///   newer schema is refused rather than misread.
@@ -504,5 +507,15 @@ impl EventStore for SqliteStore {
     async fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {
         let stream_id = stream_id.to_owned();
         self.read(move |conn| current_version(conn, &stream_id)).await
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        validate_stream_id(&snapshot.stream_id)?;
+        self.write(move |conn| snapshots::save(conn, &snapshot)).await
+    }
+
+    async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let stream_id = stream_id.to_owned();
+        self.read(move |conn| snapshots::load(conn, &stream_id)).await
     }
 }
