@@ -36,15 +36,15 @@ CREATE TABLE events (
 ) STRICT;
 ";
 
-/// Version 2: the newest snapshot of each stream.
+/// Version 2: aggregate snapshots, one per stream.
 const V2_SNAPSHOTS: &str = "
 CREATE TABLE snapshots (
     stream_id        TEXT    PRIMARY KEY,
     stream_version   INTEGER NOT NULL,
     snapshot_version INTEGER NOT NULL,
+    state            BLOB    NOT NULL,
     taken_at_secs    INTEGER NOT NULL,
-    taken_at_nanos   INTEGER NOT NULL,
-    state            BLOB    NOT NULL
+    taken_at_nanos   INTEGER NOT NULL
 ) STRICT;
 ";
 
