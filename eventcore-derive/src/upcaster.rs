@@ -250,3 +250,74 @@ fn check_signature(cx: &Ctxt, function: &ItemFn) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    fn parsed(args: TokenStream) -> (Option<(String, u32, Vec<(String, u32)>)>, Vec<String>) {
+        let function: ItemFn = parse_quote!(
+            fn up(payload: Value) -> Result<Value, UpcastError> {
+                Ok(payload)
+            }
+        );
+        let cx = Ctxt::new();
+        let ir = parse(&cx, args, &function).map(|ir| (ir.event_type, ir.from, ir.produces));
+        let errors = match cx.check() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        };
+        (ir, errors)
+    }
+
+    #[test]
+    fn a_bare_step_goes_to_the_next_version_of_the_same_type() {
+        let (ir, errors) = parsed(quote!(event = "account.deposited", from = 1));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            ir,
+            Some((
+                "account.deposited".into(),
+                1,
+                vec![("account.deposited".into(), 2)]
+            ))
+        );
+    }
+
+    #[test]
+    fn rename_and_to_name_the_single_output() {
+        let (ir, _) = parsed(quote!(
+            event = "account.credited",
+            from = 1,
+            rename = "account.deposited",
+            to = 1
+        ));
+        assert_eq!(ir.map(|ir| ir.2), Some(vec![("account.deposited".into(), 1)]));
+    }
+
+    #[test]
+    fn produces_lists_every_output_and_may_be_empty() {
+        let (ir, errors) = parsed(quote!(event = "a.b", from = 3, produces = ["a.c@1", "a.d@2"]));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            ir.map(|ir| ir.2),
+            Some(vec![("a.c".into(), 1), ("a.d".into(), 2)])
+        );
+        let (ir, _) = parsed(quote!(event = "a.b", from = 3, produces = []));
+        assert_eq!(ir.map(|ir| ir.2), Some(vec![]));
+    }
+
+    #[test]
+    fn independent_errors_are_reported_together() {
+        let (_, errors) = parsed(quote!(event = "A", from = 0, to = 0));
+        assert_eq!(
+            errors,
+            [
+                "event name `A` has upper case letters: names are lower case, like `a`",
+                "event versions start at 1",
+                "event versions start at 1",
+            ]
+        );
+    }
+}
