@@ -59,6 +59,7 @@ pub mod event;
 pub mod repository;
 pub mod schema;
 pub mod store;
+pub mod subscription;
 
 pub use aggregate::{Aggregate, Apply, Dispatch, Handle};
 pub use codec::RecordDecodeError;
@@ -66,6 +67,9 @@ pub use envelope::{CommandContext, Envelope, Metadata, NewEvent, RecordedEvent};
 pub use event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
 pub use repository::{Committed, Loaded, Repository, RepositoryError};
 pub use store::{AppendResult, EventStore, ExpectedVersion, MemoryStore, SqliteStore, StoreError};
+#[cfg(feature = "postgres")]
+pub use store::{PostgresStore, PostgresStoreBuilder};
+pub use subscription::{EventStream, SubscribeAll};
 
 /// Derives [`DomainEvent`](trait@DomainEvent) for an event struct or an enum of event structs.
 ///
@@ -96,8 +100,10 @@ pub use eventcore_derive::aggregate;
 pub mod prelude {
     pub use crate::{
         aggregate, Aggregate, CommandContext, DomainEvent, Envelope, EventStore, ExpectedVersion, Handle,
-        MemoryStore, RecordedEvent, Repository, RepositoryError, SqliteStore, StoreError,
+        MemoryStore, RecordedEvent, Repository, RepositoryError, SqliteStore, StoreError, SubscribeAll,
     };
+    #[cfg(feature = "postgres")]
+    pub use crate::PostgresStore;
 }
 
 /// Items the macros' generated code uses. Not public API.

@@ -3,17 +3,21 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{
     validate_append, AppendResult, EventStore, ExpectedVersion, StoreError, DEFAULT_MAX_PAYLOAD_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
+use crate::subscription::{ordered_subscription, EventStream, SubscribeAll};
 
 /// An event store that keeps everything in memory; clones share the same events.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     inner: Arc<RwLock<Log>>,
+    /// The last global position, sent after every append (wakes subscriptions).
+    commits: Arc<watch::Sender<u64>>,
     max_payload_bytes: usize,
 }
 
@@ -37,6 +41,7 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self {
             inner: Arc::default(),
+            commits: Arc::new(watch::Sender::new(0)),
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
         }
     }
@@ -91,6 +96,8 @@ impl MemoryStore {
             .entry(stream_id.to_owned())
             .or_default()
             .extend(indices);
+        // Sent under the write lock, so the signal follows the order of the commits.
+        self.commits.send_replace(log.events.len() as u64);
         Ok(AppendResult {
             first_version,
             last_version,
@@ -145,5 +152,13 @@ impl EventStore for MemoryStore {
     async fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {
         let log = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         Ok(log.streams.get(stream_id).map_or(0, |s| s.len() as u64))
+    }
+}
+
+/// Appends happen one at a time under the log's lock and assign positions in order, so a read
+/// never sees a position before a lower one: [`ordered_subscription`] is gap-free here.
+impl SubscribeAll for MemoryStore {
+    fn subscribe_all(&self, from_position: u64) -> EventStream {
+        ordered_subscription(self.clone(), from_position, self.commits.subscribe())
     }
 }

@@ -1,0 +1,117 @@
+//! Subscriptions to the whole store: catch up from a position, then follow new events live.
+//!
+//! A subscription delivers every event once, in global-position order, and never skips an
+//! event that commits late with a lower position than one already delivered (the bug of
+//! subscriptions that simply remember the highest position seen). How each backend ensures
+//! this is documented on its implementation:
+//!
+//! - [`MemoryStore`](crate::MemoryStore) and other stores that commit in position order (one
+//!   writer at a time) use [`ordered_subscription`]: read pages, then wait for a commit signal;
+//! - `PostgresStore` (feature `postgres`) reads gap-free runs of positions and steps over a
+//!   missing position only once every transaction that could still write it has ended.
+//!
+//! `SqliteStore` gets its implementation once it is written: it commits in position order, so
+//! [`ordered_subscription`] with a commit signal sent after each append is correct for it.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+
+use futures_core::Stream;
+use tokio::sync::watch;
+
+use crate::envelope::RecordedEvent;
+use crate::store::{EventStore, StoreError};
+
+/// Events read per page while catching up.
+pub const SUBSCRIPTION_PAGE: usize = 512;
+
+/// A live stream of stored events. It ends after yielding its first error (resubscribe from the
+/// position after the last event received to go on).
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<RecordedEvent, StoreError>> + Send + 'static>>;
+
+/// A store whose whole log can be followed live.
+///
+/// ```
+/// use eventcore::prelude::*;
+/// use eventcore::subscription::SubscribeAll;
+/// use futures_util::StreamExt;
+/// # use serde::{Deserialize, Serialize};
+/// # use schemars::JsonSchema;
+/// # #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+/// # #[event(aggregate = "bell")]
+/// # pub struct Rang { pub times: u32 }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryStore::new();
+/// let mut events = store.subscribe_all(1);
+/// let rang = eventcore::NewEvent::encode(&Rang { times: 2 }, "bell", "b-1")?;
+/// store.append("bell-b-1", ExpectedVersion::NoStream, vec![rang]).await?;
+/// let first = events.next().await.transpose()?.expect("the subscription is live");
+/// assert_eq!((first.global_position, first.event_type.as_str()), (1, "bell.rang"));
+/// # Ok(()) }
+/// ```
+pub trait SubscribeAll: EventStore {
+    /// Every event with a global position of at least `from_position` (0 and 1 both mean the
+    /// start), in position order, then every new event as it commits; it never ends by itself.
+    fn subscribe_all(&self, from_position: u64) -> EventStream;
+}
+
+/// A subscription for a store whose commits become visible in global-position order, so that a
+/// read never sees a position while a lower one is still to come (true of single-writer stores).
+///
+/// `commits` must change after every append becomes visible; the subscription marks it seen
+/// before each read, so a commit between a read and the wait is never missed.
+pub fn ordered_subscription<S: EventStore>(
+    store: S,
+    from_position: u64,
+    commits: watch::Receiver<u64>,
+) -> EventStream {
+    let state = Ordered {
+        store,
+        next: from_position.max(1),
+        commits,
+        buffer: VecDeque::new(),
+        done: false,
+    };
+    Box::pin(futures_util::stream::unfold(state, |mut state| async move {
+        let item = state.next_event().await?;
+        Some((item, state))
+    }))
+}
+
+struct Ordered<S> {
+    store: S,
+    next: u64,
+    commits: watch::Receiver<u64>,
+    buffer: VecDeque<RecordedEvent>,
+    done: bool,
+}
+
+impl<S: EventStore> Ordered<S> {
+    async fn next_event(&mut self) -> Option<Result<RecordedEvent, StoreError>> {
+        loop {
+            if let Some(event) = self.buffer.pop_front() {
+                return Some(Ok(event));
+            }
+            if self.done {
+                return None;
+            }
+            self.commits.borrow_and_update();
+            match self.store.read_all(self.next, SUBSCRIPTION_PAGE).await {
+                Err(error) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+                Ok(page) => match page.last() {
+                    Some(last) => {
+                        self.next = last.global_position + 1;
+                        self.buffer.extend(page);
+                    }
+                    // The store is gone when every sender is dropped: end the stream.
+                    None => self.commits.changed().await.ok()?,
+                },
+            }
+        }
+    }
+}
