@@ -1,1 +1,3 @@
 //! The domains of eventcore's examples, shared by `examples/` and the cross-crate tests.
+
+pub mod bank;

@@ -1,1 +1,17 @@
-//! Given / when / then fixtures for eventcore (being written).
+//! Test fixtures and checks for code built on eventcore.
+//!
+//! [`AggregateFixture`] turns aggregate behaviour into given / when / then tests:
+//!
+//! ```ignore
+//! AggregateFixture::<Account>::new()
+//!     .given(vec![AccountOpened { owner: "ada".into() }.into()])
+//!     .when(Withdraw { amount: 30 })
+//!     .then_error(AccountError::InsufficientFunds);
+//! ```
+
+mod diff;
+mod fixture;
+mod round_trip;
+
+pub use fixture::{AggregateFixture, Outcome, StateCheck};
+pub use round_trip::{round_trip, RoundTripError};

@@ -48,6 +48,53 @@ pub trait Aggregate: Default + Send + Sync + 'static {
 
     /// Folds one event into the state. Must not fail: the event has already happened.
     fn apply(&mut self, event: &Self::Event);
+
+    /// When the repository stores a snapshot of the state (default: never).
+    const SNAPSHOT_POLICY: SnapshotPolicy = SnapshotPolicy::Never;
+
+    /// Version of the snapshot format; a stored snapshot of another version is ignored and rebuilt.
+    const SNAPSHOT_VERSION: u32 = 1;
+
+    /// Encodes the state for a snapshot; `None` when the aggregate does not snapshot.
+    fn encode_snapshot(&self) -> Option<Result<Vec<u8>, serde_json::Error>> {
+        None
+    }
+
+    /// Decodes a snapshot written by [`encode_snapshot`](Self::encode_snapshot).
+    fn decode_snapshot(_bytes: &[u8]) -> Option<Result<Self, serde_json::Error>> {
+        None
+    }
+}
+
+/// When to store a snapshot of an aggregate's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotPolicy {
+    /// Never: every load replays the whole stream.
+    Never,
+    /// After an append that reaches or crosses a multiple of this many events.
+    Every(u64),
+}
+
+impl SnapshotPolicy {
+    /// Whether an append moving the stream from `before` to `after` calls for a snapshot.
+    pub fn is_due(self, before: u64, after: u64) -> bool {
+        match self {
+            Self::Never | Self::Every(0) => false,
+            Self::Every(n) => after / n > before / n,
+        }
+    }
+}
+
+/// Implements the snapshot hooks of [`Aggregate`] with serde JSON; `#[aggregate(snapshot_every = N)]` uses it.
+pub fn encode_snapshot_json<A: serde::Serialize>(state: &A) -> Option<Result<Vec<u8>, serde_json::Error>> {
+    Some(serde_json::to_vec(state))
+}
+
+/// Decodes a JSON snapshot; the counterpart of [`encode_snapshot_json`].
+pub fn decode_snapshot_json<A: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Option<Result<A, serde_json::Error>> {
+    Some(serde_json::from_slice(bytes))
 }
 
 /// An aggregate decides on a command of type `C`, producing events or a business error.

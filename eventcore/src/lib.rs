@@ -52,6 +52,9 @@
 //! # Ok(()) }
 //! ```
 
+// Library paths never panic on what comes from outside: stored data, the network, callers.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod aggregate;
 pub mod codec;
 pub mod envelope;
@@ -61,12 +64,12 @@ pub mod schema;
 pub mod store;
 pub mod subscription;
 
-pub use aggregate::{Aggregate, Apply, Dispatch, Handle};
+pub use aggregate::{Aggregate, Apply, Dispatch, Handle, SnapshotPolicy};
 pub use codec::RecordDecodeError;
 pub use envelope::{CommandContext, Envelope, Metadata, NewEvent, RecordedEvent};
 pub use event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
 pub use repository::{Committed, Loaded, Repository, RepositoryError};
-pub use store::{AppendResult, EventStore, ExpectedVersion, MemoryStore, SqliteStore, StoreError};
+pub use store::{AppendResult, EventStore, ExpectedVersion, MemoryStore, Snapshot, SqliteStore, StoreError};
 #[cfg(feature = "postgres")]
 pub use store::{PostgresStore, PostgresStoreBuilder};
 pub use subscription::{EventStream, SubscribeAll};
@@ -109,7 +112,9 @@ pub mod prelude {
 /// Items the macros' generated code uses. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::aggregate::{Aggregate, Apply, Dispatch, Handle};
+    pub use crate::aggregate::{
+        decode_snapshot_json, encode_snapshot_json, Aggregate, Apply, Dispatch, Handle, SnapshotPolicy,
+    };
     pub use crate::event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
     pub use crate::schema::EventRegistration;
     pub use inventory;

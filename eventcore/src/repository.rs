@@ -2,11 +2,11 @@
 
 use std::marker::PhantomData;
 
-use crate::aggregate::{Aggregate, Handle};
+use crate::aggregate::{Aggregate, Handle, SnapshotPolicy};
 use crate::codec::RecordDecodeError;
 use crate::envelope::{CommandContext, Envelope, NewEvent};
 use crate::event::EncodeError;
-use crate::store::{EventStore, ExpectedVersion, StoreError};
+use crate::store::{EventStore, ExpectedVersion, Snapshot, StoreError};
 
 /// Events read per page when rehydrating an aggregate.
 const READ_PAGE: usize = 1024;
@@ -184,8 +184,10 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     async fn load_stream(&self, stream_id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
-        let mut state = A::default();
-        let mut version = 0;
+        let Loaded {
+            mut state,
+            mut version,
+        } = self.load_snapshot(stream_id).await?;
         loop {
             let page = self.store.read_stream(stream_id, version + 1, READ_PAGE).await?;
             let full = page.len() == READ_PAGE;
@@ -196,6 +198,64 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             if !full {
                 return Ok(Loaded { state, version });
             }
+        }
+    }
+
+    /// The state from the newest usable snapshot, or the default state at version 0.
+    ///
+    /// A snapshot of another snapshot version, or one that no longer decodes, is ignored:
+    /// the state is rebuilt from the events and a fresh snapshot replaces it at the next append.
+    async fn load_snapshot(&self, stream_id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let empty = Loaded {
+            state: A::default(),
+            version: 0,
+        };
+        if A::SNAPSHOT_POLICY == SnapshotPolicy::Never {
+            return Ok(empty);
+        }
+        let Some(snapshot) = self.store.load_snapshot(stream_id).await? else {
+            return Ok(empty);
+        };
+        if snapshot.snapshot_version != A::SNAPSHOT_VERSION {
+            tracing::debug!(
+                stream_id,
+                found = snapshot.snapshot_version,
+                "ignoring a snapshot of another version"
+            );
+            return Ok(empty);
+        }
+        match A::decode_snapshot(&snapshot.state) {
+            Some(Ok(state)) => Ok(Loaded {
+                state,
+                version: snapshot.stream_version,
+            }),
+            Some(Err(error)) => {
+                tracing::warn!(stream_id, %error, "ignoring a snapshot that does not decode");
+                Ok(empty)
+            }
+            None => Ok(empty),
+        }
+    }
+
+    /// Stores a snapshot of `state` at `version`. A failure only costs a longer next load.
+    async fn save_snapshot(&self, stream_id: &str, state: &A, version: u64) {
+        let encoded = match state.encode_snapshot() {
+            Some(Ok(bytes)) => bytes,
+            Some(Err(error)) => {
+                tracing::warn!(stream_id, %error, "cannot encode a snapshot");
+                return;
+            }
+            None => return,
+        };
+        let snapshot = Snapshot {
+            stream_id: stream_id.to_owned(),
+            stream_version: version,
+            snapshot_version: A::SNAPSHOT_VERSION,
+            state: encoded.into(),
+            taken_at: chrono::Utc::now(),
+        };
+        if let Err(error) = self.store.save_snapshot(snapshot).await {
+            tracing::warn!(stream_id, %error, "cannot store a snapshot");
         }
     }
 
@@ -227,7 +287,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         C: Send,
     {
         let stream_id = Self::stream_id(id);
-        let loaded = self.load_stream(&stream_id).await?;
+        let mut loaded = self.load_stream(&stream_id).await?;
         let events = loaded.state.handle(command).map_err(RepositoryError::Rejected)?;
         if events.is_empty() {
             return Ok(Committed {
@@ -247,6 +307,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 new_events.clone(),
             )
             .await?;
+        if A::SNAPSHOT_POLICY.is_due(loaded.version, written.last_version) {
+            for event in &events {
+                loaded.state.apply(event);
+            }
+            self.save_snapshot(&stream_id, &loaded.state, written.last_version)
+                .await;
+        }
         let events = new_events
             .into_iter()
             .zip(events)

@@ -7,7 +7,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{
-    validate_append, AppendResult, EventStore, ExpectedVersion, StoreError, DEFAULT_MAX_PAYLOAD_BYTES,
+    validate_append, AppendResult, EventStore, ExpectedVersion, Snapshot, StoreError,
+    DEFAULT_MAX_PAYLOAD_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::subscription::{ordered_subscription, EventStream, SubscribeAll};
@@ -28,6 +29,7 @@ struct Log {
     /// Indices into `events` of each stream's events, in stream order.
     streams: HashMap<String, Vec<usize>>,
     event_ids: HashSet<Uuid>,
+    snapshots: HashMap<String, Snapshot>,
 }
 
 impl Default for MemoryStore {
@@ -152,6 +154,23 @@ impl EventStore for MemoryStore {
     async fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {
         let log = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         Ok(log.streams.get(stream_id).map_or(0, |s| s.len() as u64))
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let mut log = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let newer = log
+            .snapshots
+            .get(&snapshot.stream_id)
+            .is_none_or(|old| old.stream_version <= snapshot.stream_version);
+        if newer {
+            log.snapshots.insert(snapshot.stream_id.clone(), snapshot);
+        }
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let log = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(log.snapshots.get(stream_id).cloned())
     }
 }
 

@@ -160,6 +160,36 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 
     /// The current version of `stream_id` (0 if it does not exist).
     fn stream_version(&self, stream_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Stores `snapshot`, replacing an older one of its stream. Stores without snapshots ignore it.
+    fn save_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = snapshot;
+        async { Ok(()) }
+    }
+
+    /// The newest snapshot of `stream_id`, if any.
+    fn load_snapshot(
+        &self,
+        stream_id: &str,
+    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send {
+        let _ = stream_id;
+        async { Ok(None) }
+    }
+}
+
+/// A stored aggregate state as of a stream version, so a load replays only later events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The stream the state was folded from.
+    pub stream_id: String,
+    /// The last stream version folded into the state.
+    pub stream_version: u64,
+    /// The aggregate's snapshot format version when it was taken.
+    pub snapshot_version: u32,
+    /// The encoded state (JSON).
+    pub state: bytes::Bytes,
+    /// When it was taken.
+    pub taken_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Checks a stream id: non-empty, at most [`MAX_STREAM_ID_BYTES`], no control characters.
