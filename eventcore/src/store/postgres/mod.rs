@@ -22,20 +22,24 @@
 //!
 //! # Why the subscription never skips an event
 //!
-//! Global positions come from a sequence, so a writer can draw position 7, and commit after a
+//! Global positions come from a sequence, so a writer can draw position 7 and commit after a
 //! writer that drew 8. A reader that advanced past 8 would never see 7. The subscription reads
-//! pages of events together with the bounds of the statement's snapshot (`pg_current_snapshot()`:
-//! `xmin`, the oldest transaction still running, and `xmax`, the first transaction id not yet
-//! assigned) and delivers only a gap-free run of positions. At a gap (position `n` missing while a
-//! later row `r` is visible) it records the horizon `H = xmax` of that snapshot and waits:
+//! pages of events together with its snapshot's `xmin` (`pg_current_snapshot()`: every
+//! transaction id below it has ended) and delivers only a gap-free run of positions. At a gap
+//! (position `n` missing while a later row `r` is visible) it takes a transaction id `X`
+//! (`pg_current_xact_id()`, in a statement after the page's) and waits:
 //!
-//! 1. `append_events` takes its transaction id (`pg_current_xact_id()`) before drawing any
-//!    position, and the sequence hands positions out in time order (`CACHE 1`).
-//! 2. Every missing position below `r` was drawn before `r` was, and `r` committed before the
-//!    snapshot; so the writer owning it already had a transaction id, below `H`.
-//! 3. Once a later snapshot has `xmin >= H`, every such writer has ended. A missing position
-//!    still missing then belongs to a rolled-back (or failed) append and never appears: the
+//! 1. `append_events` takes its transaction id before drawing any position, and the sequence
+//!    hands positions out in time order (`CACHE 1`).
+//! 2. Every missing position below `r` was drawn before `r` was, and `r` had committed before
+//!    the page's snapshot; so each writer owning one had its transaction id before `X` was
+//!    assigned, and ids are assigned in increasing order: each is below `X`.
+//! 3. Once a later snapshot has `xmin > X`, every such writer has ended. A position still
+//!    missing then belongs to a rolled-back (or failed) append and never appears: the
 //!    subscription steps over it. If it appears first, it is delivered in order.
+//!
+//! (A snapshot's `xmax` would not do as the bound: it is one past the newest *completed*
+//! transaction, and a writer still running may hold an id above it.)
 //!
 //! The subscription is woken by `LISTEN`/`NOTIFY` (the append function notifies at commit), with
 //! a fallback poll ([`PostgresStoreBuilder::poll_interval`]) for what sends no notification:
@@ -73,6 +77,50 @@ pub const DEFAULT_SCHEMA: &str = "eventcore";
 
 /// Default fallback poll interval of subscriptions.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A PostgreSQL error, shown with the server's message (the driver's own text is only "db error").
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct PostgresError {
+    message: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl PostgresError {
+    /// The underlying driver or pool error.
+    pub fn source_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.source
+    }
+}
+
+/// Wraps a driver or pool error as [`StoreError::Backend`], keeping the server's message.
+pub(crate) fn backend<E>(error: E) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let mut message = error.to_string();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = error.source();
+    if let Some(db) = (&error as &(dyn std::error::Error + 'static)).downcast_ref::<tokio_postgres::Error>() {
+        if let Some(db) = db.as_db_error() {
+            message = format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
+            if let Some(detail) = db.detail() {
+                message.push_str(": ");
+                message.push_str(detail);
+            }
+            cause = None;
+        }
+    }
+    while let Some(inner) = cause {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    StoreError::Backend(Box::new(PostgresError {
+        message,
+        source: Box::new(error),
+    }))
+}
 
 /// An event store in a PostgreSQL schema; clones share one connection pool.
 ///
@@ -202,7 +250,7 @@ impl PostgresStoreBuilder {
 
     /// Uses an existing pool (with any TLS setup) and migrates the schema.
     pub async fn from_pool(self, pool: Pool) -> Result<PostgresStore, StoreError> {
-        schema::validate_schema_name(&self.schema).map_err(StoreError::backend)?;
+        schema::validate_schema_name(&self.schema).map_err(backend)?;
         schema::migrate(&pool, &self.schema).await?;
         Ok(PostgresStore {
             inner: Arc::new(Inner {
@@ -274,8 +322,8 @@ impl PostgresStore {
             Ok(row) => row,
             Err(error) => return Err(self.append_error(error, events, can_query).await),
         };
-        let conflict: bool = row.try_get(0).map_err(StoreError::backend)?;
-        let actual: i64 = row.try_get(1).map_err(StoreError::backend)?;
+        let conflict: bool = row.try_get(0).map_err(backend)?;
+        let actual: i64 = row.try_get(1).map_err(backend)?;
         let actual = u64::try_from(actual).map_err(|_| StoreError::Corrupt {
             stream_id: stream_id.to_owned(),
             stream_version: 0,
@@ -288,7 +336,7 @@ impl PostgresStore {
                 actual,
             });
         }
-        let positions: Vec<i64> = row.try_get(2).map_err(StoreError::backend)?;
+        let positions: Vec<i64> = row.try_get(2).map_err(backend)?;
         Ok(AppendResult {
             first_version: actual + 1,
             last_version: actual + events.len() as u64,
@@ -302,7 +350,7 @@ impl PostgresStore {
                 && db.constraint() == Some("events_event_id_key")
         });
         if !is_duplicate_id {
-            return StoreError::backend(error);
+            return backend(error);
         }
         // The detail reads `Key (event_id)=(<uuid>) already exists.`
         let from_detail = error
@@ -329,11 +377,11 @@ impl PostgresStore {
                 }
             }
         }
-        StoreError::backend(error)
+        backend(error)
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.inner.pool.get().await.map_err(StoreError::backend)
+        self.inner.pool.get().await.map_err(backend)
     }
 
     async fn query_events(
@@ -342,8 +390,8 @@ impl PostgresStore {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(StoreError::backend)?;
-        let rows = client.query(&statement, params).await.map_err(StoreError::backend)?;
+        let statement = client.prepare_cached(sql).await.map_err(backend)?;
+        let rows = client.query(&statement, params).await.map_err(backend)?;
         rows.iter().map(row::decode_event).collect()
     }
 }
@@ -434,7 +482,7 @@ impl EventStore for PostgresStore {
             let statement = client
                 .prepare_cached(&self.inner.sql.append)
                 .await
-                .map_err(StoreError::backend)?;
+                .map_err(backend)?;
             let batch = AppendBatch::new(stream_id, expected, &events);
             client.query_one(&statement, &batch.params()).await
         };
@@ -468,13 +516,13 @@ impl EventStore for PostgresStore {
         let statement = client
             .prepare_cached(&self.inner.sql.stream_version)
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(backend)?;
         let row = client
             .query_opt(&statement, &[&stream_id])
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(backend)?;
         let Some(row) = row else { return Ok(0) };
-        let version: i64 = row.try_get(0).map_err(StoreError::backend)?;
+        let version: i64 = row.try_get(0).map_err(backend)?;
         u64::try_from(version).map_err(|_| StoreError::Corrupt {
             stream_id: stream_id.to_owned(),
             stream_version: 0,

@@ -4,6 +4,8 @@ use deadpool_postgres::Pool;
 
 use crate::store::StoreError;
 
+use super::backend;
+
 /// Longest schema name accepted, so that derived names (the notification channel) stay under
 /// PostgreSQL's 63-byte identifier limit.
 pub(super) const MAX_SCHEMA_NAME_BYTES: usize = 48;
@@ -76,7 +78,8 @@ DECLARE
     v_positions bigint[];
 BEGIN
     -- Take the transaction id before drawing any position: a subscriber treats a missing
-    -- position as settled once every transaction older than its snapshot's xmax has ended.
+    -- position as settled once every transaction older than an id it took after seeing the
+    -- gap has ended.
     PERFORM pg_current_xact_id();
 
     -- The stream row is the per-stream lock: writers of one stream queue here, writers of
@@ -93,13 +96,13 @@ BEGIN
         END IF;
     END IF;
 
-    IF NOT CASE p_expected_kind
+    IF NOT (CASE p_expected_kind
         WHEN 0 THEN true
         WHEN 1 THEN v_actual = 0
         WHEN 2 THEN v_actual = p_expected
         WHEN 3 THEN v_actual > 0
         ELSE false
-    END THEN
+    END) THEN
         RETURN QUERY SELECT true, v_actual, NULL::bigint[];
         RETURN;
     END IF;
@@ -152,14 +155,14 @@ pub(super) fn channel(schema: &str) -> String {
 /// lock so that concurrent starters queue instead of racing.
 pub(super) async fn migrate(pool: &Pool, schema: &str) -> Result<(), StoreError> {
     let quoted = quote_ident(schema);
-    let mut client = pool.get().await.map_err(StoreError::backend)?;
-    let tx = client.transaction().await.map_err(StoreError::backend)?;
+    let mut client = pool.get().await.map_err(backend)?;
+    let tx = client.transaction().await.map_err(backend)?;
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('eventcore.migrate.' || $1::text, 0))",
         &[&schema],
     )
     .await
-    .map_err(StoreError::backend)?;
+    .map_err(backend)?;
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {quoted};
          CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations (
@@ -168,11 +171,11 @@ pub(super) async fn migrate(pool: &Pool, schema: &str) -> Result<(), StoreError>
          );"
     ))
     .await
-    .map_err(StoreError::backend)?;
+    .map_err(backend)?;
     let applied: Vec<i32> = tx
         .query(&format!("SELECT version FROM {quoted}.schema_migrations"), &[])
         .await
-        .map_err(StoreError::backend)?
+        .map_err(backend)?
         .iter()
         .map(|row| row.get(0))
         .collect();
@@ -183,15 +186,15 @@ pub(super) async fn migrate(pool: &Pool, schema: &str) -> Result<(), StoreError>
         let sql = sql
             .replace("{schema}", &quoted)
             .replace("{channel}", &quote_literal(&channel(schema)));
-        tx.batch_execute(&sql).await.map_err(StoreError::backend)?;
+        tx.batch_execute(&sql).await.map_err(backend)?;
         tx.execute(
             &format!("INSERT INTO {quoted}.schema_migrations (version) VALUES ($1)"),
             &[version],
         )
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(backend)?;
     }
-    tx.commit().await.map_err(StoreError::backend)
+    tx.commit().await.map_err(backend)
 }
 
 /// The statements of the store, with the schema name filled in.
@@ -228,8 +231,7 @@ impl Statements {
             // One statement, so the rows and the snapshot bounds come from the same snapshot.
             subscription_page: format!(
                 "SELECT {EVENT_COLUMNS}, \
-                 pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS snapshot_xmin, \
-                 pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS snapshot_xmax \
+                 pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS snapshot_xmin \
                  FROM {s}.events WHERE global_position >= $1 ORDER BY global_position LIMIT $2"
             ),
             existing_event_id: format!(

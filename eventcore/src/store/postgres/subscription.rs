@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::{row, schema, sql_limit, sql_position, PostgresStore};
+use super::{backend, row, schema, sql_limit, sql_position, PostgresStore};
 use crate::envelope::RecordedEvent;
 use crate::store::StoreError;
 use crate::subscription::{EventStream, SubscribeAll, SUBSCRIPTION_PAGE};
@@ -39,8 +39,8 @@ struct Subscription {
     store: PostgresStore,
     /// The next position to deliver.
     next: u64,
-    /// `xmax` of the snapshot that first showed a gap at `next`: the gap is settled once a
-    /// snapshot's `xmin` reaches it.
+    /// A transaction id taken just after the snapshot that first showed a gap at `next`: the gap
+    /// is settled once a snapshot's `xmin` is above it.
     gap_horizon: Option<i64>,
     buffer: VecDeque<RecordedEvent>,
     listener: Option<Listener>,
@@ -96,22 +96,23 @@ impl Subscription {
         let statement = client
             .prepare_cached(&self.store.inner.sql.subscription_page)
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(backend)?;
         let (from, limit) = (sql_position(self.next), sql_limit(SUBSCRIPTION_PAGE));
-        let rows = client
-            .query(&statement, &[&from, &limit])
-            .await
-            .map_err(StoreError::backend)?;
-        drop(client);
+        let rows = client.query(&statement, &[&from, &limit]).await.map_err(backend)?;
 
         let mut progress = Progress::Wait { gap: false };
         for row in &rows {
-            let event = row::decode_event(row)?;
+            let event = match row::decode_event(row) {
+                Ok(event) => event,
+                // Deliver what came before the bad row first; the next read starts at it.
+                Err(_) if !self.buffer.is_empty() => break,
+                Err(error) => return Err(error),
+            };
             if event.global_position != self.next {
-                let xmin: i64 = row.try_get("snapshot_xmin").map_err(StoreError::backend)?;
+                let xmin: i64 = row.try_get("snapshot_xmin").map_err(backend)?;
                 match self.gap_horizon {
                     // Every writer that could own a missing position has ended: step over it.
-                    Some(horizon) if xmin >= horizon => {}
+                    Some(horizon) if xmin > horizon => {}
                     Some(_) => {
                         if self.buffer.is_empty() {
                             progress = Progress::Wait { gap: true };
@@ -119,7 +120,15 @@ impl Subscription {
                         break;
                     }
                     None => {
-                        self.gap_horizon = Some(row.try_get("snapshot_xmax").map_err(StoreError::backend)?);
+                        // Taken after the page's snapshot, so it is above the id of every writer
+                        // that drew a missing position.
+                        let horizon: i64 = client
+                            .query_one("SELECT pg_current_xact_id()::text::bigint", &[])
+                            .await
+                            .map_err(backend)?
+                            .try_get(0)
+                            .map_err(backend)?;
+                        self.gap_horizon = Some(horizon);
                         if self.buffer.is_empty() {
                             progress = Progress::NewGap;
                         }
@@ -156,7 +165,7 @@ struct Listener {
 
 impl Listener {
     async fn start(config: &tokio_postgres::Config, channel: &str) -> Result<Self, StoreError> {
-        let (client, mut connection) = config.connect(NoTls).await.map_err(StoreError::backend)?;
+        let (client, mut connection) = config.connect(NoTls).await.map_err(backend)?;
         let notify = Arc::new(Notify::new());
         let wake = Arc::clone(&notify);
         let task = tokio::spawn(async move {
@@ -176,7 +185,7 @@ impl Listener {
         client
             .batch_execute(&format!("LISTEN {}", schema::quote_ident(channel)))
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(backend)?;
         Ok(Self { notify, client, task })
     }
 
