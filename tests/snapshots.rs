@@ -47,7 +47,10 @@ async fn snapshot_behaviour<S: EventStore>(store: S) -> Result<(), Box<dyn std::
     for n in 1..=7 {
         tallies.execute("t", Add(n)).await?;
     }
-    let snapshot = store.load_snapshot(&stream).await?.ok_or("no snapshot after 7 events")?;
+    let snapshot = store
+        .load_snapshot(&stream)
+        .await?
+        .ok_or("no snapshot after 7 events")?;
     assert_eq!(snapshot.stream_version, 6, "snapshots are taken every 3 events");
     assert_eq!(snapshot.snapshot_version, 1);
     let state: Tally = serde_json::from_slice(&snapshot.state)?;
@@ -58,30 +61,53 @@ async fn snapshot_behaviour<S: EventStore>(store: S) -> Result<(), Box<dyn std::
     assert_eq!(loaded.state().applied, 7);
 
     // A load starts from the snapshot: a doctored one shows through.
-    let doctored = Tally { sum: 1000, applied: 0 };
+    let doctored = Tally {
+        sum: 1000,
+        applied: 0,
+    };
     store
-        .save_snapshot(Snapshot { state: serde_json::to_vec(&doctored)?.into(), ..snapshot.clone() })
+        .save_snapshot(Snapshot {
+            state: serde_json::to_vec(&doctored)?.into(),
+            ..snapshot.clone()
+        })
         .await?;
     let loaded = tallies.load("t").await?;
-    assert_eq!((loaded.state().sum, loaded.state().applied), (1007, 1), "the snapshot was not used");
+    assert_eq!(
+        (loaded.state().sum, loaded.state().applied),
+        (1007, 1),
+        "the snapshot was not used"
+    );
 
     // A snapshot of another format version is ignored and the state rebuilt from the events.
     store
-        .save_snapshot(Snapshot { snapshot_version: 2, ..snapshot.clone() })
+        .save_snapshot(Snapshot {
+            snapshot_version: 2,
+            ..snapshot.clone()
+        })
         .await?;
     let loaded = tallies.load("t").await?;
-    assert_eq!((loaded.state().sum, loaded.state().applied, loaded.version()), (28, 7, 7));
+    assert_eq!(
+        (loaded.state().sum, loaded.state().applied, loaded.version()),
+        (28, 7, 7)
+    );
 
     // So is one that no longer decodes; the next due append writes a fresh one.
     store
-        .save_snapshot(Snapshot { state: b"{\"sum\": \"x\"}".to_vec().into(), snapshot_version: 1, ..snapshot })
+        .save_snapshot(Snapshot {
+            state: b"{\"sum\": \"x\"}".to_vec().into(),
+            snapshot_version: 1,
+            ..snapshot
+        })
         .await?;
     assert_eq!(tallies.load("t").await?.state().sum, 28);
     tallies.execute("t", Add(8)).await?; // version 8
     tallies.execute("t", Add(9)).await?; // version 9: due
     let fresh = store.load_snapshot(&stream).await?.ok_or("no fresh snapshot")?;
     assert_eq!(fresh.stream_version, 9);
-    assert_eq!(serde_json::from_slice::<Tally>(&fresh.state)?, Tally { sum: 45, applied: 9 });
+    assert_eq!(
+        serde_json::from_slice::<Tally>(&fresh.state)?,
+        Tally { sum: 45, applied: 9 }
+    );
     Ok(())
 }
 

@@ -27,8 +27,7 @@ use chrono::{SubsecRound, Utc};
 use eventcore::envelope::Metadata;
 use eventcore::store::DEFAULT_MAX_PAYLOAD_BYTES;
 use eventcore::{
-    AppendResult, EventStore, ExpectedVersion, MemoryStore, NewEvent, RecordedEvent, StoreError,
-    SubscribeAll,
+    AppendResult, EventStore, ExpectedVersion, MemoryStore, NewEvent, RecordedEvent, StoreError, SubscribeAll,
 };
 use futures_util::StreamExt;
 use uuid::Uuid;
@@ -85,7 +84,10 @@ pub trait StoreHarness: Send + Sync + Sized + 'static {
             if !commit {
                 return Ok(None);
             }
-            store.append(&stream_id, ExpectedVersion::Any, events).await.map(Some)
+            store
+                .append(&stream_id, ExpectedVersion::Any, events)
+                .await
+                .map(Some)
         }
     }
 }
@@ -343,7 +345,10 @@ pub async fn empty_batch_checks_the_version_only<H: StoreHarness>(ctx: Ctx<H>) {
     assert!(result.positions.is_empty());
     assert_eq!(s.stream_version("a").await.unwrap(), 0);
     append(s, "a", ExpectedVersion::NoStream, events(0..1)).await;
-    assert!(append(s, "a", ExpectedVersion::Exact(1), Vec::new()).await.positions.is_empty());
+    assert!(append(s, "a", ExpectedVersion::Exact(1), Vec::new())
+        .await
+        .positions
+        .is_empty());
     assert_eq!(read_everything(s).await.len(), 1);
 }
 
@@ -434,11 +439,18 @@ pub async fn global_order_interleaves_streams<H: StoreHarness>(ctx: Ctx<H>) {
     }
     let all = read_everything(s).await;
     assert_eq!(all.iter().map(|e| e.event_id).collect::<Vec<_>>(), appended);
-    assert!(all.windows(2).all(|w| w[0].global_position < w[1].global_position));
+    assert!(all
+        .windows(2)
+        .all(|w| w[0].global_position < w[1].global_position));
     for stream in ["x", "y", "z"] {
         let read = s.read_stream(stream, 1, 100).await.unwrap();
-        assert_eq!(read.iter().map(|e| e.stream_version).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
-        assert!(read.windows(2).all(|w| w[0].global_position < w[1].global_position));
+        assert_eq!(
+            read.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+            (1..=10).collect::<Vec<_>>()
+        );
+        assert!(read
+            .windows(2)
+            .all(|w| w[0].global_position < w[1].global_position));
     }
 }
 
@@ -448,14 +460,28 @@ pub async fn read_stream_pages<H: StoreHarness>(ctx: Ctx<H>) {
     append(s, "a", ExpectedVersion::NoStream, events(0..25)).await;
     append(s, "b", ExpectedVersion::NoStream, events(0..5)).await;
     let versions = |page: &[RecordedEvent]| page.iter().map(|e| e.stream_version).collect::<Vec<_>>();
-    assert_eq!(versions(&s.read_stream("a", 1, 10).await.unwrap()), (1..=10).collect::<Vec<_>>());
-    assert_eq!(versions(&s.read_stream("a", 11, 10).await.unwrap()), (11..=20).collect::<Vec<_>>());
-    assert_eq!(versions(&s.read_stream("a", 21, 10).await.unwrap()), (21..=25).collect::<Vec<_>>());
+    assert_eq!(
+        versions(&s.read_stream("a", 1, 10).await.unwrap()),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        versions(&s.read_stream("a", 11, 10).await.unwrap()),
+        (11..=20).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        versions(&s.read_stream("a", 21, 10).await.unwrap()),
+        (21..=25).collect::<Vec<_>>()
+    );
     assert_eq!(versions(&s.read_stream("a", 0, 3).await.unwrap()), vec![1, 2, 3]);
     assert!(s.read_stream("a", 26, 10).await.unwrap().is_empty());
     assert!(s.read_stream("a", 1, 0).await.unwrap().is_empty());
     assert!(s.read_stream("missing", 1, 10).await.unwrap().is_empty());
-    assert!(s.read_stream("a", 1, 100).await.unwrap().iter().all(|e| e.stream_id == "a"));
+    assert!(s
+        .read_stream("a", 1, 100)
+        .await
+        .unwrap()
+        .iter()
+        .all(|e| e.stream_id == "a"));
 }
 
 /// `read_all` honours `from_position` and `limit`.
@@ -469,7 +495,11 @@ pub async fn read_all_pages<H: StoreHarness>(ctx: Ctx<H>) {
     assert_eq!(page, all[4..9].to_vec());
     let tail = s.read_all(all[12].global_position, 5).await.unwrap();
     assert_eq!(tail, all[12..].to_vec());
-    assert!(s.read_all(all[12].global_position + 1, 5).await.unwrap().is_empty());
+    assert!(s
+        .read_all(all[12].global_position + 1, 5)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(s.read_all(1, 0).await.unwrap().is_empty());
     assert_eq!(read_everything(s).await, all);
 }
@@ -492,13 +522,19 @@ pub async fn hostile_ids_and_metadata_round_trip<H: StoreHarness>(ctx: Ctx<H>) {
         e.event_type = "weird.type'\"".to_owned();
         e.correlation_id = Some(format!("corr-{stream}"));
         e.causation_id = Some("cause\\'\"".to_owned());
-        e.metadata.insert((*stream).to_owned(), "value 'x' \"y\" 🦀".to_owned());
+        e.metadata
+            .insert((*stream).to_owned(), "value 'x' \"y\" 🦀".to_owned());
         e.metadata.insert("empty".to_owned(), String::new());
-        e.metadata.insert("json".to_owned(), "{\"not\": \"parsed\"}".to_owned());
+        e.metadata
+            .insert("json".to_owned(), "{\"not\": \"parsed\"}".to_owned());
         e.payload = Bytes::from(format!("{{\"text\":{}}}", serde_json::Value::from(*stream)));
         let result = append(s, stream, ExpectedVersion::NoStream, vec![e.clone()]).await;
         let read = s.read_stream(stream, 1, 10).await.unwrap();
-        assert_eq!(read, vec![e.into_recorded(stream, 1, result.positions[0])], "stream {stream:?}");
+        assert_eq!(
+            read,
+            vec![e.into_recorded(stream, 1, result.positions[0])],
+            "stream {stream:?}"
+        );
         assert_eq!(s.stream_version(stream).await.unwrap(), 1);
     }
     assert_eq!(read_everything(s).await.len(), hostile.len());
@@ -514,7 +550,11 @@ pub async fn concurrent_writers_of_one_stream_never_overwrite<H: StoreHarness>(c
             for attempt in 0..20 {
                 let version = store.stream_version("contended").await.unwrap();
                 match store
-                    .append("contended", ExpectedVersion::Exact(version), events(writer * 100 + attempt..writer * 100 + attempt + 1))
+                    .append(
+                        "contended",
+                        ExpectedVersion::Exact(version),
+                        events(writer * 100 + attempt..writer * 100 + attempt + 1),
+                    )
                     .await
                 {
                     Ok(result) => {
@@ -534,7 +574,10 @@ pub async fn concurrent_writers_of_one_stream_never_overwrite<H: StoreHarness>(c
     }
     let read = ctx.store.read_stream("contended", 1, 1000).await.unwrap();
     assert_eq!(read.len() as u64, total);
-    assert_eq!(read.iter().map(|e| e.stream_version).collect::<Vec<_>>(), (1..=total).collect::<Vec<_>>());
+    assert_eq!(
+        read.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        (1..=total).collect::<Vec<_>>()
+    );
     assert_eq!(ctx.store.stream_version("contended").await.unwrap(), total);
 }
 
@@ -597,7 +640,10 @@ pub async fn subscription_catches_up_then_goes_live<H: StoreHarness>(ctx: Ctx<H>
         tokio::spawn(async move {
             for i in 0..5 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                store.append("live", ExpectedVersion::Any, events(i..i + 1)).await.unwrap();
+                store
+                    .append("live", ExpectedVersion::Any, events(i..i + 1))
+                    .await
+                    .unwrap();
             }
         })
     };
@@ -648,7 +694,10 @@ pub async fn subscription_misses_nothing_under_concurrent_writers<H: StoreHarnes
             }
             // Nothing more may follow: the writers are done by now, so extra events would be duplicates.
             let extra = tokio::time::timeout(Duration::from_millis(200), subscription.next()).await;
-            assert!(extra.is_err(), "the subscription delivered more events than were committed");
+            assert!(
+                extra.is_err(),
+                "the subscription delivered more events than were committed"
+            );
             received
         })
     };
@@ -657,7 +706,8 @@ pub async fn subscription_misses_nothing_under_concurrent_writers<H: StoreHarnes
         let store = ctx.store.clone();
         let harness = Arc::clone(&ctx.harness);
         writers.push(tokio::spawn(async move {
-            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (writer as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+            let mut rng =
+                Rng(0x9E37_79B9_7F4A_7C15 ^ (writer as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
             let mut committed = Vec::new();
             let quota = STRESS_EVENTS / WRITERS;
             let stream = format!("stress-{writer}");
@@ -667,8 +717,17 @@ pub async fn subscription_misses_nothing_under_concurrent_writers<H: StoreHarnes
                 let ids: Vec<Uuid> = batch.iter().map(|e| e.event_id).collect();
                 let hold = Duration::from_micros(rng.below(3000));
                 let commit = rng.below(20) != 0;
-                let stream = if rng.below(4) == 0 { format!("stress-shared-{}", rng.below(3)) } else { stream.clone() };
-                if harness.append_held_open(&store, &stream, batch, hold, commit).await.unwrap().is_some() {
+                let stream = if rng.below(4) == 0 {
+                    format!("stress-shared-{}", rng.below(3))
+                } else {
+                    stream.clone()
+                };
+                if harness
+                    .append_held_open(&store, &stream, batch, hold, commit)
+                    .await
+                    .unwrap()
+                    .is_some()
+                {
                     committed.extend(ids);
                 }
             }
@@ -687,7 +746,10 @@ pub async fn subscription_misses_nothing_under_concurrent_writers<H: StoreHarnes
     );
     let received_ids: BTreeSet<Uuid> = received.iter().map(|(_, id)| *id).collect();
     assert_eq!(received_ids.len(), STRESS_EVENTS, "an event was delivered twice");
-    assert!(received_ids.iter().all(|id| committed.contains(id)), "an uncommitted event was delivered");
+    assert!(
+        received_ids.iter().all(|id| committed.contains(id)),
+        "an uncommitted event was delivered"
+    );
 }
 
 /// A small deterministic generator (splitmix64) for delays and batch sizes.

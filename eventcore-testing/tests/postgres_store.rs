@@ -41,12 +41,17 @@ fn late_commit_with_lower_position_is_delivered_in_order() {
             .append_in_transaction(&slow, "slow", ExpectedVersion::NoStream, vec![event(1)])
             .await
             .unwrap();
-        let high = store.append("fast", ExpectedVersion::NoStream, vec![event(2)]).await.unwrap();
+        let high = store
+            .append("fast", ExpectedVersion::NoStream, vec![event(2)])
+            .await
+            .unwrap();
         assert!(low.positions[0] < high.positions[0]);
 
         let mut subscription = store.subscribe_all(1);
         assert!(
-            within(&mut subscription, Duration::from_millis(700)).await.is_none(),
+            within(&mut subscription, Duration::from_millis(700))
+                .await
+                .is_none(),
             "delivered past a position whose transaction is still open"
         );
         slow.commit().await.unwrap();
@@ -71,8 +76,13 @@ fn rolled_back_gap_is_stepped_over() {
             .append_in_transaction(&doomed, "doomed", ExpectedVersion::Any, vec![event(1), event(2)])
             .await
             .unwrap();
-        let kept = store.append("kept", ExpectedVersion::Any, vec![event(3)]).await.unwrap();
-        assert!(within(&mut subscription, Duration::from_millis(500)).await.is_none());
+        let kept = store
+            .append("kept", ExpectedVersion::Any, vec![event(3)])
+            .await
+            .unwrap();
+        assert!(within(&mut subscription, Duration::from_millis(500))
+            .await
+            .is_none());
         doomed.rollback().await.unwrap();
         let delivered = within(&mut subscription, Duration::from_secs(10)).await.unwrap();
         assert_eq!(delivered.global_position, kept.positions[0]);
@@ -88,8 +98,13 @@ fn notification_wakes_an_idle_subscription() {
         let patient = handle_with_poll(&ctx.store, Duration::from_secs(3600)).await;
         let mut subscription = patient.subscribe_all(1);
         // Let the subscription listen and find the store empty.
-        assert!(within(&mut subscription, Duration::from_millis(300)).await.is_none());
-        ctx.store.append("ping", ExpectedVersion::Any, vec![event(1)]).await.unwrap();
+        assert!(within(&mut subscription, Duration::from_millis(300))
+            .await
+            .is_none());
+        ctx.store
+            .append("ping", ExpectedVersion::Any, vec![event(1)])
+            .await
+            .unwrap();
         let woken = within(&mut subscription, Duration::from_secs(20)).await;
         assert_eq!(woken.map(|e| e.stream_id), Some("ping".to_owned()));
     });
@@ -100,23 +115,41 @@ fn notification_wakes_an_idle_subscription() {
 fn lost_connection_mid_append_leaves_nothing() {
     run(PostgresHarness, |ctx| async move {
         let store = ctx.store;
-        store.append("s", ExpectedVersion::NoStream, vec![event(0)]).await.unwrap();
+        store
+            .append("s", ExpectedVersion::NoStream, vec![event(0)])
+            .await
+            .unwrap();
         let mut victim = store.pool().get().await.unwrap();
-        let pid: i32 = victim.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+        let pid: i32 = victim
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
         let transaction = victim.transaction().await.unwrap();
         store
-            .append_in_transaction(&transaction, "s", ExpectedVersion::Exact(1), (1..50).map(event).collect())
+            .append_in_transaction(
+                &transaction,
+                "s",
+                ExpectedVersion::Exact(1),
+                (1..50).map(event).collect(),
+            )
             .await
             .unwrap();
         let killer = store.pool().get().await.unwrap();
-        killer.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
+        killer
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .unwrap();
         assert!(transaction.commit().await.is_err());
         drop(victim);
         // The pool discards the dead connection once its task has seen the socket close.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(store.stream_version("s").await.unwrap(), 1);
         assert_eq!(store.read_all(1, 100).await.unwrap().len(), 1);
-        store.append("s", ExpectedVersion::Exact(1), vec![event(2)]).await.unwrap();
+        store
+            .append("s", ExpectedVersion::Exact(1), vec![event(2)])
+            .await
+            .unwrap();
     });
 }
 
@@ -137,14 +170,20 @@ fn writers_lock_their_stream_only() {
             store.append("b", ExpectedVersion::NoStream, vec![event(2)]),
         )
         .await;
-        assert!(matches!(other, Ok(Ok(_))), "a writer of another stream was blocked: {other:?}");
+        assert!(
+            matches!(other, Ok(Ok(_))),
+            "a writer of another stream was blocked: {other:?}"
+        );
 
         let rival = {
             let store = store.clone();
             tokio::spawn(async move { store.append("a", ExpectedVersion::Exact(0), vec![event(3)]).await })
         };
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(!rival.is_finished(), "the rival writer of `a` must wait for the holder");
+        assert!(
+            !rival.is_finished(),
+            "the rival writer of `a` must wait for the holder"
+        );
         holder.commit().await.unwrap();
         match rival.await.unwrap() {
             Err(StoreError::VersionConflict { expected, actual, .. }) => {
@@ -160,7 +199,10 @@ fn writers_lock_their_stream_only() {
 fn corrupt_event_version_is_reported() {
     run(PostgresHarness, |ctx| async move {
         let store = ctx.store;
-        store.append("s", ExpectedVersion::NoStream, vec![event(0), event(1)]).await.unwrap();
+        store
+            .append("s", ExpectedVersion::NoStream, vec![event(0), event(1)])
+            .await
+            .unwrap();
         let client = store.pool().get().await.unwrap();
         let sql = format!(
             "UPDATE \"{}\".events SET event_version = -3 WHERE stream_id = 's' AND stream_version = 2",
@@ -168,7 +210,11 @@ fn corrupt_event_version_is_reported() {
         );
         client.execute(&sql, &[]).await.unwrap();
         match store.read_stream("s", 1, 10).await {
-            Err(StoreError::Corrupt { stream_id, stream_version, reason }) => {
+            Err(StoreError::Corrupt {
+                stream_id,
+                stream_version,
+                reason,
+            }) => {
                 assert_eq!((stream_id.as_str(), stream_version), ("s", 2));
                 assert!(reason.contains("-3"), "{reason}");
             }
@@ -194,11 +240,17 @@ async fn concurrent_starters_migrate_once() {
     }
     let client = stores[0].pool().get().await.unwrap();
     let applied: i64 = client
-        .query_one(&format!("SELECT count(*) FROM \"{schema}\".schema_migrations"), &[])
+        .query_one(
+            &format!("SELECT count(*) FROM \"{schema}\".schema_migrations"),
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
-    stores[1].append("s", ExpectedVersion::NoStream, vec![event(0)]).await.unwrap();
+    stores[1]
+        .append("s", ExpectedVersion::NoStream, vec![event(0)])
+        .await
+        .unwrap();
     assert_eq!(stores[5].stream_version("s").await.unwrap(), 1);
     drop_schema(&stores[0]).await;
     assert_eq!(applied, 1);

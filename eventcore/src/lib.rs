@@ -101,12 +101,12 @@ pub use eventcore_derive::aggregate;
 
 /// The common imports: `use eventcore::prelude::*;`.
 pub mod prelude {
+    #[cfg(feature = "postgres")]
+    pub use crate::PostgresStore;
     pub use crate::{
         aggregate, Aggregate, CommandContext, DomainEvent, Envelope, EventStore, ExpectedVersion, Handle,
         MemoryStore, RecordedEvent, Repository, RepositoryError, SqliteStore, StoreError, SubscribeAll,
     };
-    #[cfg(feature = "postgres")]
-    pub use crate::PostgresStore;
 }
 
 /// Items the macros' generated code uses. Not public API.

@@ -32,20 +32,25 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<RecordedEvent, StoreErro
 /// A store whose whole log can be followed live.
 ///
 /// ```
-/// use eventcore::prelude::*;
-/// use eventcore::subscription::SubscribeAll;
+/// use eventcore::{EventStore, ExpectedVersion, MemoryStore, NewEvent, SubscribeAll};
 /// use futures_util::StreamExt;
-/// # use serde::{Deserialize, Serialize};
-/// # use schemars::JsonSchema;
-/// # #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
-/// # #[event(aggregate = "bell")]
-/// # pub struct Rang { pub times: u32 }
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = MemoryStore::new();
 /// let mut events = store.subscribe_all(1);
-/// let rang = eventcore::NewEvent::encode(&Rang { times: 2 }, "bell", "b-1")?;
+/// let rang = NewEvent {
+///     event_id: uuid::Uuid::now_v7(),
+///     event_type: "bell.rang".into(),
+///     event_version: 1,
+///     aggregate_type: "bell".into(),
+///     aggregate_id: "b-1".into(),
+///     occurred_at: chrono::Utc::now(),
+///     correlation_id: None,
+///     causation_id: None,
+///     metadata: Default::default(),
+///     payload: r#"{"times":2}"#.into(),
+/// };
 /// store.append("bell-b-1", ExpectedVersion::NoStream, vec![rang]).await?;
 /// let first = events.next().await.transpose()?.expect("the subscription is live");
 /// assert_eq!((first.global_position, first.event_type.as_str()), (1, "bell.rang"));

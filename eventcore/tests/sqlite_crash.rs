@@ -50,7 +50,12 @@ async fn batches_survive_sigkill() -> Result<(), Box<dyn std::error::Error>> {
     let mut total_events = 0;
     for round in 0..KILLS {
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child_appender", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_child_appender",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, &db)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

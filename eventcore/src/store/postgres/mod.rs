@@ -306,8 +306,11 @@ impl PostgresStore {
     ) -> Result<AppendResult, StoreError> {
         validate_append(stream_id, &events, self.inner.max_payload_bytes)?;
         let batch = AppendBatch::new(stream_id, expected, &events);
-        let result = transaction.query_one(self.inner.sql.append.as_str(), &batch.params()).await;
-        self.finish_append(stream_id, expected, &events, result, false).await
+        let result = transaction
+            .query_one(self.inner.sql.append.as_str(), &batch.params())
+            .await;
+        self.finish_append(stream_id, expected, &events, result, false)
+            .await
     }
 
     async fn finish_append(
@@ -344,7 +347,12 @@ impl PostgresStore {
         })
     }
 
-    async fn append_error(&self, error: tokio_postgres::Error, events: &[NewEvent], can_query: bool) -> StoreError {
+    async fn append_error(
+        &self,
+        error: tokio_postgres::Error,
+        events: &[NewEvent],
+        can_query: bool,
+    ) -> StoreError {
         let is_duplicate_id = error.as_db_error().is_some_and(|db| {
             *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
                 && db.constraint() == Some("events_event_id_key")
@@ -356,7 +364,13 @@ impl PostgresStore {
         let from_detail = error
             .as_db_error()
             .and_then(|db| db.detail())
-            .and_then(|detail| detail.split_once("=(")?.1.split_once(')').map(|(id, _)| id.to_owned()))
+            .and_then(|detail| {
+                detail
+                    .split_once("=(")?
+                    .1
+                    .split_once(')')
+                    .map(|(id, _)| id.to_owned())
+            })
             .and_then(|id| Uuid::parse_str(&id).ok());
         if let Some(event_id) = from_detail {
             return StoreError::DuplicateEventId { event_id };
@@ -370,7 +384,10 @@ impl PostgresStore {
         if can_query {
             let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
             if let Ok(client) = self.inner.pool.get().await {
-                if let Ok(Some(row)) = client.query_opt(self.inner.sql.existing_event_id.as_str(), &[&ids]).await {
+                if let Ok(Some(row)) = client
+                    .query_opt(self.inner.sql.existing_event_id.as_str(), &[&ids])
+                    .await
+                {
                     if let Ok(event_id) = row.try_get(0) {
                         return StoreError::DuplicateEventId { event_id };
                     }
@@ -486,7 +503,8 @@ impl EventStore for PostgresStore {
             let batch = AppendBatch::new(stream_id, expected, &events);
             client.query_one(&statement, &batch.params()).await
         };
-        self.finish_append(stream_id, expected, &events, result, true).await
+        self.finish_append(stream_id, expected, &events, result, true)
+            .await
     }
 
     async fn read_stream(
@@ -508,7 +526,8 @@ impl EventStore for PostgresStore {
             return Ok(Vec::new());
         }
         let (from, limit) = (sql_position(from_position), sql_limit(limit));
-        self.query_events(&self.inner.sql.read_all, &[&from, &limit]).await
+        self.query_events(&self.inner.sql.read_all, &[&from, &limit])
+            .await
     }
 
     async fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {

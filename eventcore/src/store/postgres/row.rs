@@ -18,7 +18,13 @@ pub(super) fn decode_event(row: &Row) -> Result<RecordedEvent, StoreError> {
     let stream_version = u64::try_from(raw_version)
         .ok()
         .filter(|v| *v >= 1)
-        .ok_or_else(|| corrupt(&stream_id, 0, format!("stream version {raw_version} is not positive")))?;
+        .ok_or_else(|| {
+            corrupt(
+                &stream_id,
+                0,
+                format!("stream version {raw_version} is not positive"),
+            )
+        })?;
     let fail = |reason: String| corrupt(&stream_id, stream_version, reason);
 
     let raw_position: i64 = row.try_get("global_position").map_err(|e| fail(e.to_string()))?;

@@ -250,7 +250,16 @@ mod tests {
         for good in ["eventcore", "_x", "test_1a2b", "a"] {
             assert!(validate_schema_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "1abc", "Events", "a-b", "a\"b", "a;drop", "pg_catalog", &"x".repeat(49)] {
+        for bad in [
+            "",
+            "1abc",
+            "Events",
+            "a-b",
+            "a\"b",
+            "a;drop",
+            "pg_catalog",
+            &"x".repeat(49),
+        ] {
             assert!(validate_schema_name(bad).is_err(), "{bad}");
         }
     }

@@ -98,7 +98,10 @@ impl Subscription {
             .await
             .map_err(backend)?;
         let (from, limit) = (sql_position(self.next), sql_limit(SUBSCRIPTION_PAGE));
-        let rows = client.query(&statement, &[&from, &limit]).await.map_err(backend)?;
+        let rows = client
+            .query(&statement, &[&from, &limit])
+            .await
+            .map_err(backend)?;
 
         let mut progress = Progress::Wait { gap: false };
         for row in &rows {
