@@ -1,14 +1,30 @@
-//! Procedural macros of eventcore (being written).
-use proc_macro::TokenStream;
+//! Procedural macros of eventcore: `#[derive(DomainEvent)]` and `#[aggregate]`.
+//!
+//! Use them through the `eventcore` crate, which re-exports them and documents them; the
+//! generated code refers to `eventcore` only through `::eventcore::__private`.
 
-/// Derives `DomainEvent`.
+mod aggregate;
+mod ast;
+mod attr;
+mod check;
+mod ctxt;
+mod event;
+mod expand_aggregate;
+mod expand_event;
+mod naming;
+
+use proc_macro::TokenStream;
+use syn::{parse_macro_input, DeriveInput};
+
+/// Derives `DomainEvent` for an event struct or an enum of event structs.
 #[proc_macro_derive(DomainEvent, attributes(event))]
-pub fn derive_domain_event(_input: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn derive_domain_event(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    event::derive(&input).into()
 }
 
-/// Implements `Aggregate` from an impl block.
+/// Implements `Aggregate` and one `Handle` per `#[command]` from an inherent `impl` block.
 #[proc_macro_attribute]
-pub fn aggregate(_args: TokenStream, input: TokenStream) -> TokenStream {
-    input
+pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
+    aggregate::expand(args.into(), input.into()).into()
 }

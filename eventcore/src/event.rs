@@ -59,6 +59,11 @@ pub trait DomainEvent: Sized + Send + Sync + 'static {
 /// An event struct: one event type at one version, with a JSON payload and schema.
 ///
 /// `#[derive(DomainEvent)]` on a struct implements it; enums of events implement only [`DomainEvent`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event struct",
+    label = "an event enum wraps structs that derive `DomainEvent`",
+    note = "derive `DomainEvent`, `Serialize`, `Deserialize` and `JsonSchema` on `{Self}`"
+)]
 pub trait SingleEvent: DomainEvent + Serialize + DeserializeOwned + schemars::JsonSchema {
     /// Event type name.
     const EVENT_TYPE: &'static str;

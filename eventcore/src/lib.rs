@@ -119,6 +119,7 @@ pub mod __private {
     pub use crate::schema::EventRegistration;
     pub use inventory;
     pub use schemars;
+    pub use serde_json;
 
     /// Encodes an event struct's payload.
     pub fn encode_single<E: SingleEvent>(event: &E) -> Result<Vec<u8>, EncodeError> {
@@ -137,6 +138,85 @@ pub mod __private {
     /// The error for an event type outside an enum's set.
     pub fn unknown_event_type(event_type: &str, known: &[EventDescriptor]) -> DecodeError {
         crate::event::unknown_event_type(event_type, known)
+    }
+
+    /// Compiles only if `E` is an event struct (the derive asserts it on each enum variant's type).
+    pub const fn assert_single_event<E: SingleEvent>() {}
+
+    /// Compiles only if `E` is an event of the set `Set` (asserted on each `#[apply]` parameter).
+    pub const fn assert_event_of<E: EventOf<Set> + ?Sized, Set>() {}
+
+    /// Fails constant evaluation when two variants of the enum `set` have one event type.
+    pub const fn assert_distinct_event_types(set: &str, variants: &[&str], event_types: &[&str]) {
+        let mut i = 0;
+        while i < event_types.len() {
+            let mut j = i + 1;
+            while j < event_types.len() {
+                if str_eq(event_types[i], event_types[j]) {
+                    let mut message = ConstMessage::new();
+                    message.push("two variants of `");
+                    message.push(set);
+                    message.push("`, `");
+                    message.push(variants[i]);
+                    message.push("` and `");
+                    message.push(variants[j]);
+                    message.push("`, have the event type `");
+                    message.push(event_types[i]);
+                    message.push("`");
+                    panic!("{}", message.as_str());
+                }
+                j += 1;
+            }
+            i += 1;
+        }
+    }
+
+    /// `a == b`, in constant evaluation.
+    pub const fn str_eq(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    /// A message built in constant evaluation, cut at 512 bytes.
+    struct ConstMessage {
+        bytes: [u8; 512],
+        len: usize,
+    }
+
+    impl ConstMessage {
+        const fn new() -> Self {
+            ConstMessage {
+                bytes: [0; 512],
+                len: 0,
+            }
+        }
+
+        const fn push(&mut self, text: &str) {
+            let text = text.as_bytes();
+            let mut i = 0;
+            while i < text.len() && self.len < self.bytes.len() {
+                self.bytes[self.len] = text[i];
+                self.len += 1;
+                i += 1;
+            }
+        }
+
+        const fn as_str(&self) -> &str {
+            match core::str::from_utf8(self.bytes.split_at(self.len).0) {
+                Ok(text) => text,
+                Err(_) => "two variants of an event enum have the same event type",
+            }
+        }
     }
 
     /// The JSON Schema of an event struct.

@@ -13,7 +13,7 @@ mod sqlite;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreBuilder};
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteOptions, SqliteStore};
 
 /// Longest stream id accepted, in bytes.
 pub const MAX_STREAM_ID_BYTES: usize = 512;

@@ -1,0 +1,435 @@
+//! The validated IR the expanders read: built from `syn` input, borrowing it for spans.
+
+use proc_macro2::Span;
+use syn::{Data, DeriveInput, Fields, FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, ReturnType, Type};
+
+use crate::attr::{self, Sp, APPLY, COMMAND};
+use crate::ctxt::Ctxt;
+use crate::naming;
+
+/// What `#[derive(DomainEvent)]` was applied to.
+pub enum EventInput<'a> {
+    Struct(EventStruct<'a>),
+    Enum(EventEnum<'a>),
+}
+
+/// An event struct: one type name and version.
+pub struct EventStruct<'a> {
+    pub ident: &'a Ident,
+    pub event_type: String,
+    pub version: u32,
+    pub aggregate: Option<String>,
+}
+
+/// An enum of event structs.
+pub struct EventEnum<'a> {
+    pub ident: &'a Ident,
+    pub variants: Vec<EventVariant<'a>>,
+}
+
+/// `Opened(AccountOpened)`.
+pub struct EventVariant<'a> {
+    pub ident: &'a Ident,
+    pub ty: &'a Type,
+}
+
+impl<'a> EventInput<'a> {
+    /// Builds the IR, reporting every problem to `cx`. `None` when nothing sensible can be generated.
+    pub fn from_ast(cx: &Ctxt, input: &'a DeriveInput) -> Option<Self> {
+        let attrs = attr::event_attrs(cx, &input.attrs);
+        if !input.generics.params.is_empty() {
+            cx.error_spanned_by(
+                &input.generics,
+                "`DomainEvent` cannot be derived for generic types: an event type has one fixed name and schema",
+            );
+            return None;
+        }
+        match &input.data {
+            Data::Struct(_) => Some(EventInput::Struct(EventStruct::new(cx, &input.ident, attrs))),
+            Data::Enum(data) => {
+                for (key, span) in &attrs.keys {
+                    cx.error_at(
+                        *span,
+                        format!("`{key}` belongs on each event struct, not on an enum of events"),
+                    );
+                }
+                let variants = data
+                    .variants
+                    .iter()
+                    .filter_map(|v| EventVariant::new(cx, v))
+                    .collect();
+                Some(EventInput::Enum(EventEnum {
+                    ident: &input.ident,
+                    variants,
+                }))
+            }
+            Data::Union(data) => {
+                cx.error_spanned_by(
+                    data.union_token,
+                    "`DomainEvent` cannot be derived for unions: use a struct, or an enum of event structs",
+                );
+                None
+            }
+        }
+    }
+}
+
+impl<'a> EventStruct<'a> {
+    fn new(cx: &Ctxt, ident: &'a Ident, attrs: attr::EventAttrs) -> Self {
+        if let Some(aggregate) = &attrs.aggregate {
+            if let Some(why) = naming::invalid_aggregate_name(&aggregate.value) {
+                cx.error_at(aggregate.span, why);
+            }
+        }
+        let aggregate = attrs.aggregate.map(|sp| sp.value);
+        let event_type = match attrs.name {
+            Some(Sp { value, span }) => {
+                if let Some(why) = naming::invalid_name("event name", &value) {
+                    cx.error_at(span, why);
+                }
+                value
+            }
+            None => {
+                let value = naming::default_event_type(&ident.to_string(), aggregate.as_deref());
+                if let Some(why) = naming::invalid_name("event name", &value) {
+                    cx.error_spanned_by(ident, format!("{why}; set one with `#[event(name = \"...\")]`"));
+                }
+                value
+            }
+        };
+        let version = match attrs.version {
+            Some(Sp { value: 0, span }) => {
+                cx.error_at(span, "event versions start at 1");
+                1
+            }
+            Some(sp) => sp.value,
+            None => 1,
+        };
+        EventStruct {
+            ident,
+            event_type,
+            version,
+            aggregate,
+        }
+    }
+}
+
+impl<'a> EventVariant<'a> {
+    fn new(cx: &Ctxt, variant: &'a syn::Variant) -> Option<Self> {
+        match &variant.fields {
+            Fields::Unnamed(fields) if fields.unnamed.len() == 1 => Some(EventVariant {
+                ident: &variant.ident,
+                ty: &fields.unnamed[0].ty,
+            }),
+            _ => {
+                cx.error_spanned_by(
+                    variant,
+                    format!(
+                        "each variant of an event enum wraps exactly one event struct, like `{0}({0}Event)`",
+                        variant.ident
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// An `#[aggregate]` impl block.
+pub struct AggregateImpl<'a> {
+    pub item: &'a ItemImpl,
+    pub aggregate_type: String,
+    pub events: &'a Type,
+    pub error: &'a Type,
+    pub commands: Vec<Command<'a>>,
+    pub applies: Vec<ApplyFn<'a>>,
+    pub snapshots: Option<Snapshots>,
+}
+
+/// `snapshot_every = N` (and `snapshot_version = V`): snapshot the state as JSON every N events.
+pub struct Snapshots {
+    pub every: u64,
+    pub version: u32,
+}
+
+/// A `#[command]` method.
+pub struct Command<'a> {
+    pub method: &'a Ident,
+    pub command: &'a Type,
+    /// The declared return type, where a mismatch with `Handle` is reported.
+    pub output: &'a Type,
+}
+
+/// An `#[apply]` method.
+pub struct ApplyFn<'a> {
+    pub method: &'a Ident,
+    pub event: &'a Type,
+}
+
+/// The role a method's marker attribute gives it.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Role {
+    Command,
+    Apply,
+}
+
+impl Role {
+    fn of(attr: &syn::Attribute) -> Option<Self> {
+        if attr.path().is_ident(COMMAND) {
+            Some(Role::Command)
+        } else if attr.path().is_ident(APPLY) {
+            Some(Role::Apply)
+        } else {
+            None
+        }
+    }
+}
+
+/// Removes `#[command]` and `#[apply]` from the methods of `item`, returning each method's roles.
+pub fn strip_markers(item: &mut ItemImpl) -> Vec<Vec<(Role, syn::Attribute)>> {
+    item.items
+        .iter_mut()
+        .map(|item| match item {
+            ImplItem::Fn(method) => {
+                let mut roles = Vec::new();
+                method.attrs.retain(|attr| match Role::of(attr) {
+                    Some(role) => {
+                        roles.push((role, attr.clone()));
+                        false
+                    }
+                    None => true,
+                });
+                roles
+            }
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+impl<'a> AggregateImpl<'a> {
+    /// Builds the IR of `item` (markers already stripped, `roles` from [`strip_markers`]).
+    pub fn from_ast(
+        cx: &Ctxt,
+        attrs: &'a attr::AggregateAttrs,
+        item: &'a ItemImpl,
+        roles: &[Vec<(Role, syn::Attribute)>],
+    ) -> Option<Self> {
+        if let Some((_, path, _)) = &item.trait_ {
+            cx.error_spanned_by(
+                path,
+                "`#[aggregate]` goes on an inherent `impl` block, like `#[aggregate(events = E, error = Err)] impl Account { ... }`",
+            );
+            return None;
+        }
+        if attrs.events.is_none() {
+            cx.error_at(
+                Span::call_site(),
+                "`#[aggregate]` needs `events = ...`, the enum of the aggregate's events",
+            );
+        }
+        if attrs.error.is_none() {
+            cx.error_at(
+                Span::call_site(),
+                "`#[aggregate]` needs `error = ...`, the error type its commands return",
+            );
+        }
+        let aggregate_type = aggregate_type(cx, attrs, &item.self_ty);
+        let snapshots = snapshots(cx, attrs);
+
+        let mut commands = Vec::new();
+        let mut applies = Vec::new();
+        for (impl_item, roles) in item.items.iter().zip(roles) {
+            let ImplItem::Fn(method) = impl_item else { continue };
+            match roles.as_slice() {
+                [] => {}
+                [(Role::Command, attr)] => commands.extend(command(cx, method, attr)),
+                [(Role::Apply, attr)] => applies.extend(apply(cx, method, attr)),
+                [_, (_, second), ..] => {
+                    cx.error_spanned_by(second, "a method takes one of `#[command]` and `#[apply]`, once")
+                }
+            }
+        }
+
+        Some(AggregateImpl {
+            item,
+            aggregate_type: aggregate_type?,
+            events: attrs.events.as_ref()?,
+            error: attrs.error.as_ref()?,
+            commands,
+            applies,
+            snapshots,
+        })
+    }
+}
+
+fn snapshots(cx: &Ctxt, attrs: &attr::AggregateAttrs) -> Option<Snapshots> {
+    if let Some(Sp { value: 0, span }) = attrs.snapshot_every {
+        cx.error_at(span, "`snapshot_every` is a number of events, 1 or more");
+    }
+    if let Some(Sp { value: 0, span }) = attrs.snapshot_version {
+        cx.error_at(span, "snapshot versions start at 1");
+    }
+    match (&attrs.snapshot_every, &attrs.snapshot_version) {
+        (Some(every), version) => Some(Snapshots {
+            every: every.value,
+            version: version.as_ref().map_or(1, |v| v.value),
+        }),
+        (None, Some(version)) => {
+            cx.error_at(
+                version.span,
+                "`snapshot_version` needs `snapshot_every = N` to take snapshots",
+            );
+            None
+        }
+        (None, None) => None,
+    }
+}
+
+fn aggregate_type(cx: &Ctxt, attrs: &attr::AggregateAttrs, self_ty: &Type) -> Option<String> {
+    if let Some(name) = &attrs.name {
+        if let Some(why) = naming::invalid_aggregate_name(&name.value) {
+            cx.error_at(name.span, why);
+        }
+        return Some(name.value.clone());
+    }
+    let Type::Path(path) = self_ty else {
+        cx.error_spanned_by(
+            self_ty,
+            "cannot name this aggregate type: add `name = \"...\"` to `#[aggregate]`",
+        );
+        return None;
+    };
+    let ident = &path.path.segments.last()?.ident;
+    let name = naming::snake_case(&ident.to_string());
+    if let Some(why) = naming::invalid_aggregate_name(&name) {
+        cx.error_spanned_by(
+            ident,
+            format!("{why}; set one with `#[aggregate(name = \"...\")]`"),
+        );
+    }
+    Some(name)
+}
+
+/// The checks both roles share: marker without arguments, no `async`, no generics.
+fn check_common(cx: &Ctxt, method: &ImplItemFn, attr: &syn::Attribute, marker: &str) {
+    if !matches!(attr.meta, syn::Meta::Path(_)) {
+        cx.error_spanned_by(&attr.meta, format!("`#[{marker}]` takes no arguments"));
+    }
+    let sig = &method.sig;
+    if let Some(asyncness) = sig.asyncness {
+        cx.error_spanned_by(
+            asyncness,
+            format!(
+                "`#[{marker}]` methods cannot be `async`: deciding and applying are pure, synchronous steps"
+            ),
+        );
+    }
+    if !sig.generics.params.is_empty() {
+        cx.error_spanned_by(&sig.generics, format!("`#[{marker}]` methods cannot be generic"));
+    }
+}
+
+/// The receiver of `method` if it is `&self` (`mutable == false`) or `&mut self`, else an error.
+fn check_receiver(cx: &Ctxt, method: &ImplItemFn, marker: &str, mutable: bool) {
+    let expected = if mutable { "&mut self" } else { "&self" };
+    let message = format!("`#[{marker}]` methods take `{expected}`");
+    match method.sig.receiver() {
+        Some(receiver)
+            if receiver.colon_token.is_none()
+                && receiver.reference.is_some()
+                && receiver.mutability.is_some() == mutable => {}
+        Some(receiver) => cx.error_spanned_by(receiver, message),
+        None => cx.error_at(
+            method.sig.paren_token.span.open(),
+            format!("{message} as first parameter"),
+        ),
+    }
+}
+
+/// The single typed parameter after the receiver, or an error.
+fn single_parameter<'a>(cx: &Ctxt, method: &'a ImplItemFn, what: &str) -> Option<&'a Type> {
+    let typed: Vec<_> = method
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Typed(pat) => Some(pat),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    match typed.as_slice() {
+        [one] => Some(&one.ty),
+        [] => {
+            cx.error_at(
+                method.sig.paren_token.span.close(),
+                format!("expected one parameter after the receiver: {what}"),
+            );
+            None
+        }
+        [_, extra, ..] => {
+            cx.error_spanned_by(
+                extra,
+                format!("expected one parameter after the receiver: {what}"),
+            );
+            None
+        }
+    }
+}
+
+fn command<'a>(cx: &Ctxt, method: &'a ImplItemFn, attr: &syn::Attribute) -> Option<Command<'a>> {
+    check_common(cx, method, attr, COMMAND);
+    check_receiver(cx, method, COMMAND, false);
+    let param = single_parameter(cx, method, "the command, by value");
+    let command = match param {
+        Some(Type::Reference(reference)) => {
+            cx.error_spanned_by(
+                reference,
+                "the command parameter of a `#[command]` method is taken by value, like `cmd: OpenAccount`",
+            );
+            None
+        }
+        other => other,
+    };
+    let output = match &method.sig.output {
+        ReturnType::Type(_, ty) => Some(&**ty),
+        ReturnType::Default => {
+            cx.error_at(
+                method.sig.paren_token.span.close(),
+                "`#[command]` methods return `Result<Vec<Event>, Error>` with the aggregate's event and error types",
+            );
+            None
+        }
+    };
+    Some(Command {
+        method: &method.sig.ident,
+        command: command?,
+        output: output?,
+    })
+}
+
+fn apply<'a>(cx: &Ctxt, method: &'a ImplItemFn, attr: &syn::Attribute) -> Option<ApplyFn<'a>> {
+    check_common(cx, method, attr, APPLY);
+    check_receiver(cx, method, APPLY, true);
+    let param = single_parameter(cx, method, "the event, by reference");
+    let event = match param {
+        Some(Type::Reference(reference)) if reference.mutability.is_none() => Some(&*reference.elem),
+        Some(other) => {
+            cx.error_spanned_by(
+                other,
+                "the event parameter of an `#[apply]` method is a shared reference, like `event: &AccountOpened`",
+            );
+            None
+        }
+        None => None,
+    };
+    if let ReturnType::Type(_, ty) = &method.sig.output {
+        cx.error_spanned_by(
+            ty,
+            "`#[apply]` methods return nothing: applying an event cannot fail, it has already happened",
+        );
+    }
+    Some(ApplyFn {
+        method: &method.sig.ident,
+        event: event?,
+    })
+}

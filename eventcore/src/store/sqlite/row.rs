@@ -1,0 +1,230 @@
+//! Writing events as rows and reading rows back, checking every stored value.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use rusqlite::types::ValueRef;
+use rusqlite::{Row, Statement};
+use uuid::Uuid;
+
+use crate::envelope::{Metadata, NewEvent, RecordedEvent};
+use crate::store::StoreError;
+
+/// Column names, in the order of the `SELECT` that [`decode`] reads.
+const COLUMN_NAMES: [&str; 14] = [
+    "global_position",
+    "event_id",
+    "stream_id",
+    "stream_version",
+    "event_type",
+    "event_version",
+    "aggregate_type",
+    "aggregate_id",
+    "occurred_at_secs",
+    "occurred_at_nanos",
+    "correlation_id",
+    "causation_id",
+    "metadata",
+    "payload",
+];
+const GLOBAL_POSITION: usize = 0;
+const EVENT_ID: usize = 1;
+const STREAM_ID: usize = 2;
+const STREAM_VERSION: usize = 3;
+const EVENT_TYPE: usize = 4;
+const EVENT_VERSION: usize = 5;
+const AGGREGATE_TYPE: usize = 6;
+const AGGREGATE_ID: usize = 7;
+const OCCURRED_AT_SECS: usize = 8;
+const OCCURRED_AT_NANOS: usize = 9;
+const CORRELATION_ID: usize = 10;
+const CAUSATION_ID: usize = 11;
+const METADATA: usize = 12;
+const PAYLOAD: usize = 13;
+
+/// The insert statement [`insert`] runs.
+pub(super) const INSERT: &str = "INSERT INTO events (event_id, stream_id, stream_version, event_type, \
+     event_version, aggregate_type, aggregate_id, occurred_at_secs, occurred_at_nanos, \
+     correlation_id, causation_id, metadata, payload) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+
+const EMPTY_METADATA: &str = "{}";
+
+/// Inserts `event` at `stream_version` with the prepared [`INSERT`] statement.
+pub(super) fn insert(
+    statement: &mut Statement<'_>,
+    stream_id: &str,
+    stream_version: i64,
+    event: &NewEvent,
+) -> rusqlite::Result<()> {
+    let metadata = if event.metadata.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::to_string(&event.metadata)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
+        )
+    };
+    statement.execute((
+        &event.event_id.as_bytes()[..],
+        stream_id,
+        stream_version,
+        event.event_type.as_str(),
+        i64::from(event.event_version),
+        event.aggregate_type.as_str(),
+        event.aggregate_id.as_str(),
+        event.occurred_at.timestamp(),
+        i64::from(event.occurred_at.timestamp_subsec_nanos()),
+        event.correlation_id.as_deref(),
+        event.causation_id.as_deref(),
+        metadata.as_deref().unwrap_or(EMPTY_METADATA),
+        &event.payload[..],
+    ))?;
+    Ok(())
+}
+
+/// Reads one row of the store's event `SELECT`; a malformed value is [`StoreError::Corrupt`].
+pub(super) fn decode(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
+    let fields = Fields::locate(row)?;
+    let event_id = match fields.value(EVENT_ID)? {
+        ValueRef::Blob(bytes) => Uuid::from_slice(bytes).map_err(|_| {
+            fields.corrupt(format!(
+                "event_id is a blob of {} bytes, not a 16-byte uuid",
+                bytes.len()
+            ))
+        })?,
+        other => return Err(fields.wrong_type(EVENT_ID, other)),
+    };
+    let occurred_at = {
+        let secs = fields.integer(OCCURRED_AT_SECS)?;
+        let nanos = fields.integer(OCCURRED_AT_NANOS)?;
+        u32::try_from(nanos)
+            .ok()
+            .and_then(|nanos| DateTime::<Utc>::from_timestamp(secs, nanos))
+            .ok_or_else(|| fields.corrupt(format!("occurred_at {secs} s + {nanos} ns is not a valid time")))?
+    };
+    let event_version = {
+        let version = fields.integer(EVENT_VERSION)?;
+        u32::try_from(version)
+            .map_err(|_| fields.corrupt(format!("event_version {version} is out of range")))?
+    };
+    let metadata = match fields.value(METADATA)? {
+        ValueRef::Text(b"{}") => Metadata::new(),
+        ValueRef::Text(json) => serde_json::from_slice(json)
+            .map_err(|e| fields.corrupt(format!("metadata is not a JSON object of strings: {e}")))?,
+        other => return Err(fields.wrong_type(METADATA, other)),
+    };
+    let payload = match fields.value(PAYLOAD)? {
+        ValueRef::Blob(bytes) | ValueRef::Text(bytes) => Bytes::copy_from_slice(bytes),
+        other => return Err(fields.wrong_type(PAYLOAD, other)),
+    };
+    Ok(RecordedEvent {
+        event_id,
+        event_type: fields.text(EVENT_TYPE)?,
+        event_version,
+        aggregate_type: fields.text(AGGREGATE_TYPE)?,
+        aggregate_id: fields.text(AGGREGATE_ID)?,
+        stream_version: fields.stream_version,
+        global_position: fields.global_position,
+        occurred_at,
+        correlation_id: fields.optional_text(CORRELATION_ID)?,
+        causation_id: fields.optional_text(CAUSATION_ID)?,
+        metadata,
+        payload,
+        stream_id: fields.stream_id,
+    })
+}
+
+/// A row being decoded, with the stream and version that name it in errors.
+struct Fields<'a, 'stmt> {
+    row: &'a Row<'stmt>,
+    stream_id: String,
+    stream_version: u64,
+    global_position: u64,
+}
+
+impl<'a, 'stmt> Fields<'a, 'stmt> {
+    /// Reads the identifying columns first, so every later error can name the row.
+    fn locate(row: &'a Row<'stmt>) -> Result<Self, StoreError> {
+        let raw_stream = row.get_ref(STREAM_ID).map_err(StoreError::backend)?;
+        let raw_version = row.get_ref(STREAM_VERSION).map_err(StoreError::backend)?;
+        let version = match raw_version {
+            ValueRef::Integer(v) if v >= 1 => Ok(v.unsigned_abs()),
+            ValueRef::Integer(v) => Err(format!("stream_version {v} is not positive")),
+            other => Err(format!("stream_version holds {}", type_name(other))),
+        };
+        let (stream_id, stream_problem) = match raw_stream {
+            ValueRef::Text(bytes) => match String::from_utf8_lossy(bytes) {
+                Cow::Borrowed(valid) => (valid.to_owned(), None),
+                Cow::Owned(lossy) => (lossy, Some("stream_id is not valid UTF-8".to_owned())),
+            },
+            other => (
+                String::new(),
+                Some(format!("stream_id holds {}", type_name(other))),
+            ),
+        };
+        let mut fields = Self {
+            row,
+            stream_id,
+            stream_version: version.as_ref().map_or(0, |v| *v),
+            global_position: 0,
+        };
+        if let Some(reason) = stream_problem.or(version.err()) {
+            return Err(fields.corrupt(reason));
+        }
+        fields.global_position = match fields.integer(GLOBAL_POSITION)? {
+            p if p >= 1 => p.unsigned_abs(),
+            p => return Err(fields.corrupt(format!("global_position {p} is not positive"))),
+        };
+        Ok(fields)
+    }
+
+    fn corrupt(&self, reason: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            stream_id: self.stream_id.clone(),
+            stream_version: self.stream_version,
+            reason: reason.into(),
+        }
+    }
+
+    fn wrong_type(&self, column: usize, value: ValueRef<'_>) -> StoreError {
+        self.corrupt(format!("{} holds {}", COLUMN_NAMES[column], type_name(value)))
+    }
+
+    fn value(&self, column: usize) -> Result<ValueRef<'a>, StoreError> {
+        self.row.get_ref(column).map_err(StoreError::backend)
+    }
+
+    fn integer(&self, column: usize) -> Result<i64, StoreError> {
+        match self.value(column)? {
+            ValueRef::Integer(v) => Ok(v),
+            other => Err(self.wrong_type(column, other)),
+        }
+    }
+
+    fn text(&self, column: usize) -> Result<String, StoreError> {
+        match self.value(column)? {
+            ValueRef::Text(bytes) => String::from_utf8(bytes.to_vec())
+                .map_err(|_| self.corrupt(format!("{} is not valid UTF-8", COLUMN_NAMES[column]))),
+            other => Err(self.wrong_type(column, other)),
+        }
+    }
+
+    fn optional_text(&self, column: usize) -> Result<Option<String>, StoreError> {
+        match self.value(column)? {
+            ValueRef::Null => Ok(None),
+            _ => self.text(column).map(Some),
+        }
+    }
+}
+
+fn type_name(value: ValueRef<'_>) -> &'static str {
+    match value {
+        ValueRef::Null => "NULL",
+        ValueRef::Integer(_) => "an integer",
+        ValueRef::Real(_) => "a real",
+        ValueRef::Text(_) => "text",
+        ValueRef::Blob(_) => "a blob",
+    }
+}

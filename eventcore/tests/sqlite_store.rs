@@ -1,0 +1,460 @@
+//! What only the SQLite store does: files, reopening, the schema, and rows corrupted on disk.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{events, full_event, Counter, Increment, Incremented};
+use eventcore::event::DecodeError;
+use eventcore::store::{Durability, SqliteOptions};
+use eventcore::{
+    EventStore, ExpectedVersion, NewEvent, Repository, RepositoryError, SqliteStore, StoreError,
+};
+
+async fn open(path: &Path) -> SqliteStore {
+    SqliteStore::open(path).await.unwrap()
+}
+
+/// A direct connection to the store's file, for looking under the hood.
+fn raw(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn
+}
+
+#[tokio::test]
+async fn data_survives_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = open(&path).await;
+    let clone = store.clone();
+    store
+        .append(
+            "acc-1",
+            ExpectedVersion::NoStream,
+            (0..3).map(full_event).collect(),
+        )
+        .await
+        .unwrap();
+    clone
+        .append(
+            "acc-2",
+            ExpectedVersion::NoStream,
+            (3..5).map(full_event).collect(),
+        )
+        .await
+        .unwrap();
+    store
+        .append("acc-1", ExpectedVersion::Exact(3), vec![full_event(5)])
+        .await
+        .unwrap();
+    let before = store.read_all(1, usize::MAX).await.unwrap();
+    assert_eq!(before.len(), 6);
+    drop((store, clone));
+
+    let reopened = open(&path).await;
+    let after = reopened.read_all(1, usize::MAX).await.unwrap();
+    // Every field, including occurred_at to the nanosecond, metadata and correlation/causation.
+    assert_eq!(after, before);
+    assert_eq!(after[0].occurred_at.timestamp_subsec_nanos(), 123_456_789);
+    assert_eq!(after[0].correlation_id.as_deref(), Some("corr-0"));
+    assert_eq!(
+        after[0].metadata.get("unicode").map(String::as_str),
+        Some("héllo 🌍 שלום")
+    );
+    assert_eq!(reopened.stream_version("acc-1").await.unwrap(), 4);
+    assert_eq!(reopened.stream_version("acc-2").await.unwrap(), 2);
+
+    // Writing goes on where it stopped: versions and positions continue.
+    assert!(reopened
+        .append("acc-1", ExpectedVersion::Exact(3), events(1))
+        .await
+        .is_err());
+    let written = reopened
+        .append("acc-1", ExpectedVersion::Exact(4), events(1))
+        .await
+        .unwrap();
+    assert_eq!(written.first_version, 5);
+    assert!(written.positions[0] > before.last().unwrap().global_position);
+}
+
+#[tokio::test]
+async fn repository_state_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    {
+        let counters = Repository::<Counter, _>::new(open(&path).await);
+        for by in [1, 2, 3] {
+            counters.execute("c-1", Increment { by }).await.unwrap();
+        }
+    }
+    let counters = Repository::<Counter, _>::new(open(&path).await);
+    let loaded = counters.load("c-1").await.unwrap();
+    assert_eq!((loaded.state().value, loaded.version()), (6, 3));
+}
+
+#[tokio::test]
+async fn file_is_in_wal_mode_with_a_versioned_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = open(&path).await;
+    store.append("s", ExpectedVersion::Any, events(1)).await.unwrap();
+    let conn = raw(&path);
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+    // The database itself refuses a second event at one stream version.
+    let duplicate = conn.execute(
+        "INSERT INTO events (event_id, stream_id, stream_version, event_type, event_version, \
+         aggregate_type, aggregate_id, occurred_at_secs, occurred_at_nanos, metadata, payload) \
+         SELECT randomblob(16), stream_id, stream_version, event_type, event_version, aggregate_type, \
+         aggregate_id, occurred_at_secs, occurred_at_nanos, metadata, payload FROM events",
+        [],
+    );
+    assert!(duplicate.unwrap_err().to_string().contains("UNIQUE"));
+    // Opening again neither fails nor migrates twice.
+    drop(open(&path).await);
+    assert_eq!(store.read_all(1, 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_file_with_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    raw(&path).pragma_update(None, "user_version", 99).unwrap();
+    match SqliteStore::open(&path).await {
+        Err(StoreError::Backend(error)) => {
+            assert!(error.to_string().contains("schema version 99"), "{error}")
+        }
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_a_backend_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    std::fs::write(&path, vec![0x5a_u8; 8192]).unwrap();
+    assert!(matches!(
+        SqliteStore::open(&path).await,
+        Err(StoreError::Backend(_))
+    ));
+}
+
+#[tokio::test]
+async fn reads_do_not_wait_for_a_write_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    // A short busy timeout: a read that had to wait for the lock would fail, not just be slow.
+    let options = SqliteOptions::new()
+        .busy_timeout(Duration::from_millis(50))
+        .durability(Durability::Normal);
+    let store = SqliteStore::open_with(&path, options).await.unwrap();
+    store
+        .append("s", ExpectedVersion::NoStream, events(2))
+        .await
+        .unwrap();
+
+    let other_writer = raw(&path);
+    other_writer
+        .execute_batch("BEGIN IMMEDIATE; DELETE FROM events;")
+        .unwrap();
+    assert_eq!(store.read_stream("s", 1, 10).await.unwrap().len(), 2);
+    assert_eq!(store.stream_version("s").await.unwrap(), 2);
+    // Meanwhile a write cannot get the lock: it fails as a backend error and stores nothing.
+    assert!(matches!(
+        store.append("s", ExpectedVersion::Exact(2), events(1)).await,
+        Err(StoreError::Backend(_))
+    ));
+    other_writer.execute_batch("ROLLBACK").unwrap();
+    store
+        .append("s", ExpectedVersion::Exact(2), events(1))
+        .await
+        .unwrap();
+    assert_eq!(store.read_all(1, 10).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn max_payload_bytes_is_configurable() {
+    let store = SqliteStore::open_in_memory()
+        .await
+        .unwrap()
+        .with_max_payload_bytes(8);
+    let mut batch = events(2);
+    batch[0].payload = b"12345678".to_vec().into();
+    batch[1].payload = b"123456789".to_vec().into();
+    assert!(matches!(
+        store.append("s", ExpectedVersion::Any, batch).await,
+        Err(StoreError::PayloadTooLarge {
+            index: 1,
+            size: 9,
+            limit: 8,
+            ..
+        })
+    ));
+    assert_eq!(store.stream_version("s").await.unwrap(), 0);
+}
+
+/// A store holding versions 1 to 3 of `counter-c-1`, then `corrupt` run on the file directly.
+async fn corrupted(corrupt: &str) -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    {
+        let counters = Repository::<Counter, _>::new(open(&path).await);
+        for by in [1, 2, 3] {
+            counters.execute("c-1", Increment { by }).await.unwrap();
+        }
+    }
+    raw(&path).execute_batch(corrupt).unwrap();
+    let store = open(&path).await;
+    (dir, store)
+}
+
+fn assert_corrupt<T: std::fmt::Debug>(
+    result: Result<T, StoreError>,
+    stream: &str,
+    version: u64,
+    reason_part: &str,
+) {
+    match result {
+        Err(StoreError::Corrupt {
+            stream_id,
+            stream_version,
+            reason,
+        }) => {
+            assert_eq!(
+                (stream_id.as_str(), stream_version),
+                (stream, version),
+                "{reason}"
+            );
+            assert!(
+                reason.contains(reason_part),
+                "reason {reason:?} lacks {reason_part:?}"
+            );
+        }
+        other => panic!("expected a corrupt row at {stream} v{version}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn malformed_rows_are_corrupt_errors_naming_stream_and_version() {
+    let cases = [
+        (
+            "UPDATE events SET metadata = '[1, 2]' WHERE stream_version = 2",
+            2,
+            "metadata",
+        ),
+        (
+            "UPDATE events SET metadata = '{\"n\": 1}' WHERE stream_version = 2",
+            2,
+            "metadata",
+        ),
+        (
+            "UPDATE events SET metadata = 'not json' WHERE stream_version = 2",
+            2,
+            "metadata",
+        ),
+        (
+            "UPDATE events SET event_id = x'0102' WHERE stream_version = 2",
+            2,
+            "uuid",
+        ),
+        (
+            "UPDATE events SET event_type = CAST(x'ff' AS TEXT) WHERE stream_version = 2",
+            2,
+            "event_type",
+        ),
+        (
+            "UPDATE events SET aggregate_id = CAST(x'c328' AS TEXT) WHERE stream_version = 2",
+            2,
+            "aggregate_id",
+        ),
+        (
+            "UPDATE events SET correlation_id = CAST(x'80' AS TEXT) WHERE stream_version = 2",
+            2,
+            "correlation_id",
+        ),
+        (
+            "UPDATE events SET event_version = 4294967296 WHERE stream_version = 2",
+            2,
+            "event_version",
+        ),
+        (
+            "UPDATE events SET event_version = -1 WHERE stream_version = 2",
+            2,
+            "event_version",
+        ),
+        (
+            "UPDATE events SET occurred_at_nanos = 5000000000 WHERE stream_version = 2",
+            2,
+            "occurred_at",
+        ),
+        (
+            "UPDATE events SET occurred_at_secs = 9223372036854775807 WHERE stream_version = 2",
+            2,
+            "occurred_at",
+        ),
+    ];
+    for (corrupt, version, reason_part) in cases {
+        let (_dir, store) = corrupted(corrupt).await;
+        assert_corrupt(
+            store.read_stream("counter-c-1", 1, 10).await,
+            "counter-c-1",
+            version,
+            reason_part,
+        );
+        assert_corrupt(store.read_all(1, 10).await, "counter-c-1", version, reason_part);
+        // Rows before the bad one still read.
+        assert_eq!(store.read_all(1, 1).await.unwrap().len(), 1, "{corrupt}");
+        // The repository reports the store's error, and does not panic.
+        let counters = Repository::<Counter, _>::new(store);
+        match counters.load("c-1").await {
+            Err(RepositoryError::Store(StoreError::Corrupt { stream_id, .. })) => {
+                assert_eq!(stream_id, "counter-c-1");
+            }
+            Err(other) => panic!("{corrupt}: expected a corrupt row, got {other}"),
+            Ok(_) => panic!("{corrupt}: a corrupt stream loaded"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_missing_or_negative_stream_version_is_a_corrupt_error() {
+    for corrupt in [
+        "DELETE FROM events WHERE stream_version = 2",
+        "UPDATE events SET stream_version = -2 WHERE stream_version = 2",
+    ] {
+        let (_dir, store) = corrupted(corrupt).await;
+        assert_corrupt(
+            store.read_stream("counter-c-1", 1, 10).await,
+            "counter-c-1",
+            2,
+            "missing",
+        );
+        assert_eq!(store.read_stream("counter-c-1", 1, 1).await.unwrap().len(), 1);
+        assert_eq!(store.read_stream("counter-c-1", 3, 10).await.unwrap().len(), 1);
+        let counters = Repository::<Counter, _>::new(store.clone());
+        assert!(matches!(
+            counters.load("c-1").await,
+            Err(RepositoryError::Store(StoreError::Corrupt {
+                stream_version: 2,
+                ..
+            }))
+        ));
+        if !corrupt.starts_with("DELETE") {
+            assert_corrupt(store.read_all(1, 10).await, "counter-c-1", 0, "stream_version");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stream_id_that_is_not_utf8_is_a_corrupt_error() {
+    let (_dir, store) = corrupted(
+        "UPDATE events SET stream_id = CAST(x'636f756e7465722dff' AS TEXT) WHERE stream_version = 3",
+    )
+    .await;
+    assert_corrupt(store.read_all(1, 10).await, "counter-\u{fffd}", 3, "stream_id");
+    // The intact rows of the stream still read.
+    assert_eq!(store.read_stream("counter-c-1", 1, 10).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_payload_that_does_not_fit_the_type_fails_at_decode_naming_stream_and_version() {
+    for payload in ["'{\"by\": \"three\"}'", "'not json at all'", "x'ff00'"] {
+        let (_dir, store) = corrupted(&format!(
+            "UPDATE events SET payload = CAST({payload} AS BLOB) WHERE stream_version = 2"
+        ))
+        .await;
+        // The store passes the bytes through: the row itself is well-formed.
+        let stored = store.read_stream("counter-c-1", 1, 10).await.unwrap();
+        assert_eq!(stored.len(), 3);
+        let error = stored[1].decode::<Incremented>().unwrap_err();
+        assert_eq!(
+            (error.stream_id.as_str(), error.stream_version),
+            ("counter-c-1", 2)
+        );
+        assert!(matches!(error.source, DecodeError::Payload { .. }), "{error:?}");
+
+        let counters = Repository::<Counter, _>::new(store);
+        match counters.load("c-1").await {
+            Err(RepositoryError::Decode(error)) => {
+                assert_eq!(
+                    (error.stream_id.as_str(), error.stream_version),
+                    ("counter-c-1", 2)
+                );
+                assert!(error.to_string().contains("counter-c-1"), "{error}");
+            }
+            Err(other) => panic!("expected a decode error, got {other}"),
+            Ok(_) => panic!("a stream with a bad payload loaded"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_stored_event_type_fails_at_decode() {
+    let (_dir, store) =
+        corrupted("UPDATE events SET event_type = 'counter.reset' WHERE stream_version = 3").await;
+    let stored = store.read_stream("counter-c-1", 3, 1).await.unwrap();
+    let error = stored[0].decode::<Incremented>().unwrap_err();
+    assert_eq!(
+        (error.stream_id.as_str(), error.stream_version),
+        ("counter-c-1", 3)
+    );
+    assert!(
+        matches!(&error.source, DecodeError::UnknownEventType { event_type, .. } if event_type == "counter.reset")
+    );
+    let counters = Repository::<Counter, _>::new(store);
+    assert!(matches!(
+        counters.load("c-1").await,
+        Err(RepositoryError::Decode(_))
+    ));
+}
+
+#[tokio::test]
+async fn concurrent_repository_commands_conflict_instead_of_overwriting() {
+    let dir = tempfile::tempdir().unwrap();
+    let counters = Repository::<Counter, _>::new(open(&dir.path().join("events.db")).await);
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let counters = counters.clone();
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    counters
+                        .execute_retrying("c-1", 1_000, &Default::default(), || Increment { by: 1 })
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let loaded = counters.load("c-1").await.unwrap();
+    assert_eq!((loaded.state().value, loaded.version()), (60, 60));
+}
+
+#[tokio::test]
+async fn the_store_is_usable_from_spawned_tasks_and_is_send_sync() {
+    fn assert_send_sync<T: Send + Sync + 'static>(_: &T) {}
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    assert_send_sync(&store);
+    let task = tokio::spawn({
+        let store = store.clone();
+        async move { store.append("s", ExpectedVersion::NoStream, events(1)).await }
+    });
+    task.await.unwrap().unwrap();
+    let new: NewEvent = events(1).remove(0);
+    store
+        .append("s", ExpectedVersion::Exact(1), vec![new])
+        .await
+        .unwrap();
+    assert_eq!(store.stream_version("s").await.unwrap(), 2);
+}
