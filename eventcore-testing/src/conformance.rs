@@ -27,7 +27,8 @@ use chrono::{SubsecRound, Utc};
 use eventcore::envelope::Metadata;
 use eventcore::store::DEFAULT_MAX_PAYLOAD_BYTES;
 use eventcore::{
-    AppendResult, EventStore, ExpectedVersion, MemoryStore, NewEvent, RecordedEvent, StoreError, SubscribeAll,
+    AppendResult, EventStore, ExpectedVersion, MemoryStore, NewEvent, RecordedEvent, SqliteStore, StoreError,
+    SubscribeAll,
 };
 use futures_util::StreamExt;
 use uuid::Uuid;
@@ -108,6 +109,60 @@ impl StoreHarness for MemoryHarness {
 
     fn max_payload_bytes(&self) -> usize {
         HARNESS_PAYLOAD_LIMIT
+    }
+}
+
+/// The harness of [`SqliteStore`]: a database file in a fresh directory under the system's
+/// temporary directory, removed afterwards.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SqliteHarness;
+
+impl StoreHarness for SqliteHarness {
+    type Store = SqliteStore;
+
+    async fn create(&self) -> Option<SqliteStore> {
+        let dir = std::env::temp_dir().join(format!("eventcore-conformance-{}", Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(dir.join("events.db")).await.unwrap();
+        Some(store.with_max_payload_bytes(HARNESS_PAYLOAD_LIMIT))
+    }
+
+    async fn destroy(&self, store: SqliteStore) {
+        let dir = store.path().and_then(|p| p.parent()).map(ToOwned::to_owned);
+        drop(store);
+        if let Some(dir) = dir {
+            // The connections close on a blocking thread; the files may linger briefly.
+            for _ in 0..20 {
+                if std::fs::remove_dir_all(&dir).is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    fn max_payload_bytes(&self) -> usize {
+        HARNESS_PAYLOAD_LIMIT
+    }
+
+    async fn corrupt_event(&self, store: &SqliteStore, stream_id: &str, stream_version: u64) -> bool {
+        let Some(path) = store.path().map(ToOwned::to_owned) else {
+            return false;
+        };
+        let stream_id = stream_id.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            let version = i64::try_from(stream_version).unwrap();
+            conn.execute(
+                "UPDATE events SET metadata = '[\"not\", \"a\", \"map\"]' WHERE stream_id = ?1 AND stream_version = ?2",
+                rusqlite::params![stream_id, version],
+            )
+            .unwrap()
+                == 1
+        })
+        .await
+        .unwrap()
     }
 }
 

@@ -5,16 +5,15 @@
 //! subscriptions that simply remember the highest position seen). How each backend ensures
 //! this is documented on its implementation:
 //!
-//! - [`MemoryStore`](crate::MemoryStore) and other stores that commit in position order (one
-//!   writer at a time) use [`ordered_subscription`]: read pages, then wait for a commit signal;
+//! - [`MemoryStore`](crate::MemoryStore), [`SqliteStore`](crate::SqliteStore) and other stores
+//!   that commit in position order (one writer at a time) use [`ordered_subscription`]: read
+//!   pages, then wait for a commit signal;
 //! - `PostgresStore` (feature `postgres`) reads gap-free runs of positions and steps over a
 //!   missing position only once every transaction that could still write it has ended.
-//!
-//! `SqliteStore` gets its implementation once it is written: it commits in position order, so
-//! [`ordered_subscription`] with a commit signal sent after each append is correct for it.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::time::Duration;
 
 use futures_core::Stream;
 use tokio::sync::watch;
@@ -66,16 +65,21 @@ pub trait SubscribeAll: EventStore {
 /// read never sees a position while a lower one is still to come (true of single-writer stores).
 ///
 /// `commits` must change after every append becomes visible; the subscription marks it seen
-/// before each read, so a commit between a read and the wait is never missed.
+/// before each read, so a commit between a read and the wait is never missed. With `poll`, an
+/// idle subscription also reads again at that interval (for writers that cannot signal, such
+/// as another process).
 pub fn ordered_subscription<S: EventStore>(
     store: S,
     from_position: u64,
     commits: watch::Receiver<u64>,
+    poll: Option<Duration>,
 ) -> EventStream {
     let state = Ordered {
         store,
         next: from_position.max(1),
         commits,
+        poll,
+        page: SUBSCRIPTION_PAGE,
         buffer: VecDeque::new(),
         done: false,
     };
@@ -89,6 +93,10 @@ struct Ordered<S> {
     store: S,
     next: u64,
     commits: watch::Receiver<u64>,
+    poll: Option<Duration>,
+    /// Events per read: one at a time after a failed read, so that every event before a bad
+    /// one is delivered before the error.
+    page: usize,
     buffer: VecDeque<RecordedEvent>,
     done: bool,
 }
@@ -103,7 +111,8 @@ impl<S: EventStore> Ordered<S> {
                 return None;
             }
             self.commits.borrow_and_update();
-            match self.store.read_all(self.next, SUBSCRIPTION_PAGE).await {
+            match self.store.read_all(self.next, self.page).await {
+                Err(_) if self.page > 1 => self.page = 1,
                 Err(error) => {
                     self.done = true;
                     return Some(Err(error));
@@ -111,12 +120,24 @@ impl<S: EventStore> Ordered<S> {
                 Ok(page) => match page.last() {
                     Some(last) => {
                         self.next = last.global_position + 1;
+                        self.page = SUBSCRIPTION_PAGE;
                         self.buffer.extend(page);
                     }
-                    // The store is gone when every sender is dropped: end the stream.
-                    None => self.commits.changed().await.ok()?,
+                    None => self.wait().await?,
                 },
             }
+        }
+    }
+
+    /// Waits for a commit (or the poll interval); `None` when the store is gone.
+    async fn wait(&mut self) -> Option<()> {
+        match self.poll {
+            Some(poll) => match tokio::time::timeout(poll, self.commits.changed()).await {
+                Ok(changed) => changed.ok(),
+                Err(_elapsed) => Some(()),
+            },
+            // The store is gone when every sender is dropped: end the stream.
+            None => self.commits.changed().await.ok(),
         }
     }
 }

@@ -178,6 +178,6 @@ impl EventStore for MemoryStore {
 /// never sees a position before a lower one: [`ordered_subscription`] is gap-free here.
 impl SubscribeAll for MemoryStore {
     fn subscribe_all(&self, from_position: u64) -> EventStream {
-        ordered_subscription(self.clone(), from_position, self.commits.subscribe())
+        ordered_subscription(self.clone(), from_position, self.commits.subscribe(), None)
     }
 }

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
-use tokio::sync::Mutex;
+use tokio::sync::{watch, Mutex};
 
 use self::readers::Readers;
 use super::{
     validate_append, AppendResult, EventStore, ExpectedVersion, StoreError, DEFAULT_MAX_PAYLOAD_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
+use crate::subscription::{ordered_subscription, EventStream, SubscribeAll};
 
 /// How long a commit waits for the disk, traded against append throughput.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -147,6 +148,8 @@ pub struct SqliteStore {
 
 struct Inner {
     path: Option<PathBuf>,
+    /// The last global position, sent after every commit (wakes subscriptions).
+    commits: watch::Sender<u64>,
     /// `Some` until `Drop`, which hands the connections to a blocking thread to close.
     connections: Option<Connections>,
 }
@@ -228,6 +231,7 @@ impl SqliteStore {
         Self {
             inner: Arc::new(Inner {
                 path,
+                commits: watch::Sender::new(0),
                 connections: Some(Connections {
                     writer: Arc::new(Mutex::new(writer)),
                     readers: readers.map(Arc::new),
@@ -464,8 +468,15 @@ impl EventStore for SqliteStore {
     ) -> Result<AppendResult, StoreError> {
         validate_append(stream_id, &events, self.max_payload_bytes)?;
         let stream_id = stream_id.to_owned();
-        self.write(move |conn| append_now(conn, &stream_id, expected, &events))
-            .await
+        let result = self
+            .write(move |conn| append_now(conn, &stream_id, expected, &events))
+            .await?;
+        if let Some(&last) = result.positions.last() {
+            self.inner
+                .commits
+                .send_modify(|position| *position = last.max(*position));
+        }
+        Ok(result)
     }
 
     async fn read_stream(
@@ -501,3 +512,20 @@ impl EventStore for SqliteStore {
         self.read(move |conn| current_version(conn, &stream_id)).await
     }
 }
+
+/// The single writer assigns positions inside its transaction, so commits become visible in
+/// position order and [`ordered_subscription`] is gap-free. Appends through this store wake
+/// subscriptions at once; those of another process sharing the file are found by a poll.
+impl SubscribeAll for SqliteStore {
+    fn subscribe_all(&self, from_position: u64) -> EventStream {
+        ordered_subscription(
+            self.clone(),
+            from_position,
+            self.inner.commits.subscribe(),
+            Some(OTHER_PROCESS_POLL),
+        )
+    }
+}
+
+/// How often a subscription looks for appends made by another process.
+const OTHER_PROCESS_POLL: Duration = Duration::from_secs(1);
