@@ -81,6 +81,7 @@ impl StoreHarness for PostgresHarness {
         tokio::time::sleep(hold).await;
         if commit {
             transaction.commit().await.map_err(StoreError::backend)?;
+            store.notify_subscribers().await?;
             Ok(Some(result))
         } else {
             transaction.rollback().await.map_err(StoreError::backend)?;

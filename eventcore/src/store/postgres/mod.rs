@@ -16,7 +16,9 @@
 //! - **Payloads** are stored as `bytea`, byte for byte; metadata as `jsonb`; `occurred_at` as
 //!   `timestamptz`, which keeps microseconds (finer digits are truncated; `NewEvent::encode`
 //!   already truncates to microseconds, so envelopes round-trip exactly).
-//! - **Reads** by stream and by global position are paged by their `limit`.
+//! - **Reads** by stream and by global position are paged by their `limit`. `read_all` shows what
+//!   has committed, which may leave a lower position still to come: to follow the log, use
+//!   `subscribe_all`.
 //! - **Subscriptions** to the whole store never skip an event that commits late with a lower
 //!   position; see [`SubscribeAll`](crate::subscription::SubscribeAll) and the notes below.
 //!
@@ -41,15 +43,24 @@
 //! (A snapshot's `xmax` would not do as the bound: it is one past the newest *completed*
 //! transaction, and a writer still running may hold an id above it.)
 //!
-//! The subscription is woken by `LISTEN`/`NOTIFY` (the append function notifies at commit), with
-//! a fallback poll ([`PostgresStoreBuilder::poll_interval`]) for what sends no notification:
-//! a rolled-back append, or a store built from a pool without a
+//! The subscription is woken by `LISTEN`/`NOTIFY` (`append` sends a notification right after
+//! its commit, pipelined on the same connection, so it costs no extra round trip and writers do
+//! not queue on PostgreSQL's notification lock), with a fallback poll
+//! ([`PostgresStoreBuilder::poll_interval`]) for what sends no notification: a rolled-back
+//! append, an append inside the caller's transaction (see
+//! [`PostgresStore::notify_subscribers`]), or a store built from a pool without a
 //! [`listen_config`](PostgresStoreBuilder::listen_config). A gap therefore waits at most until
 //! the transactions running when it was seen have ended; a long-running writing transaction
 //! anywhere in the cluster delays (never breaks) delivery past a gap.
 //!
 //! Everything written to the events table must go through `append_events` (or
-//! [`PostgresStore::append_in_transaction`]), which keeps rule 1.
+//! [`PostgresStore::append_in_transaction`]), which keeps rule 1. Subscriptions take
+//! transaction ids, so they read from the primary, not from a hot standby.
+//!
+//! Connections come from a `deadpool-postgres` pool that recycles them without a test query:
+//! after the server drops connections (a restart), the next call on each stale one fails with
+//! [`StoreError::Backend`] and the pool replaces it; an append that failed so is safe to retry,
+//! since its event ids are unique.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -296,7 +307,8 @@ impl PostgresStore {
     /// write events and other rows (an outbox, a read model) atomically.
     ///
     /// Errors are the same as [`EventStore::append`]; after an error the transaction is
-    /// aborted and must be rolled back.
+    /// aborted and must be rolled back. Subscriptions find these events at their next poll; call
+    /// [`notify_subscribers`](Self::notify_subscribers) after the commit to wake them at once.
     pub async fn append_in_transaction(
         &self,
         transaction: &tokio_postgres::Transaction<'_>,
@@ -311,6 +323,16 @@ impl PostgresStore {
             .await;
         self.finish_append(stream_id, expected, &events, result, false)
             .await
+    }
+
+    /// Wakes the live subscriptions of this schema (in every process) to look for new events.
+    pub async fn notify_subscribers(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(self.inner.sql.notify, &[&self.inner.channel])
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 
     async fn finish_append(
@@ -496,12 +518,25 @@ impl EventStore for PostgresStore {
         validate_append(stream_id, &events, self.inner.max_payload_bytes)?;
         let result = {
             let client = self.client().await?;
-            let statement = client
+            let append = client
                 .prepare_cached(&self.inner.sql.append)
                 .await
                 .map_err(backend)?;
+            let notify = client
+                .prepare_cached(self.inner.sql.notify)
+                .await
+                .map_err(backend)?;
             let batch = AppendBatch::new(stream_id, expected, &events);
-            client.query_one(&statement, &batch.params()).await
+            let params = batch.params();
+            // Pipelined: the notification goes out with the append and runs, in its own
+            // transaction, right after the append commits. Inside the append, NOTIFY would take
+            // PostgreSQL's notification lock across the commit and serialize every writer.
+            let (result, _notified) = futures_util::future::join(
+                client.query_one(&append, &params),
+                client.execute(&notify, &[&self.inner.channel]),
+            )
+            .await;
+            result
         };
         self.finish_append(stream_id, expected, &events, result, true)
             .await

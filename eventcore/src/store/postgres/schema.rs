@@ -130,7 +130,6 @@ BEGIN
     )
     SELECT array_agg(i.global_position ORDER BY i.stream_version) INTO v_positions FROM inserted i;
 
-    PERFORM pg_notify({channel}, v_positions[cardinality(v_positions)]::text);
     RETURN QUERY SELECT false, v_actual, v_positions;
 END
 $fn$;
@@ -139,11 +138,6 @@ $fn$;
 /// Quotes an identifier (the name is validated already; quoting keeps it exact).
 pub(super) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quotes a string literal.
-fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// The LISTEN/NOTIFY channel of a schema.
@@ -183,9 +177,7 @@ pub(super) async fn migrate(pool: &Pool, schema: &str) -> Result<(), StoreError>
         if applied.contains(version) {
             continue;
         }
-        let sql = sql
-            .replace("{schema}", &quoted)
-            .replace("{channel}", &quote_literal(&channel(schema)));
+        let sql = sql.replace("{schema}", &quoted);
         tx.batch_execute(&sql).await.map_err(backend)?;
         tx.execute(
             &format!("INSERT INTO {quoted}.schema_migrations (version) VALUES ($1)"),
@@ -206,6 +198,7 @@ pub(super) struct Statements {
     pub(super) stream_version: String,
     pub(super) subscription_page: String,
     pub(super) existing_event_id: String,
+    pub(super) notify: &'static str,
 }
 
 const EVENT_COLUMNS: &str = "global_position, stream_id, stream_version, event_id, event_type, \
@@ -234,6 +227,7 @@ impl Statements {
                  pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS snapshot_xmin \
                  FROM {s}.events WHERE global_position >= $1 ORDER BY global_position LIMIT $2"
             ),
+            notify: "SELECT pg_notify($1, '')",
             existing_event_id: format!(
                 "SELECT event_id FROM {s}.events WHERE event_id = ANY($1) ORDER BY global_position LIMIT 1"
             ),
