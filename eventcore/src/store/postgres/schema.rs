@@ -82,37 +82,52 @@ BEGIN
     -- gap has ended.
     PERFORM pg_current_xact_id();
 
-    -- The stream row is the per-stream lock: writers of one stream queue here, writers of
-    -- other streams never meet.
-    SELECT s.version INTO v_actual FROM {schema}.streams s WHERE s.stream_id = p_stream_id FOR UPDATE;
-    IF NOT FOUND THEN
-        v_actual := 0;
-        IF v_count > 0 AND (p_expected_kind IN (0, 1) OR (p_expected_kind = 2 AND p_expected = 0)) THEN
-            INSERT INTO {schema}.streams (stream_id, version) VALUES (p_stream_id, 0)
-                ON CONFLICT (stream_id) DO NOTHING;
-            SELECT s.version INTO v_actual FROM {schema}.streams s
-                WHERE s.stream_id = p_stream_id FOR UPDATE;
-            v_actual := coalesce(v_actual, 0);
-        END IF;
-    END IF;
-
-    IF NOT (CASE p_expected_kind
-        WHEN 0 THEN true
-        WHEN 1 THEN v_actual = 0
-        WHEN 2 THEN v_actual = p_expected
-        WHEN 3 THEN v_actual > 0
-        ELSE false
-    END) THEN
-        RETURN QUERY SELECT true, v_actual, NULL::bigint[];
-        RETURN;
-    END IF;
-
     IF v_count = 0 THEN
-        RETURN QUERY SELECT false, v_actual, ARRAY[]::bigint[];
+        SELECT s.version INTO v_actual FROM {schema}.streams s WHERE s.stream_id = p_stream_id;
+        v_actual := coalesce(v_actual, 0);
+        IF NOT (CASE p_expected_kind WHEN 0 THEN true WHEN 1 THEN v_actual = 0
+                WHEN 2 THEN v_actual = p_expected WHEN 3 THEN v_actual > 0 ELSE false END) THEN
+            RETURN QUERY SELECT true, v_actual, NULL::bigint[];
+        ELSE
+            RETURN QUERY SELECT false, v_actual, ARRAY[]::bigint[];
+        END IF;
         RETURN;
     END IF;
 
-    UPDATE {schema}.streams SET version = v_actual + v_count WHERE stream_id = p_stream_id;
+    -- The stream's row is its lock: the conditional UPDATE waits for a writer of the same
+    -- stream, re-checks the expectation on the version it committed, and claims the versions.
+    -- Writers of other streams never meet.
+    LOOP
+        UPDATE {schema}.streams s SET version = s.version + v_count
+            WHERE s.stream_id = p_stream_id
+              AND (p_expected_kind = 0
+                   OR (p_expected_kind = 1 AND s.version = 0)
+                   OR (p_expected_kind = 2 AND s.version = p_expected)
+                   OR (p_expected_kind = 3 AND s.version > 0))
+            RETURNING s.version - v_count INTO v_actual;
+        EXIT WHEN FOUND;
+        SELECT s.version INTO v_actual FROM {schema}.streams s WHERE s.stream_id = p_stream_id;
+        IF FOUND THEN
+            IF NOT (CASE p_expected_kind WHEN 0 THEN true WHEN 1 THEN v_actual = 0
+                    WHEN 2 THEN v_actual = p_expected WHEN 3 THEN v_actual > 0 ELSE false END) THEN
+                RETURN QUERY SELECT true, v_actual, NULL::bigint[];
+                RETURN;
+            END IF;
+            -- It changed to an acceptable version meanwhile: try again.
+        ELSE
+            IF NOT (p_expected_kind IN (0, 1) OR (p_expected_kind = 2 AND p_expected = 0)) THEN
+                RETURN QUERY SELECT true, 0::bigint, NULL::bigint[];
+                RETURN;
+            END IF;
+            INSERT INTO {schema}.streams (stream_id, version) VALUES (p_stream_id, v_count)
+                ON CONFLICT (stream_id) DO NOTHING;
+            IF FOUND THEN
+                v_actual := 0;
+                EXIT;
+            END IF;
+            -- Created by a concurrent writer: try again.
+        END IF;
+    END LOOP;
 
     WITH inserted AS (
         INSERT INTO {schema}.events (
