@@ -108,3 +108,32 @@ fn name_override_and_struct_event_set() {
     }
     assert!(light.is_on());
 }
+
+// Snapshot options: a JSON snapshot of the state every N events, at a declared version.
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Tally {
+    sum: i64,
+}
+
+#[aggregate(events = LampToggled, error = Never, name = "tally", snapshot_every = 5, snapshot_version = 3)]
+impl Tally {
+    #[apply]
+    fn toggled(&mut self, _: &LampToggled) {
+        self.sum += 1;
+    }
+}
+
+#[test]
+fn snapshot_options_set_the_policy_and_json_codec() {
+    assert_eq!(Tally::SNAPSHOT_POLICY, eventcore::SnapshotPolicy::Every(5));
+    assert_eq!(Tally::SNAPSHOT_VERSION, 3);
+    let state = Tally { sum: 7 };
+    let bytes = state.encode_snapshot().unwrap().unwrap();
+    assert_eq!(bytes, br#"{"sum":7}"#);
+    assert_eq!(Tally::decode_snapshot(&bytes).unwrap().unwrap(), state);
+
+    // Without the options, no snapshots.
+    assert_eq!(Light::SNAPSHOT_POLICY, eventcore::SnapshotPolicy::Never);
+    assert!(Light::default().encode_snapshot().is_none());
+}

@@ -1,4 +1,5 @@
 //! The code blocks of DESIGN.md, verbatim, compiled and run as a user would.
+#![allow(missing_docs)] // test types, not API
 
 use eventcore::prelude::*; // DomainEvent, aggregate, Aggregate, EventStore, MemoryStore, Repository, ...
 use schemars::JsonSchema;

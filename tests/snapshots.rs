@@ -1,4 +1,5 @@
 //! Snapshots: taken every N events after an append, used on load, ignored when their version changes.
+#![allow(missing_docs)] // test types, not API
 
 use eventcore::prelude::*;
 use eventcore::Snapshot;

@@ -16,6 +16,8 @@ pub enum EventInput<'a> {
 /// An event struct: one type name and version.
 pub struct EventStruct<'a> {
     pub ident: &'a Ident,
+    /// The path of the runtime crate (`::eventcore` unless renamed with `crate = "..."`).
+    pub krate: syn::Path,
     pub event_type: String,
     pub version: u32,
     pub aggregate: Option<String>,
@@ -24,7 +26,10 @@ pub struct EventStruct<'a> {
 /// An enum of event structs.
 pub struct EventEnum<'a> {
     pub ident: &'a Ident,
+    pub krate: syn::Path,
     pub variants: Vec<EventVariant<'a>>,
+    /// Some variants were left out after an error: matches need a fallback arm to compile.
+    pub incomplete: bool,
 }
 
 /// `Opened(AccountOpened)`.
@@ -47,19 +52,21 @@ impl<'a> EventInput<'a> {
         match &input.data {
             Data::Struct(_) => Some(EventInput::Struct(EventStruct::new(cx, &input.ident, attrs))),
             Data::Enum(data) => {
-                for (key, span) in &attrs.keys {
+                for (key, span) in attrs.keys.iter().filter(|(key, _)| *key != attr::CRATE) {
                     cx.error_at(
                         *span,
                         format!("`{key}` belongs on each event struct, not on an enum of events"),
                     );
                 }
-                let variants = data
+                let variants: Vec<_> = data
                     .variants
                     .iter()
                     .filter_map(|v| EventVariant::new(cx, v))
                     .collect();
                 Some(EventInput::Enum(EventEnum {
                     ident: &input.ident,
+                    krate: runtime_path(attrs.krate),
+                    incomplete: variants.len() < data.variants.len(),
                     variants,
                 }))
             }
@@ -76,11 +83,14 @@ impl<'a> EventInput<'a> {
 
 impl<'a> EventStruct<'a> {
     fn new(cx: &Ctxt, ident: &'a Ident, attrs: attr::EventAttrs) -> Self {
+        let mut aggregate_valid = true;
         if let Some(aggregate) = &attrs.aggregate {
             if let Some(why) = naming::invalid_aggregate_name(&aggregate.value) {
                 cx.error_at(aggregate.span, why);
+                aggregate_valid = false;
             }
         }
+        let krate = runtime_path(attrs.krate);
         let aggregate = attrs.aggregate.map(|sp| sp.value);
         let event_type = match attrs.name {
             Some(Sp { value, span }) => {
@@ -91,7 +101,8 @@ impl<'a> EventStruct<'a> {
             }
             None => {
                 let value = naming::default_event_type(&ident.to_string(), aggregate.as_deref());
-                if let Some(why) = naming::invalid_name("event name", &value) {
+                // A bad aggregate name is reported once, at the aggregate.
+                if let Some(why) = naming::invalid_name("event name", &value).filter(|_| aggregate_valid) {
                     cx.error_spanned_by(ident, format!("{why}; set one with `#[event(name = \"...\")]`"));
                 }
                 value
@@ -107,6 +118,7 @@ impl<'a> EventStruct<'a> {
         };
         EventStruct {
             ident,
+            krate,
             event_type,
             version,
             aggregate,
@@ -116,6 +128,12 @@ impl<'a> EventStruct<'a> {
 
 impl<'a> EventVariant<'a> {
     fn new(cx: &Ctxt, variant: &'a syn::Variant) -> Option<Self> {
+        for attr in variant.attrs.iter().filter(|a| a.path().is_ident(attr::EVENT)) {
+            cx.error_spanned_by(
+                attr,
+                "`#[event(...)]` goes on the event struct, not on a variant of the event enum",
+            );
+        }
         match &variant.fields {
             Fields::Unnamed(fields) if fields.unnamed.len() == 1 => Some(EventVariant {
                 ident: &variant.ident,
@@ -135,9 +153,15 @@ impl<'a> EventVariant<'a> {
     }
 }
 
+/// The runtime crate's path: `::eventcore` unless `crate = "..."` says otherwise.
+fn runtime_path(krate: Option<syn::Path>) -> syn::Path {
+    krate.unwrap_or_else(|| syn::parse_quote!(::eventcore))
+}
+
 /// An `#[aggregate]` impl block.
 pub struct AggregateImpl<'a> {
     pub item: &'a ItemImpl,
+    pub krate: syn::Path,
     pub aggregate_type: String,
     pub events: &'a Type,
     pub error: &'a Type,
@@ -252,6 +276,7 @@ impl<'a> AggregateImpl<'a> {
 
         Some(AggregateImpl {
             item,
+            krate: runtime_path(attrs.krate.clone()),
             aggregate_type: aggregate_type?,
             events: attrs.events.as_ref()?,
             error: attrs.error.as_ref()?,
@@ -432,4 +457,130 @@ fn apply<'a>(cx: &Ctxt, method: &'a ImplItemFn, attr: &syn::Attribute) -> Option
         method: &method.sig.ident,
         event: event?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    fn errors(cx: Ctxt) -> Vec<String> {
+        cx.check()
+            .err()
+            .map(|e| e.into_iter().map(|e| e.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn event_struct_ir_carries_name_version_and_aggregate() {
+        let input: DeriveInput = parse_quote! {
+            #[event(aggregate = "account", version = 2)]
+            struct MoneyDeposited { amount: i64 }
+        };
+        let cx = Ctxt::new();
+        let Some(EventInput::Struct(event)) = EventInput::from_ast(&cx, &input) else {
+            panic!("expected a struct");
+        };
+        assert_eq!(event.event_type, "account.money_deposited");
+        assert_eq!(event.version, 2);
+        assert_eq!(event.aggregate.as_deref(), Some("account"));
+        assert!(errors(cx).is_empty());
+    }
+
+    #[test]
+    fn event_struct_errors_are_all_collected() {
+        let input: DeriveInput = parse_quote! {
+            #[event(name = "Bad Name", version = 0)]
+            struct Thing;
+        };
+        let cx = Ctxt::new();
+        assert!(
+            EventInput::from_ast(&cx, &input).is_some(),
+            "a fallback expansion is kept"
+        );
+        let errors = errors(cx);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("upper case"));
+        assert_eq!(errors[1], "event versions start at 1");
+    }
+
+    #[test]
+    fn event_enum_keeps_good_variants_and_reports_bad_ones() {
+        let input: DeriveInput = parse_quote! {
+            enum AccountEvent { Opened(AccountOpened), Closed, Moved { to: u32 } }
+        };
+        let cx = Ctxt::new();
+        let Some(EventInput::Enum(set)) = EventInput::from_ast(&cx, &input) else {
+            panic!("expected an enum");
+        };
+        assert_eq!(set.variants.len(), 1);
+        assert!(set.incomplete);
+        assert_eq!(errors(cx).len(), 2);
+    }
+
+    #[test]
+    fn generic_types_and_unions_are_rejected() {
+        for input in [
+            parse_quote!(
+                struct Wrapped<T>(T);
+            ),
+            parse_quote!(union Bits { a: u32, b: f32 }),
+        ] {
+            let input: DeriveInput = input;
+            let cx = Ctxt::new();
+            assert!(EventInput::from_ast(&cx, &input).is_none());
+            assert_eq!(errors(cx).len(), 1);
+        }
+    }
+
+    #[test]
+    fn aggregate_ir_collects_commands_and_applies() {
+        let mut item: ItemImpl = parse_quote! {
+            impl BankAccount {
+                #[command]
+                fn open(&self, cmd: OpenAccount) -> Result<Vec<AccountEvent>, AccountError> { todo!() }
+                #[apply]
+                fn opened(&mut self, e: &AccountOpened) {}
+                fn helper(&self) {}
+            }
+        };
+        let cx = Ctxt::new();
+        let attrs = attr::aggregate_attrs(&cx, quote::quote!(events = AccountEvent, error = AccountError));
+        let roles = strip_markers(&mut item);
+        let ir = AggregateImpl::from_ast(&cx, &attrs, &item, &roles);
+        let ir = ir.expect("valid aggregate");
+        assert_eq!(ir.aggregate_type, "bank_account");
+        assert_eq!(ir.commands.len(), 1);
+        assert_eq!(ir.commands[0].method, "open");
+        assert_eq!(ir.applies.len(), 1);
+        assert_eq!(ir.applies[0].method, "opened");
+        assert!(ir.snapshots.is_none());
+        drop(ir);
+        assert!(errors(cx).is_empty());
+        let stripped = quote::ToTokens::to_token_stream(&item).to_string();
+        assert!(
+            !stripped.contains("command") && !stripped.contains("apply"),
+            "{stripped}"
+        );
+    }
+
+    #[test]
+    fn aggregate_signature_errors_are_all_collected() {
+        let mut item: ItemImpl = parse_quote! {
+            impl Account {
+                #[command]
+                async fn open(&mut self, cmd: &OpenAccount) {}
+                #[apply]
+                fn opened<T>(&self, e: AccountOpened) -> bool { true }
+            }
+        };
+        let cx = Ctxt::new();
+        let attrs = attr::aggregate_attrs(&cx, quote::quote!(events = AccountEvent));
+        let roles = strip_markers(&mut item);
+        let _ = AggregateImpl::from_ast(&cx, &attrs, &item, &roles);
+        let errors = errors(cx);
+        // missing `error`; async, receiver, by-reference command, no return type;
+        // generic, receiver, by-value event, return type.
+        assert_eq!(errors.len(), 9, "{errors:#?}");
+    }
 }

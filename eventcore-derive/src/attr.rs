@@ -14,11 +14,12 @@ pub const EVENTS: &str = "events";
 pub const ERROR: &str = "error";
 pub const SNAPSHOT_EVERY: &str = "snapshot_every";
 pub const SNAPSHOT_VERSION: &str = "snapshot_version";
+pub const CRATE: &str = "crate";
 pub const COMMAND: &str = "command";
 pub const APPLY: &str = "apply";
 
-const EVENT_KEYS: &str = "`aggregate`, `name`, `version`";
-const AGGREGATE_KEYS: &str = "`events`, `error`, `name`, `snapshot_every`, `snapshot_version`";
+const EVENT_KEYS: &str = "`aggregate`, `name`, `version`, `crate`";
+const AGGREGATE_KEYS: &str = "`events`, `error`, `name`, `snapshot_every`, `snapshot_version`, `crate`";
 
 /// A parsed value with the span of the tokens it came from.
 #[derive(Clone)]
@@ -68,6 +69,7 @@ pub struct EventAttrs {
     pub aggregate: Option<Sp<String>>,
     pub name: Option<Sp<String>>,
     pub version: Option<Sp<u32>>,
+    pub krate: Option<syn::Path>,
     /// Every key present, in order, for rules that reject keys wholesale (enums).
     pub keys: Vec<(&'static str, Span)>,
 }
@@ -77,6 +79,7 @@ pub fn event_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
     let mut aggregate = Attr::none(cx, EVENT, AGGREGATE);
     let mut name = Attr::none(cx, EVENT, NAME);
     let mut version = Attr::none(cx, EVENT, VERSION);
+    let mut krate = Attr::none(cx, EVENT, CRATE);
     let mut keys = Vec::new();
 
     for attr in attrs.iter().filter(|a| a.path().is_ident(EVENT)) {
@@ -91,10 +94,13 @@ pub fn event_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
                 keys.push((NAME, key_span));
                 name.set(&meta, lit.value(), lit.span());
             } else if meta.path.is_ident(VERSION) {
-                let lit: LitInt = meta.value()?.parse()?;
+                let lit = int_literal(&meta, "version = 2")?;
                 let value = lit.base10_parse::<u32>()?;
                 keys.push((VERSION, key_span));
                 version.set(&meta, value, lit.span());
+            } else if meta.path.is_ident(CRATE) {
+                let path = crate_path(&meta)?;
+                krate.set(&meta, path, key_span);
             } else {
                 return Err(meta.error(format!(
                     "unknown `event` attribute `{}`, expected one of {EVENT_KEYS}",
@@ -112,6 +118,7 @@ pub fn event_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
         aggregate: aggregate.get(),
         name: name.get(),
         version: version.get(),
+        krate: krate.get().map(|sp| sp.value),
         keys,
     }
 }
@@ -123,6 +130,7 @@ pub struct AggregateAttrs {
     pub name: Option<Sp<String>>,
     pub snapshot_every: Option<Sp<u64>>,
     pub snapshot_version: Option<Sp<u32>>,
+    pub krate: Option<syn::Path>,
 }
 
 /// Parses the arguments of `#[aggregate(...)]`, reporting problems to `cx`.
@@ -132,6 +140,7 @@ pub fn aggregate_attrs(cx: &Ctxt, args: proc_macro2::TokenStream) -> AggregateAt
     let mut name = Attr::none(cx, AGGREGATE, NAME);
     let mut snapshot_every = Attr::none(cx, AGGREGATE, SNAPSHOT_EVERY);
     let mut snapshot_version = Attr::none(cx, AGGREGATE, SNAPSHOT_VERSION);
+    let mut krate = Attr::none(cx, AGGREGATE, CRATE);
 
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident(EVENTS) {
@@ -144,11 +153,14 @@ pub fn aggregate_attrs(cx: &Ctxt, args: proc_macro2::TokenStream) -> AggregateAt
             let lit: LitStr = meta.value()?.parse()?;
             name.set(&meta, lit.value(), lit.span());
         } else if meta.path.is_ident(SNAPSHOT_EVERY) {
-            let lit: LitInt = meta.value()?.parse()?;
+            let lit = int_literal(&meta, "snapshot_every = 100")?;
             snapshot_every.set(&meta, lit.base10_parse()?, lit.span());
         } else if meta.path.is_ident(SNAPSHOT_VERSION) {
-            let lit: LitInt = meta.value()?.parse()?;
+            let lit = int_literal(&meta, "snapshot_version = 2")?;
             snapshot_version.set(&meta, lit.base10_parse()?, lit.span());
+        } else if meta.path.is_ident(CRATE) {
+            let path = crate_path(&meta)?;
+            krate.set(&meta, path, Span::call_site());
         } else {
             return Err(meta.error(format!(
                 "unknown `aggregate` attribute `{}`, expected one of {AGGREGATE_KEYS}",
@@ -167,7 +179,24 @@ pub fn aggregate_attrs(cx: &Ctxt, args: proc_macro2::TokenStream) -> AggregateAt
         name: name.get(),
         snapshot_every: snapshot_every.get(),
         snapshot_version: snapshot_version.get(),
+        krate: krate.get().map(|sp| sp.value),
     }
+}
+
+/// `crate = "path::to::eventcore"`: where generated code finds the runtime when it is renamed.
+fn crate_path(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::Path> {
+    let lit: LitStr = meta.value()?.parse()?;
+    lit.parse::<syn::Path>()
+        .map_err(|_| syn::Error::new(lit.span(), "expected a path, like `crate = \"::my_eventcore\"`"))
+}
+
+/// The integer literal value of `meta`, or an error showing `example`.
+fn int_literal(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<LitInt> {
+    let value = meta.value()?;
+    let span = value.span();
+    value
+        .parse::<LitInt>()
+        .map_err(|_| syn::Error::new(span, format!("expected an integer, like `{example}`")))
 }
 
 fn path_text(path: &syn::Path) -> String {
@@ -217,7 +246,7 @@ mod tests {
             errors,
             [
                 "duplicate `event` attribute `version`",
-                "unknown `event` attribute `aggregat`, expected one of `aggregate`, `name`, `version`"
+                "unknown `event` attribute `aggregat`, expected one of `aggregate`, `name`, `version`, `crate`"
             ]
         );
     }
@@ -243,7 +272,7 @@ mod tests {
             err.as_deref(),
             Some(
                 "unknown `aggregate` attribute `state`, expected one of `events`, `error`, `name`, \
-                 `snapshot_every`, `snapshot_version`"
+                 `snapshot_every`, `snapshot_version`, `crate`"
             )
         );
     }

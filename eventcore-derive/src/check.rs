@@ -39,6 +39,7 @@ pub fn event_enum(cx: &Ctxt, input: &mut EventEnum<'_>) {
             None => keep.push(i),
         }
     }
+    input.incomplete |= keep.len() < input.variants.len();
     let mut index = 0;
     input.variants.retain(|_| {
         let kept = keep.contains(&index);

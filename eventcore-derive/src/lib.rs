@@ -12,6 +12,7 @@ mod event;
 mod expand_aggregate;
 mod expand_event;
 mod naming;
+mod respan;
 
 use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput};

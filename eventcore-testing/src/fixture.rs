@@ -63,6 +63,7 @@ impl<A: Aggregate> AggregateFixture<A> {
 
     /// Runs `command` against the state built from the given events.
     #[track_caller]
+    #[must_use = "an outcome checks nothing until a `then_*` method runs"]
     pub fn when<C>(self, command: C) -> Outcome<A>
     where
         A: Handle<C>,
@@ -80,7 +81,6 @@ impl<A: Aggregate> AggregateFixture<A> {
 /// The result of a fixture's command, to check with `then_*`.
 ///
 /// Dropping an outcome that was never checked panics, so a forgotten `then` does not pass silently.
-#[must_use = "an outcome checks nothing until a `then_*` method runs"]
 pub struct Outcome<A: Aggregate> {
     state: A,
     given: Vec<EventView>,

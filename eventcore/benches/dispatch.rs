@@ -18,11 +18,11 @@ macro_rules! bench_domain {
         $(
             #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
             #[event(aggregate = "bench")]
-            pub struct $event { pub n: i64 }
+            struct $event { n: i64 }
         )*
 
         #[derive(DomainEvent, Debug, Clone, PartialEq)]
-        pub enum BenchEvent { $($event($event)),* }
+        enum BenchEvent { $($event($event)),* }
 
         #[aggregate(events = BenchEvent, error = std::convert::Infallible)]
         impl Tally {
@@ -65,7 +65,7 @@ macro_rules! bench_domain {
 
 /// The state every dispatcher folds into.
 #[derive(Debug, Default)]
-pub struct Tally {
+struct Tally {
     sums: [i64; 16],
 }
 

@@ -12,7 +12,7 @@ const EVENTS: u64 = 10_000;
 /// Money paid in.
 #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
 #[event(aggregate = "wallet")]
-pub struct Credited {
+struct Credited {
     amount: i64,
     reference: String,
 }
@@ -20,21 +20,21 @@ pub struct Credited {
 /// Money paid out.
 #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
 #[event(aggregate = "wallet")]
-pub struct Debited {
+struct Debited {
     amount: i64,
     reference: String,
 }
 
 /// A wallet's events.
 #[derive(DomainEvent, Debug, Clone, PartialEq)]
-pub enum WalletEvent {
+enum WalletEvent {
     Credited(Credited),
     Debited(Debited),
 }
 
 /// A wallet's balance.
 #[derive(Debug, Default)]
-pub struct Wallet {
+struct Wallet {
     balance: i64,
 }
 

@@ -97,6 +97,22 @@ pub use eventcore_derive::DomainEvent;
 /// name (default: the snake_case type name). Inside, `#[command] fn name(&self, cmd: C) ->
 /// Result<Vec<E>, Err>` handles a command and `#[apply] fn name(&mut self, event: &Ev)` applies
 /// one event of the set. Every event of the set needs exactly one `#[apply]`.
+///
+/// Options of `#[aggregate(...)]`:
+///
+/// - `events = E` (required): the event enum (or a single event struct) the aggregate applies;
+/// - `error = Err` (required): the error its commands return;
+/// - `name = "..."`: the aggregate type name (default: the snake_case type name);
+/// - `snapshot_every = N`: store a JSON snapshot of the state every `N` events (the state must
+///   implement `Serialize` and `Deserialize`), with `snapshot_version = V` (default 1) to make
+///   older snapshots be ignored after the state's shape changes;
+/// - `crate = "path"`: where the generated code finds `eventcore` when the dependency is renamed
+///   or re-exported (also accepted by `#[event(...)]`).
+///
+/// Mistakes are compile errors at the offending token: an event of the set without `#[apply]`
+/// (at `events = ...`), an `#[apply]` for an event outside the set, two handlers for one event
+/// or command, a wrong receiver (`&self` for commands, `&mut self` for `#[apply]`), a missing
+/// return type on a command, a return type on an `#[apply]`, `async` or generic handlers.
 pub use eventcore_derive::aggregate;
 
 /// The common imports: `use eventcore::prelude::*;`.
@@ -140,35 +156,35 @@ pub mod __private {
         crate::event::unknown_event_type(event_type, known)
     }
 
-    /// Compiles only if `E` is an event struct (the derive asserts it on each enum variant's type).
-    pub const fn assert_single_event<E: SingleEvent>() {}
-
     /// Compiles only if `E` is an event of the set `Set` (asserted on each `#[apply]` parameter).
     pub const fn assert_event_of<E: EventOf<Set> + ?Sized, Set>() {}
 
-    /// Fails constant evaluation when two variants of the enum `set` have one event type.
-    pub const fn assert_distinct_event_types(set: &str, variants: &[&str], event_types: &[&str]) {
-        let mut i = 0;
-        while i < event_types.len() {
-            let mut j = i + 1;
-            while j < event_types.len() {
-                if str_eq(event_types[i], event_types[j]) {
-                    let mut message = ConstMessage::new();
-                    message.push("two variants of `");
-                    message.push(set);
-                    message.push("`, `");
-                    message.push(variants[i]);
-                    message.push("` and `");
-                    message.push(variants[j]);
-                    message.push("`, have the event type `");
-                    message.push(event_types[i]);
-                    message.push("`");
-                    panic!("{}", message.as_str());
-                }
-                j += 1;
+    /// The error message when the variant at `index` of the enum `set` has the event type of an
+    /// earlier variant; the derive panics with it in constant evaluation.
+    pub const fn duplicate_event_type(
+        set: &str,
+        variants: &[&str],
+        event_types: &[&str],
+        index: usize,
+    ) -> Option<ConstMessage> {
+        let mut earlier = 0;
+        while earlier < index {
+            if str_eq(event_types[earlier], event_types[index]) {
+                let mut message = ConstMessage::new();
+                message.push("two variants of `");
+                message.push(set);
+                message.push("`, `");
+                message.push(variants[earlier]);
+                message.push("` and `");
+                message.push(variants[index]);
+                message.push("`, have the event type `");
+                message.push(event_types[index]);
+                message.push("`");
+                return Some(message);
             }
-            i += 1;
+            earlier += 1;
         }
+        None
     }
 
     /// `a == b`, in constant evaluation.
@@ -188,7 +204,7 @@ pub mod __private {
     }
 
     /// A message built in constant evaluation, cut at 512 bytes.
-    struct ConstMessage {
+    pub struct ConstMessage {
         bytes: [u8; 512],
         len: usize,
     }
@@ -211,7 +227,8 @@ pub mod __private {
             }
         }
 
-        const fn as_str(&self) -> &str {
+        /// The message text.
+        pub const fn as_str(&self) -> &str {
             match core::str::from_utf8(self.bytes.split_at(self.len).0) {
                 Ok(text) => text,
                 Err(_) => "two variants of an event enum have the same event type",

@@ -109,7 +109,7 @@ async fn file_is_in_wal_mode_with_a_versioned_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2, "events (v1) and snapshots (v2) migrations applied");
     // The database itself refuses a second event at one stream version.
     let duplicate = conn.execute(
         "INSERT INTO events (event_id, stream_id, stream_version, event_type, event_version, \
@@ -457,4 +457,37 @@ async fn the_store_is_usable_from_spawned_tasks_and_is_send_sync() {
         .await
         .unwrap();
     assert_eq!(store.stream_version("s").await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_version_1_file_is_migrated_to_snapshots_keeping_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = open(&path).await;
+    store
+        .append("s", ExpectedVersion::NoStream, events(3))
+        .await
+        .unwrap();
+    drop(store);
+    // Turn the file back into what eventcore wrote before snapshots existed.
+    let conn = raw(&path);
+    conn.execute_batch("DROP TABLE snapshots; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+
+    let store = open(&path).await;
+    assert_eq!(store.read_stream("s", 1, 10).await.unwrap().len(), 3);
+    let snapshot = eventcore::Snapshot {
+        stream_id: "s".into(),
+        stream_version: 3,
+        snapshot_version: 1,
+        state: b"{}".to_vec().into(),
+        taken_at: chrono::Utc::now(),
+    };
+    store.save_snapshot(snapshot.clone()).await.unwrap();
+    assert_eq!(store.load_snapshot("s").await.unwrap(), Some(snapshot));
+    let version: i64 = raw(&path)
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
 }

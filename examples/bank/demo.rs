@@ -51,10 +51,8 @@ async fn run_on(store: SqliteStore) -> Result<(), Box<dyn Error>> {
         Ok(_) => return Err("an overdraft was accepted".into()),
         Err(e) => return Err(e.into()),
     }
-    println!(
-        "bob's stream is still at version {before}: {}",
-        accounts.load("bob").await?.version()
-    );
+    let after = accounts.load("bob").await?.version();
+    println!("bob's stream was at version {before} and still is: version {after}");
 
     println!("\n== a concurrency conflict");
     // Two clerks look at ada's account; the first commits, the second wrote on stale state.

@@ -51,20 +51,22 @@ pub(super) const INSERT: &str = "INSERT INTO events (event_id, stream_id, stream
 
 const EMPTY_METADATA: &str = "{}";
 
-/// Inserts `event` at `stream_version` with the prepared [`INSERT`] statement.
+/// Inserts `event` at `stream_version` with the prepared [`INSERT`] statement; `scratch` is
+/// a buffer reused across a batch for the metadata JSON.
 pub(super) fn insert(
     statement: &mut Statement<'_>,
+    scratch: &mut Vec<u8>,
     stream_id: &str,
     stream_version: i64,
     event: &NewEvent,
 ) -> rusqlite::Result<()> {
     let metadata = if event.metadata.is_empty() {
-        None
+        EMPTY_METADATA
     } else {
-        Some(
-            serde_json::to_string(&event.metadata)
-                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
-        )
+        scratch.clear();
+        let to_sql = |e: Box<dyn std::error::Error + Send + Sync>| rusqlite::Error::ToSqlConversionFailure(e);
+        serde_json::to_writer(&mut *scratch, &event.metadata).map_err(|e| to_sql(e.into()))?;
+        std::str::from_utf8(scratch).map_err(|e| to_sql(e.into()))?
     };
     statement.execute((
         &event.event_id.as_bytes()[..],
@@ -78,7 +80,7 @@ pub(super) fn insert(
         i64::from(event.occurred_at.timestamp_subsec_nanos()),
         event.correlation_id.as_deref(),
         event.causation_id.as_deref(),
-        metadata.as_deref().unwrap_or(EMPTY_METADATA),
+        metadata,
         &event.payload[..],
     ))?;
     Ok(())

@@ -5,7 +5,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::store::StoreError;
 
 /// Migration `i` upgrades a database at `user_version` `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1_EVENTS];
+const MIGRATIONS: &[&str] = &[V1_EVENTS, V2_SNAPSHOTS];
 
 /// The schema version this code writes and reads.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -33,6 +33,18 @@ CREATE TABLE events (
     metadata          TEXT    NOT NULL,
     payload           BLOB    NOT NULL,
     UNIQUE (stream_id, stream_version)
+) STRICT;
+";
+
+/// Version 2: aggregate snapshots, one per stream.
+const V2_SNAPSHOTS: &str = "
+CREATE TABLE snapshots (
+    stream_id        TEXT    PRIMARY KEY,
+    stream_version   INTEGER NOT NULL,
+    snapshot_version INTEGER NOT NULL,
+    state            BLOB    NOT NULL,
+    taken_at_secs    INTEGER NOT NULL,
+    taken_at_nanos   INTEGER NOT NULL
 ) STRICT;
 ";
 

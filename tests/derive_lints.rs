@@ -1,0 +1,89 @@
+//! The generated code compiles cleanly under strict lints (checked by `cargo clippy --all-targets`).
+#![deny(warnings, missing_docs, unused_qualifications, rust_2018_idioms)]
+#![deny(clippy::all, clippy::pedantic)]
+#![allow(clippy::unwrap_used)]
+
+use eventcore::prelude::*;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+mod domain {
+    //! An aggregate written the way the docs show, in a module with public items.
+    use super::{aggregate, Deserialize, DomainEvent, JsonSchema, Serialize};
+
+    /// A light was switched.
+    #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
+    #[event(aggregate = "light", version = 2)]
+    pub struct LightSwitched {
+        /// The new state.
+        pub on: bool,
+    }
+
+    /// A light was renamed.
+    #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
+    #[event(name = "light.renamed")]
+    pub struct LightRenamed(pub String);
+
+    /// The events of a light.
+    #[derive(DomainEvent, Debug, Clone, PartialEq, Eq)]
+    pub enum LightEvent {
+        /// Switched on or off.
+        Switched(LightSwitched),
+        /// Renamed.
+        Renamed(LightRenamed),
+    }
+
+    /// A light.
+    #[derive(Debug, Default, Clone, Serialize, Deserialize)]
+    pub struct Light {
+        /// Whether it is on.
+        pub on: bool,
+        /// Its name.
+        pub name: String,
+    }
+
+    /// Switch the light.
+    #[derive(Clone, Copy)]
+    pub struct Switch(pub bool);
+
+    /// Nothing to switch.
+    #[derive(Debug, thiserror::Error)]
+    #[error("no change")]
+    pub struct NoChange;
+
+    #[aggregate(events = LightEvent, error = NoChange, snapshot_every = 10)]
+    impl Light {
+        #[command]
+        fn switch(&self, cmd: Switch) -> Result<Vec<LightEvent>, NoChange> {
+            if cmd.0 == self.on {
+                return Err(NoChange);
+            }
+            Ok(vec![LightSwitched { on: cmd.0 }.into()])
+        }
+
+        #[apply]
+        fn switched(&mut self, e: &LightSwitched) {
+            self.on = e.on;
+        }
+
+        #[apply]
+        fn renamed(&mut self, e: &LightRenamed) {
+            self.name.clone_from(&e.0);
+        }
+    }
+}
+
+#[test]
+fn strict_lints_accept_the_generated_code() {
+    use domain::{Light, LightEvent, LightSwitched, Switch};
+    let mut light = Light::default();
+    for event in light.handle(Switch(true)).unwrap() {
+        light.apply(&event);
+    }
+    assert!(light.on);
+    assert_eq!(LightEvent::from(LightSwitched { on: true }).event_version(), 2);
+    assert_eq!(
+        <Light as Aggregate>::SNAPSHOT_POLICY,
+        eventcore::SnapshotPolicy::Every(10)
+    );
+}
