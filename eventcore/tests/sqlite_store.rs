@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{events, full_event, Counter, Increment, Incremented};
 use eventcore::event::DecodeError;
-use eventcore::store::{Durability, SqliteOptions};
+use eventcore::store::{Durability, Snapshot, SqliteOptions};
 use eventcore::{
     EventStore, ExpectedVersion, NewEvent, Repository, RepositoryError, SqliteStore, StoreError,
 };
@@ -122,6 +122,66 @@ async fn file_is_in_wal_mode_with_a_versioned_schema() {
     // Opening again neither fails nor migrates twice.
     drop(open(&path).await);
     assert_eq!(store.read_all(1, 10).await.unwrap().len(), 1);
+}
+
+fn snapshot(stream_id: &str, stream_version: u64, state: &[u8]) -> Snapshot {
+    Snapshot {
+        stream_id: stream_id.to_owned(),
+        stream_version,
+        snapshot_version: 3,
+        state: state.to_vec().into(),
+        taken_at: chrono::TimeZone::timestamp_opt(&chrono::Utc, 1_700_000_000, 987_654_321).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn snapshots_survive_reopen_and_only_newer_ones_replace_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = open(&path).await;
+    assert_eq!(store.load_snapshot("it's \"hostile\" 🦀").await.unwrap(), None);
+    store
+        .save_snapshot(snapshot("it's \"hostile\" 🦀", 6, b"{\"n\":6}"))
+        .await
+        .unwrap();
+    store
+        .save_snapshot(snapshot("it's \"hostile\" 🦀", 3, b"{\"n\":3}"))
+        .await
+        .unwrap();
+    store.save_snapshot(snapshot("other", 2, b"{}")).await.unwrap();
+    drop(store);
+
+    let store = open(&path).await;
+    let kept = store.load_snapshot("it's \"hostile\" 🦀").await.unwrap();
+    assert_eq!(kept, Some(snapshot("it's \"hostile\" 🦀", 6, b"{\"n\":6}")));
+    store
+        .save_snapshot(snapshot("it's \"hostile\" 🦀", 9, b"{\"n\":9}"))
+        .await
+        .unwrap();
+    let replaced = store.load_snapshot("it's \"hostile\" 🦀").await.unwrap().unwrap();
+    assert_eq!(
+        (replaced.stream_version, &replaced.state[..]),
+        (9, &b"{\"n\":9}"[..])
+    );
+    assert_eq!(
+        store
+            .load_snapshot("other")
+            .await
+            .unwrap()
+            .unwrap()
+            .stream_version,
+        2
+    );
+    assert!(matches!(
+        store.save_snapshot(snapshot("", 1, b"{}")).await,
+        Err(StoreError::InvalidStreamId { .. })
+    ));
+
+    // A malformed snapshot row is a corrupt error, not a panic.
+    raw(&path)
+        .execute_batch("UPDATE snapshots SET snapshot_version = -1 WHERE stream_id = 'other'")
+        .unwrap();
+    assert_corrupt(store.load_snapshot("other").await, "other", 2, "snapshot");
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use tokio::sync::{watch, Mutex};
 
 use self::readers::Readers;
 use super::{
-    validate_append, AppendResult, EventStore, ExpectedVersion, Snapshot, StoreError,
+    validate_append, validate_stream_id, AppendResult, EventStore, ExpectedVersion, Snapshot, StoreError,
     DEFAULT_MAX_PAYLOAD_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
@@ -135,6 +135,7 @@ impl SqliteOptions {
 ///   they grow in commit order: a reader following `read_all` never misses an event that
 ///   commits later with a lower position.
 /// - `UNIQUE (stream_id, stream_version)` and `UNIQUE (event_id)` are enforced by the database.
+/// - Snapshots live in their own table, one per stream; an older snapshot never replaces a newer one.
 /// - Durability is [`Durability::Full`] unless chosen otherwise.
 /// - The schema version lives in `PRAGMA user_version` and is migrated on open; a file with a
 ///   newer schema is refused rather than misread.
@@ -520,6 +521,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        validate_stream_id(&snapshot.stream_id)?;
         self.write(move |conn| snapshots::save(conn, &snapshot)).await
     }
 
