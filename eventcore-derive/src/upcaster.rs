@@ -256,7 +256,9 @@ mod tests {
     use super::*;
     use syn::parse_quote;
 
-    fn parsed(args: TokenStream) -> (Option<(String, u32, Vec<(String, u32)>)>, Vec<String>) {
+    type Parsed = Option<(String, u32, Vec<(String, u32)>)>;
+
+    fn parsed(args: TokenStream) -> (Parsed, Vec<String>) {
         let function: ItemFn = parse_quote!(
             fn up(payload: Value) -> Result<Value, UpcastError> {
                 Ok(payload)

@@ -9,6 +9,7 @@
 //!     .then_error(AccountError::InsufficientFunds);
 //! ```
 
+pub mod conformance;
 mod diff;
 mod fixture;
 pub mod registry_check;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::codec::{self, RecordDecodeError};
@@ -140,6 +140,9 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// Encodes `event` with a fresh v7 id and the current time, for the given aggregate.
+    ///
+    /// The time is truncated to microseconds, the precision every store keeps (PostgreSQL's
+    /// `timestamptz` among them), so an envelope reads back exactly as it was written.
     pub fn encode<E: DomainEvent>(
         event: &E,
         aggregate_type: impl Into<String>,
@@ -151,7 +154,7 @@ impl NewEvent {
             event_version: event.event_version(),
             aggregate_type: aggregate_type.into(),
             aggregate_id: aggregate_id.into(),
-            occurred_at: Utc::now(),
+            occurred_at: Utc::now().trunc_subsecs(6),
             correlation_id: None,
             causation_id: None,
             metadata: Metadata::new(),

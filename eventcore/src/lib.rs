@@ -63,6 +63,7 @@ pub mod event;
 pub mod repository;
 pub mod schema;
 pub mod store;
+pub mod subscription;
 
 pub use aggregate::{Aggregate, Apply, Dispatch, Handle, SnapshotPolicy};
 pub use codec::RecordDecodeError;
@@ -70,6 +71,9 @@ pub use envelope::{CommandContext, Envelope, Metadata, NewEvent, RecordedEvent};
 pub use event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
 pub use repository::{Committed, Loaded, Repository, RepositoryError};
 pub use store::{AppendResult, EventStore, ExpectedVersion, MemoryStore, Snapshot, SqliteStore, StoreError};
+#[cfg(feature = "postgres")]
+pub use store::{PostgresStore, PostgresStoreBuilder};
+pub use subscription::{EventStream, SubscribeAll};
 
 /// Derives [`DomainEvent`](trait@DomainEvent) for an event struct or an enum of event structs.
 ///
@@ -160,9 +164,12 @@ pub use eventcore_derive::upcaster;
 
 /// The common imports: `use eventcore::prelude::*;`.
 pub mod prelude {
+    #[cfg(feature = "postgres")]
+    pub use crate::PostgresStore;
     pub use crate::{
         aggregate, upcaster, Aggregate, CommandContext, DomainEvent, Envelope, EventStore, ExpectedVersion,
         Handle, MemoryStore, RecordedEvent, Repository, RepositoryError, SqliteStore, StoreError,
+        SubscribeAll,
     };
 }
 

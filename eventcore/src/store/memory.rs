@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{
@@ -10,11 +11,14 @@ use super::{
     DEFAULT_MAX_PAYLOAD_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
+use crate::subscription::{ordered_subscription, EventStream, SubscribeAll};
 
 /// An event store that keeps everything in memory; clones share the same events.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     inner: Arc<RwLock<Log>>,
+    /// The last global position, sent after every append (wakes subscriptions).
+    commits: Arc<watch::Sender<u64>>,
     max_payload_bytes: usize,
 }
 
@@ -39,6 +43,7 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self {
             inner: Arc::default(),
+            commits: Arc::new(watch::Sender::new(0)),
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
         }
     }
@@ -93,6 +98,8 @@ impl MemoryStore {
             .entry(stream_id.to_owned())
             .or_default()
             .extend(indices);
+        // Sent under the write lock, so the signal follows the order of the commits.
+        self.commits.send_replace(log.events.len() as u64);
         Ok(AppendResult {
             first_version,
             last_version,
@@ -164,5 +171,13 @@ impl EventStore for MemoryStore {
     async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
         let log = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         Ok(log.snapshots.get(stream_id).cloned())
+    }
+}
+
+/// Appends happen one at a time under the log's lock and assign positions in order, so a read
+/// never sees a position before a lower one: [`ordered_subscription`] is gap-free here.
+impl SubscribeAll for MemoryStore {
+    fn subscribe_all(&self, from_position: u64) -> EventStream {
+        ordered_subscription(self.clone(), from_position, self.commits.subscribe(), None)
     }
 }

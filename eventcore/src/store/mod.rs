@@ -6,9 +6,13 @@ use std::future::Future;
 use crate::envelope::{NewEvent, RecordedEvent};
 
 mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, PostgresStoreBuilder};
 pub use sqlite::{Durability, SqliteOptions, SqliteStore};
 
 /// Longest stream id accepted, in bytes.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
-use tokio::sync::Mutex;
+use tokio::sync::{watch, Mutex};
 
 use self::readers::Readers;
 use super::{
@@ -19,6 +19,7 @@ use super::{
     DEFAULT_MAX_PAYLOAD_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
+use crate::subscription::{ordered_subscription, EventStream, SubscribeAll};
 
 /// How long a commit waits for the disk, traded against append throughput.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -150,6 +151,8 @@ pub struct SqliteStore {
 
 struct Inner {
     path: Option<PathBuf>,
+    /// The last global position, sent after every commit (wakes subscriptions).
+    commits: watch::Sender<u64>,
     /// `Some` until `Drop`, which hands the connections to a blocking thread to close.
     connections: Option<Connections>,
 }
@@ -234,6 +237,7 @@ impl SqliteStore {
         Self {
             inner: Arc::new(Inner {
                 path,
+                commits: watch::Sender::new(0),
                 connections: Some(Connections {
                     writer: Arc::new(Mutex::new(writer)),
                     readers: readers.map(Arc::new),
@@ -472,8 +476,15 @@ impl EventStore for SqliteStore {
     ) -> Result<AppendResult, StoreError> {
         validate_append(stream_id, &events, self.max_payload_bytes)?;
         let stream_id = stream_id.to_owned();
-        self.write(move |conn| append_now(conn, &stream_id, expected, &events))
-            .await
+        let result = self
+            .write(move |conn| append_now(conn, &stream_id, expected, &events))
+            .await?;
+        if let Some(&last) = result.positions.last() {
+            self.inner
+                .commits
+                .send_modify(|position| *position = last.max(*position));
+        }
+        Ok(result)
     }
 
     async fn read_stream(
@@ -519,3 +530,20 @@ impl EventStore for SqliteStore {
         self.read(move |conn| snapshots::load(conn, &stream_id)).await
     }
 }
+
+/// The single writer assigns positions inside its transaction, so commits become visible in
+/// position order and [`ordered_subscription`] is gap-free. Appends through this store wake
+/// subscriptions at once; those of another process sharing the file are found by a poll.
+impl SubscribeAll for SqliteStore {
+    fn subscribe_all(&self, from_position: u64) -> EventStream {
+        ordered_subscription(
+            self.clone(),
+            from_position,
+            self.inner.commits.subscribe(),
+            Some(OTHER_PROCESS_POLL),
+        )
+    }
+}
+
+/// How often a subscription looks for appends made by another process.
+const OTHER_PROCESS_POLL: Duration = Duration::from_secs(1);

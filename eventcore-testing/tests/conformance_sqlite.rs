@@ -1,0 +1,3 @@
+//! The store conformance suite on `SqliteStore` (a file in a temporary directory).
+
+eventcore_testing::store_conformance_tests!(eventcore_testing::conformance::SqliteHarness);

@@ -1,0 +1,275 @@
+//! The database schema: embedded, versioned migrations and the SQL the store runs.
+
+use deadpool_postgres::Pool;
+
+use crate::store::StoreError;
+
+use super::backend;
+
+/// Longest schema name accepted, so that derived names (the notification channel) stay under
+/// PostgreSQL's 63-byte identifier limit.
+pub(super) const MAX_SCHEMA_NAME_BYTES: usize = 48;
+
+/// A schema name is a plain lower-case identifier: `[a-z_][a-z0-9_]*`, at most 48 bytes.
+pub(super) fn validate_schema_name(name: &str) -> Result<(), super::PostgresConfigError> {
+    let mut chars = name.chars();
+    let valid_start = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let valid_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid_start && valid_rest && name.len() <= MAX_SCHEMA_NAME_BYTES && !name.starts_with("pg_") {
+        Ok(())
+    } else {
+        Err(super::PostgresConfigError::InvalidSchemaName(name.to_owned()))
+    }
+}
+
+/// The migrations, in order; each runs once, in the migration transaction. `{schema}` is the
+/// quoted schema name.
+const MIGRATIONS: &[(i32, &str)] = &[(1, MIGRATION_1)];
+
+const MIGRATION_1: &str = r#"
+CREATE TABLE {schema}.streams (
+    stream_id text PRIMARY KEY,
+    version bigint NOT NULL CHECK (version >= 0)
+);
+
+-- CACHE 1 (the default) hands positions out in time order across sessions, which the
+-- subscription's gap rule relies on.
+CREATE SEQUENCE {schema}.global_position_seq AS bigint CACHE 1;
+
+CREATE TABLE {schema}.events (
+    global_position bigint PRIMARY KEY,
+    stream_id text NOT NULL,
+    stream_version bigint NOT NULL,
+    event_id uuid NOT NULL,
+    event_type text NOT NULL,
+    event_version integer NOT NULL,
+    aggregate_type text NOT NULL,
+    aggregate_id text NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    correlation_id text,
+    causation_id text,
+    metadata jsonb NOT NULL,
+    payload bytea NOT NULL,
+    CONSTRAINT events_stream_version_key UNIQUE (stream_id, stream_version),
+    CONSTRAINT events_event_id_key UNIQUE (event_id)
+);
+
+-- Appends a batch in one call. Expected-version kinds: 0 any, 1 no stream, 2 exact, 3 stream
+-- exists. Returns conflict = true (and writes nothing) when the stream is not as expected.
+CREATE FUNCTION {schema}.append_events(
+    p_stream_id text,
+    p_expected_kind smallint,
+    p_expected bigint,
+    p_event_ids uuid[],
+    p_event_types text[],
+    p_event_versions integer[],
+    p_aggregate_types text[],
+    p_aggregate_ids text[],
+    p_occurred_at timestamptz[],
+    p_correlation_ids text[],
+    p_causation_ids text[],
+    p_metadata jsonb[],
+    p_payloads bytea[]
+) RETURNS TABLE (conflict boolean, actual bigint, positions bigint[])
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_count bigint := coalesce(cardinality(p_event_ids), 0);
+    v_actual bigint;
+    v_positions bigint[];
+BEGIN
+    -- Take the transaction id before drawing any position: a subscriber treats a missing
+    -- position as settled once every transaction older than an id it took after seeing the
+    -- gap has ended.
+    PERFORM pg_current_xact_id();
+
+    IF v_count = 0 THEN
+        SELECT s.version INTO v_actual FROM {schema}.streams s WHERE s.stream_id = p_stream_id;
+        v_actual := coalesce(v_actual, 0);
+        IF NOT (CASE p_expected_kind WHEN 0 THEN true WHEN 1 THEN v_actual = 0
+                WHEN 2 THEN v_actual = p_expected WHEN 3 THEN v_actual > 0 ELSE false END) THEN
+            RETURN QUERY SELECT true, v_actual, NULL::bigint[];
+        ELSE
+            RETURN QUERY SELECT false, v_actual, ARRAY[]::bigint[];
+        END IF;
+        RETURN;
+    END IF;
+
+    -- The stream's row is its lock: the conditional UPDATE waits for a writer of the same
+    -- stream, re-checks the expectation on the version it committed, and claims the versions.
+    -- Writers of other streams never meet.
+    LOOP
+        UPDATE {schema}.streams s SET version = s.version + v_count
+            WHERE s.stream_id = p_stream_id
+              AND (p_expected_kind = 0
+                   OR (p_expected_kind = 1 AND s.version = 0)
+                   OR (p_expected_kind = 2 AND s.version = p_expected)
+                   OR (p_expected_kind = 3 AND s.version > 0))
+            RETURNING s.version - v_count INTO v_actual;
+        EXIT WHEN FOUND;
+        SELECT s.version INTO v_actual FROM {schema}.streams s WHERE s.stream_id = p_stream_id;
+        IF FOUND THEN
+            IF NOT (CASE p_expected_kind WHEN 0 THEN true WHEN 1 THEN v_actual = 0
+                    WHEN 2 THEN v_actual = p_expected WHEN 3 THEN v_actual > 0 ELSE false END) THEN
+                RETURN QUERY SELECT true, v_actual, NULL::bigint[];
+                RETURN;
+            END IF;
+            -- It changed to an acceptable version meanwhile: try again.
+        ELSE
+            IF NOT (p_expected_kind IN (0, 1) OR (p_expected_kind = 2 AND p_expected = 0)) THEN
+                RETURN QUERY SELECT true, 0::bigint, NULL::bigint[];
+                RETURN;
+            END IF;
+            INSERT INTO {schema}.streams (stream_id, version) VALUES (p_stream_id, v_count)
+                ON CONFLICT (stream_id) DO NOTHING;
+            IF FOUND THEN
+                v_actual := 0;
+                EXIT;
+            END IF;
+            -- Created by a concurrent writer: try again.
+        END IF;
+    END LOOP;
+
+    WITH inserted AS (
+        INSERT INTO {schema}.events (
+            global_position, stream_id, stream_version, event_id, event_type, event_version,
+            aggregate_type, aggregate_id, occurred_at, correlation_id, causation_id, metadata, payload)
+        SELECT nextval('{schema}.global_position_seq'), p_stream_id, v_actual + e.ord, e.event_id,
+               e.event_type, e.event_version, e.aggregate_type, e.aggregate_id, e.occurred_at,
+               e.correlation_id, e.causation_id, e.metadata, e.payload
+        FROM unnest(p_event_ids, p_event_types, p_event_versions, p_aggregate_types, p_aggregate_ids,
+                    p_occurred_at, p_correlation_ids, p_causation_ids, p_metadata, p_payloads)
+             WITH ORDINALITY AS e(event_id, event_type, event_version, aggregate_type, aggregate_id,
+                                  occurred_at, correlation_id, causation_id, metadata, payload, ord)
+        ORDER BY e.ord
+        RETURNING global_position, stream_version
+    )
+    SELECT array_agg(i.global_position ORDER BY i.stream_version) INTO v_positions FROM inserted i;
+
+    RETURN QUERY SELECT false, v_actual, v_positions;
+END
+$fn$;
+"#;
+
+/// Quotes an identifier (the name is validated already; quoting keeps it exact).
+pub(super) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The LISTEN/NOTIFY channel of a schema.
+pub(super) fn channel(schema: &str) -> String {
+    format!("{schema}_eventcore_events")
+}
+
+/// Applies every migration not yet applied, each once, under a transaction-scoped advisory
+/// lock so that concurrent starters queue instead of racing.
+pub(super) async fn migrate(pool: &Pool, schema: &str) -> Result<(), StoreError> {
+    let quoted = quote_ident(schema);
+    let mut client = pool.get().await.map_err(backend)?;
+    let tx = client.transaction().await.map_err(backend)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('eventcore.migrate.' || $1::text, 0))",
+        &[&schema],
+    )
+    .await
+    .map_err(backend)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {quoted};
+         CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations (
+             version integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );"
+    ))
+    .await
+    .map_err(backend)?;
+    let applied: Vec<i32> = tx
+        .query(&format!("SELECT version FROM {quoted}.schema_migrations"), &[])
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for (version, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        let sql = sql.replace("{schema}", &quoted);
+        tx.batch_execute(&sql).await.map_err(backend)?;
+        tx.execute(
+            &format!("INSERT INTO {quoted}.schema_migrations (version) VALUES ($1)"),
+            &[version],
+        )
+        .await
+        .map_err(backend)?;
+    }
+    tx.commit().await.map_err(backend)
+}
+
+/// The statements of the store, with the schema name filled in.
+#[derive(Debug)]
+pub(super) struct Statements {
+    pub(super) append: String,
+    pub(super) read_stream: String,
+    pub(super) read_all: String,
+    pub(super) stream_version: String,
+    pub(super) subscription_page: String,
+    pub(super) existing_event_id: String,
+    pub(super) notify: &'static str,
+}
+
+const EVENT_COLUMNS: &str = "global_position, stream_id, stream_version, event_id, event_type, \
+    event_version, aggregate_type, aggregate_id, occurred_at, correlation_id, causation_id, metadata, payload";
+
+impl Statements {
+    pub(super) fn new(schema: &str) -> Self {
+        let s = quote_ident(schema);
+        Self {
+            append: format!(
+                "SELECT conflict, actual, positions FROM {s}.append_events(\
+                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ),
+            read_stream: format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE stream_id = $1 AND stream_version >= $2 \
+                 ORDER BY stream_version LIMIT $3"
+            ),
+            read_all: format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE global_position >= $1 \
+                 ORDER BY global_position LIMIT $2"
+            ),
+            stream_version: format!("SELECT version FROM {s}.streams WHERE stream_id = $1"),
+            // One statement, so the rows and the snapshot bounds come from the same snapshot.
+            subscription_page: format!(
+                "SELECT {EVENT_COLUMNS}, \
+                 pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS snapshot_xmin \
+                 FROM {s}.events WHERE global_position >= $1 ORDER BY global_position LIMIT $2"
+            ),
+            notify: "SELECT pg_notify($1, '')",
+            existing_event_id: format!(
+                "SELECT event_id FROM {s}.events WHERE event_id = ANY($1) ORDER BY global_position LIMIT 1"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        for good in ["eventcore", "_x", "test_1a2b", "a"] {
+            assert!(validate_schema_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "1abc",
+            "Events",
+            "a-b",
+            "a\"b",
+            "a;drop",
+            "pg_catalog",
+            &"x".repeat(49),
+        ] {
+            assert!(validate_schema_name(bad).is_err(), "{bad}");
+        }
+    }
+}
