@@ -1,8 +1,12 @@
 use eventcore::schema::UpcastError;
-use serde_json::Value;
+
+// A local `Value` keeps rustc from shortening `serde_json::Value` in the message, whatever
+// other crates (features) are linked.
+#[allow(dead_code)]
+struct Value;
 
 #[eventcore::upcaster(event = "account.opened", from = 1)]
-fn up(payload: Value) -> Result<String, UpcastError> {
+fn up(payload: serde_json::Value) -> Result<String, UpcastError> {
     Ok(payload.to_string())
 }
 
