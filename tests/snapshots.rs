@@ -133,3 +133,19 @@ fn policy_is_due_when_a_multiple_is_reached_or_crossed() {
     assert!(!eventcore::SnapshotPolicy::Never.is_due(0, 100));
     assert!(!eventcore::SnapshotPolicy::Every(0).is_due(0, 100));
 }
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn snapshots_on_postgres_store() -> Result<(), Box<dyn std::error::Error>> {
+    use eventcore_testing::conformance::postgres::{drop_schema, postgres_url, unique_schema};
+    let Some(url) = postgres_url() else {
+        return Ok(());
+    };
+    let store = eventcore::PostgresStore::builder()
+        .schema(unique_schema("snapshots"))
+        .connect(&url)
+        .await?;
+    let outcome = snapshot_behaviour(store.clone()).await;
+    drop_schema(&store).await;
+    outcome
+}

@@ -35,6 +35,9 @@ use uuid::Uuid;
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod snapshots;
+
+pub use snapshots::{snapshot_keeps_the_newest, snapshot_round_trips};
 
 /// How the suite gets stores of one backend.
 pub trait StoreHarness: Send + Sync + Sized + 'static {
@@ -234,6 +237,8 @@ macro_rules! store_conformance_tests {
             subscription_catches_up_then_goes_live,
             subscription_starts_at_a_position,
             subscription_misses_nothing_under_concurrent_writers,
+            snapshot_round_trips,
+            snapshot_keeps_the_newest,
         );
     };
     (@each $harness:expr; $($name:ident),* $(,)?) => {

@@ -72,12 +72,14 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use super::{
-    validate_append, AppendResult, EventStore, ExpectedVersion, StoreError, DEFAULT_MAX_PAYLOAD_BYTES,
+    validate_append, AppendResult, EventStore, ExpectedVersion, Snapshot, StoreError,
+    DEFAULT_MAX_PAYLOAD_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
 
 mod row;
 mod schema;
+mod snapshots;
 mod subscription;
 
 pub use deadpool_postgres;
@@ -582,5 +584,13 @@ impl EventStore for PostgresStore {
             stream_version: 0,
             reason: format!("stream version {version} is negative"),
         })
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.save_snapshot_row(&snapshot).await
+    }
+
+    async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        self.load_snapshot_row(stream_id).await
     }
 }

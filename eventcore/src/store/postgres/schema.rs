@@ -24,7 +24,7 @@ pub(super) fn validate_schema_name(name: &str) -> Result<(), super::PostgresConf
 
 /// The migrations, in order; each runs once, in the migration transaction. `{schema}` is the
 /// quoted schema name.
-const MIGRATIONS: &[(i32, &str)] = &[(1, MIGRATION_1)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, MIGRATION_1), (2, super::snapshots::MIGRATION_2)];
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE {schema}.streams (
