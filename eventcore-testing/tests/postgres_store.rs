@@ -255,7 +255,11 @@ async fn concurrent_starters_migrate_once() {
         .unwrap();
     assert_eq!(stores[5].stream_version("s").await.unwrap(), 1);
     drop_schema(&stores[0]).await;
-    assert_eq!(applied, [1, 2], "each migration (events, snapshots) is recorded exactly once");
+    assert_eq!(
+        applied,
+        [1, 2],
+        "each migration (events, snapshots) is recorded exactly once"
+    );
 }
 
 /// A schema name that is not a plain identifier is refused before anything runs.

@@ -1,9 +1,11 @@
-//! Rehydrating a 10,000-event aggregate through `Repository::load`, from `MemoryStore` and
-//! `SqliteStore`, next to plain `serde_json::from_slice` of the same payloads.
+//! Rehydrating a 10,000-event aggregate through `Repository::load`, from `MemoryStore`,
+//! `SqliteStore` and (feature `postgres`, with `EVENTCORE_POSTGRES_URL`) `PostgresStore`, each
+//! from the events alone and from a snapshot, next to plain `serde_json::from_slice` of the same
+//! payloads.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use eventcore::prelude::*;
-use eventcore::{NewEvent, RecordedEvent};
+use eventcore::{NewEvent, RecordedEvent, Snapshot};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -33,9 +35,27 @@ enum WalletEvent {
 }
 
 /// A wallet's balance.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Wallet {
     balance: i64,
+}
+
+/// The same wallet, loaded from a snapshot (taken every 1,000 events).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SnapshotWallet {
+    balance: i64,
+}
+
+#[aggregate(events = WalletEvent, error = std::convert::Infallible, name = "wallet", snapshot_every = 1000)]
+impl SnapshotWallet {
+    #[apply]
+    fn credited(&mut self, e: &Credited) {
+        self.balance += e.amount;
+    }
+    #[apply]
+    fn debited(&mut self, e: &Debited) {
+        self.balance -= e.amount;
+    }
 }
 
 #[aggregate(events = WalletEvent, error = std::convert::Infallible)]
@@ -64,6 +84,7 @@ fn history() -> Vec<NewEvent> {
         .collect()
 }
 
+/// Appends the history, then stores a snapshot of its final state for `SnapshotWallet`.
 async fn fill<S: EventStore>(store: &S) {
     let stream = Repository::<Wallet, S>::stream_id("w-1");
     let mut expected = ExpectedVersion::NoStream;
@@ -74,6 +95,48 @@ async fn fill<S: EventStore>(store: &S) {
             .expect("bench append");
         expected = ExpectedVersion::Exact(done.last_version);
     }
+    let loaded = Repository::<Wallet, S>::new(store.clone())
+        .load("w-1")
+        .await
+        .expect("load");
+    let snapshot = Snapshot {
+        stream_id: stream,
+        stream_version: loaded.version(),
+        snapshot_version: <SnapshotWallet as Aggregate>::SNAPSHOT_VERSION,
+        state: serde_json::to_vec(loaded.state()).expect("encode").into(),
+        taken_at: chrono::Utc::now(),
+    };
+    store.save_snapshot(snapshot).await.expect("save snapshot");
+}
+
+/// Benchmarks loads from `store` with and without its snapshot.
+fn bench_store<S: EventStore>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    store: &S,
+    expected_balance: i64,
+) {
+    let wallets = Repository::<Wallet, _>::new(store.clone());
+    group.bench_function(format!("{name}_load"), |b| {
+        b.to_async(rt).iter(|| async {
+            let loaded = wallets.load("w-1").await.expect("load");
+            assert_eq!(
+                (loaded.state().balance, loaded.version()),
+                (expected_balance, EVENTS)
+            );
+        })
+    });
+    let snapshot_wallets = Repository::<SnapshotWallet, _>::new(store.clone());
+    group.bench_function(format!("{name}_load_from_snapshot"), |b| {
+        b.to_async(rt).iter(|| async {
+            let loaded = snapshot_wallets.load("w-1").await.expect("load");
+            assert_eq!(
+                (loaded.state().balance, loaded.version()),
+                (expected_balance, EVENTS)
+            );
+        })
+    });
 }
 
 fn rehydrate(c: &mut Criterion) {
@@ -116,26 +179,29 @@ fn rehydrate(c: &mut Criterion) {
             assert_eq!(balance, expected_balance);
         })
     });
-    let memory_wallets = Repository::<Wallet, _>::new(memory.clone());
-    group.bench_function("memory_store_load", |b| {
-        b.to_async(&rt).iter(|| async {
-            let loaded = memory_wallets.load("w-1").await.expect("load");
-            assert_eq!(
-                (loaded.state().balance, loaded.version()),
-                (expected_balance, EVENTS)
-            );
-        })
-    });
-    let sqlite_wallets = Repository::<Wallet, _>::new(sqlite.clone());
-    group.bench_function("sqlite_store_load", |b| {
-        b.to_async(&rt).iter(|| async {
-            let loaded = sqlite_wallets.load("w-1").await.expect("load");
-            assert_eq!(
-                (loaded.state().balance, loaded.version()),
-                (expected_balance, EVENTS)
-            );
-        })
-    });
+    bench_store(&mut group, &rt, "memory_store", &memory, expected_balance);
+    bench_store(&mut group, &rt, "sqlite_store", &sqlite, expected_balance);
+    #[cfg(feature = "postgres")]
+    if let Ok(url) = std::env::var("EVENTCORE_POSTGRES_URL") {
+        let schema = format!("bench_rehydrate_{}", std::process::id());
+        let postgres = rt.block_on(async {
+            let store = eventcore::PostgresStore::builder()
+                .schema(schema.clone())
+                .connect(&url)
+                .await
+                .expect("connect to postgres");
+            fill(&store).await;
+            store
+        });
+        bench_store(&mut group, &rt, "postgres_store", &postgres, expected_balance);
+        rt.block_on(async {
+            let client = postgres.pool().get().await.expect("connection");
+            client
+                .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+                .await
+                .expect("drop bench schema");
+        });
+    }
     group.finish();
 }
 
