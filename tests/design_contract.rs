@@ -1,99 +1,10 @@
-//! The code blocks of DESIGN.md, verbatim, compiled and run as a user would.
-#![allow(missing_docs)] // test types, not API
+//! The code blocks of DESIGN.md compiled and run as a user would: the Events and Aggregates
+//! blocks (verbatim in `design_domain`), then the Store and Testing blocks below.
 
+mod design_domain;
+
+use design_domain::*;
 use eventcore::prelude::*; // DomainEvent, aggregate, Aggregate, EventStore, MemoryStore, Repository, ...
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-#[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
-#[event(aggregate = "account")] // event type "account.opened", version 1
-pub struct AccountOpened {
-    pub owner: String,
-}
-
-#[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
-#[event(aggregate = "account", version = 2)] // "account.money_deposited", version 2
-pub struct MoneyDeposited {
-    pub amount: i64,
-    pub currency: String,
-}
-
-#[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
-#[event(name = "account.withdrawn")] // explicit name wins
-pub struct MoneyWithdrawn {
-    pub amount: i64,
-}
-
-#[derive(DomainEvent, Debug, Clone, PartialEq)]
-pub enum AccountEvent {
-    // the aggregate's closed set of events
-    Opened(AccountOpened),
-    Deposited(MoneyDeposited),
-    Withdrawn(MoneyWithdrawn),
-}
-
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct Account {
-    pub open: bool,
-    pub balance: i64,
-}
-
-pub struct OpenAccount {
-    pub owner: String,
-}
-pub struct Deposit {
-    pub amount: i64,
-}
-pub struct Withdraw {
-    pub amount: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum AccountError {
-    #[error("account already open")]
-    AlreadyOpen,
-    #[error("insufficient funds")]
-    InsufficientFunds,
-}
-
-#[aggregate(events = AccountEvent, error = AccountError)] // aggregate type "account"
-impl Account {
-    #[command]
-    fn open(&self, cmd: OpenAccount) -> Result<Vec<AccountEvent>, AccountError> {
-        if self.open {
-            return Err(AccountError::AlreadyOpen);
-        }
-        Ok(vec![AccountOpened { owner: cmd.owner }.into()])
-    }
-    #[command]
-    fn deposit(&self, cmd: Deposit) -> Result<Vec<AccountEvent>, AccountError> {
-        Ok(vec![MoneyDeposited {
-            amount: cmd.amount,
-            currency: "EUR".into(),
-        }
-        .into()])
-    }
-    #[command]
-    fn withdraw(&self, cmd: Withdraw) -> Result<Vec<AccountEvent>, AccountError> {
-        if cmd.amount > self.balance {
-            return Err(AccountError::InsufficientFunds);
-        }
-        Ok(vec![MoneyWithdrawn { amount: cmd.amount }.into()])
-    }
-
-    #[apply]
-    fn opened(&mut self, _: &AccountOpened) {
-        self.open = true;
-    }
-    #[apply]
-    fn deposited(&mut self, e: &MoneyDeposited) {
-        self.balance += e.amount;
-    }
-    #[apply]
-    fn withdrawn(&mut self, e: &MoneyWithdrawn) {
-        self.balance -= e.amount;
-    }
-}
 
 #[test]
 fn events_are_named_and_versioned_as_designed() {
