@@ -17,7 +17,7 @@
 // This module is a test suite: failing a check by panicking is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -233,6 +233,7 @@ macro_rules! store_conformance_tests {
             read_all_pages,
             hostile_ids_and_metadata_round_trip,
             concurrent_writers_of_one_stream_never_overwrite,
+            concurrent_any_writers_of_one_stream_all_succeed,
             corrupt_event_names_stream_and_version,
             subscription_catches_up_then_goes_live,
             subscription_starts_at_a_position,
@@ -639,6 +640,55 @@ pub async fn concurrent_writers_of_one_stream_never_overwrite<H: StoreHarness>(c
         (1..=total).collect::<Vec<_>>()
     );
     assert_eq!(ctx.store.stream_version("contended").await.unwrap(), total);
+}
+
+/// Writers racing on one stream with [`ExpectedVersion::Any`]: every append succeeds, each
+/// batch gets consecutive versions, and positions grow with the versions.
+pub async fn concurrent_any_writers_of_one_stream_all_succeed<H: StoreHarness>(ctx: Ctx<H>) {
+    const WRITERS: u64 = 8;
+    const APPENDS: u64 = 25;
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let store = ctx.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut batches = Vec::new();
+            for append in 0..APPENDS {
+                let first = (writer * APPENDS + append) * 10;
+                let batch = events(first..first + 1 + append % 3);
+                let ids: Vec<Uuid> = batch.iter().map(|e| e.event_id).collect();
+                let result = store
+                    .append("hot", ExpectedVersion::Any, batch)
+                    .await
+                    .unwrap_or_else(|error| panic!("an append with Any failed: {error}"));
+                assert_eq!(result.last_version - result.first_version + 1, ids.len() as u64);
+                batches.push((result.first_version, ids));
+            }
+            batches
+        }));
+    }
+    let mut expected = BTreeMap::new();
+    for task in tasks {
+        for (first_version, ids) in task.await.unwrap() {
+            for (version, id) in (first_version..).zip(ids) {
+                assert!(
+                    expected.insert(version, id).is_none(),
+                    "version {version} given twice"
+                );
+            }
+        }
+    }
+    let read = ctx.store.read_stream("hot", 1, 10_000).await.unwrap();
+    let stored: BTreeMap<u64, Uuid> = read.iter().map(|e| (e.stream_version, e.event_id)).collect();
+    assert_eq!(stored, expected);
+    assert_eq!(
+        read.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        (1..=expected.len() as u64).collect::<Vec<_>>()
+    );
+    assert!(
+        read.windows(2)
+            .all(|w| w[0].global_position < w[1].global_position),
+        "positions must grow with stream versions"
+    );
 }
 
 /// A damaged row is an error naming its stream and version, from every read path.

@@ -110,6 +110,29 @@ fn notification_wakes_an_idle_subscription() {
     });
 }
 
+/// A burst of appends shares notifications, yet the last commit of the burst is notified too:
+/// a subscriber in another process (another pool) that never polls receives every event.
+#[test]
+fn a_burst_of_appends_is_notified_to_its_end() {
+    run(PostgresHarness, |ctx| async move {
+        let patient = handle_with_poll(&ctx.store, Duration::from_secs(3600)).await;
+        let mut subscription = patient.subscribe_all(1);
+        assert!(within(&mut subscription, Duration::from_millis(300))
+            .await
+            .is_none());
+        for n in 0..50 {
+            ctx.store
+                .append("burst", ExpectedVersion::Any, vec![event(n)])
+                .await
+                .unwrap();
+        }
+        for version in 1..=50 {
+            let delivered = within(&mut subscription, Duration::from_secs(20)).await;
+            assert_eq!(delivered.map(|e| e.stream_version), Some(version));
+        }
+    });
+}
+
 /// The connection dies before the commit: nothing of the batch is stored.
 #[test]
 fn lost_connection_mid_append_leaves_nothing() {
@@ -257,8 +280,8 @@ async fn concurrent_starters_migrate_once() {
     drop_schema(&stores[0]).await;
     assert_eq!(
         applied,
-        [1, 2],
-        "each migration (events, snapshots) is recorded exactly once"
+        [1, 2, 3],
+        "each migration (events, snapshots, lock-based appends) is recorded exactly once"
     );
 }
 

@@ -5,11 +5,14 @@
 //! database). The schema is created and upgraded by embedded, versioned migrations the first
 //! time a store connects; concurrent starters queue on an advisory lock.
 //!
-//! - **Append** is one round trip: a call of the schema's `append_events` function, which locks
-//!   the stream's row (writers of one stream queue, writers of different streams never meet),
-//!   checks the expected version and inserts the whole batch from arrays. It runs in a
-//!   transaction, so a lost connection leaves the whole batch or nothing. A mismatch is
-//!   [`StoreError::VersionConflict`] with both versions; nothing is written.
+//! - **Append** is one round trip: one `INSERT ... SELECT` that takes the stream's advisory lock
+//!   (writers of one stream queue, writers of different streams never meet), reads the stream's
+//!   version, checks the expectation and inserts the whole batch from arrays. It is one
+//!   statement, so a lost connection leaves the whole batch or nothing; `UNIQUE (stream_id,
+//!   stream_version)` is the database's last word on versions. A mismatch is
+//!   [`StoreError::VersionConflict`] with both versions; nothing is written. A writer that
+//!   queued behind another writer of its stream tries once more in a locked transaction (still
+//!   one round trip); the `append` module explains why that attempt cannot lose again.
 //! - **Event ids** are unique (a database constraint). Re-sending a batch whose ids are already
 //!   stored fails with [`StoreError::DuplicateEventId`] and writes nothing: a retry after an
 //!   unknown outcome learns that its first attempt committed, and no event is stored twice.
@@ -31,7 +34,7 @@
 //! (position `n` missing while a later row `r` is visible) it takes a transaction id `X`
 //! (`pg_current_xact_id()`, in a statement after the page's) and waits:
 //!
-//! 1. `append_events` takes its transaction id before drawing any position, and the sequence
+//! 1. An append takes its transaction id before drawing any position, and the sequence
 //!    hands positions out in time order (`CACHE 1`).
 //! 2. Every missing position below `r` was drawn before `r` was, and `r` had committed before
 //!    the page's snapshot; so each writer owning one had its transaction id before `X` was
@@ -43,33 +46,33 @@
 //! (A snapshot's `xmax` would not do as the bound: it is one past the newest *completed*
 //! transaction, and a writer still running may hold an id above it.)
 //!
-//! The subscription is woken by `LISTEN`/`NOTIFY` (`append` sends a notification right after
-//! its commit, pipelined on the same connection, so it costs no extra round trip and writers do
-//! not queue on PostgreSQL's notification lock), with a fallback poll
+//! The subscription is woken by `LISTEN`/`NOTIFY`, with a fallback poll
 //! ([`PostgresStoreBuilder::poll_interval`]) for what sends no notification: a rolled-back
 //! append, an append inside the caller's transaction (see
 //! [`PostgresStore::notify_subscribers`]), or a store built from a pool without a
 //! [`listen_config`](PostgresStoreBuilder::listen_config). A gap therefore waits at most until
 //! the transactions running when it was seen have ended; a long-running writing transaction
-//! anywhere in the cluster delays (never breaks) delivery past a gap.
+//! anywhere in the cluster delays (never breaks) delivery past a gap. After each commit, a
+//! background task of the store sends one `NOTIFY` (commits made meanwhile share it), so an
+//! append never waits for it and writers do not queue on PostgreSQL's notification lock;
+//! subscriptions in the same process are woken directly.
 //!
-//! Everything written to the events table must go through `append_events` (or
-//! [`PostgresStore::append_in_transaction`]), which keeps rule 1. Subscriptions take
-//! transaction ids, so they read from the primary, not from a hot standby.
+//! Everything written to the events table must go through [`EventStore::append`] or
+//! [`PostgresStore::append_in_transaction`], which keep rule 1 and take the stream lock.
+//! Subscriptions take transaction ids, so they read from the primary, not from a hot standby.
 //!
 //! Connections come from a `deadpool-postgres` pool that recycles them without a test query:
 //! after the server drops connections (a restart), the next call on each stale one fails with
 //! [`StoreError::Backend`] and the pool replaces it; an append that failed so is safe to retry,
 //! since its event ids are unique.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::types::{Json, ToSql};
+use tokio::sync::watch;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
-use uuid::Uuid;
 
 use super::{
     validate_append, AppendResult, EventStore, ExpectedVersion, Snapshot, StoreError,
@@ -77,6 +80,8 @@ use super::{
 };
 use crate::envelope::{NewEvent, RecordedEvent};
 
+mod append;
+mod notifier;
 mod row;
 mod schema;
 mod snapshots;
@@ -161,6 +166,9 @@ struct Inner {
     listen_config: Option<tokio_postgres::Config>,
     max_payload_bytes: usize,
     poll_interval: Duration,
+    /// The last position this process appended, sent after every commit: wakes this process's
+    /// subscriptions and the task that notifies the others.
+    commits: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -265,11 +273,16 @@ impl PostgresStoreBuilder {
     pub async fn from_pool(self, pool: Pool) -> Result<PostgresStore, StoreError> {
         schema::validate_schema_name(&self.schema).map_err(backend)?;
         schema::migrate(&pool, &self.schema).await?;
+        let sql = schema::Statements::new(&self.schema);
+        let channel = schema::channel(&self.schema);
+        let commits = watch::Sender::new(0);
+        notifier::spawn(pool.clone(), sql.notify.clone(), commits.subscribe());
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
-                sql: schema::Statements::new(&self.schema),
-                channel: schema::channel(&self.schema),
+                sql,
+                channel,
+                commits,
                 schema: self.schema,
                 listen_config: self.listen_config,
                 max_payload_bytes: self.max_payload_bytes,
@@ -308,8 +321,11 @@ impl PostgresStore {
     /// Appends inside the caller's transaction, which decides whether it commits: the way to
     /// write events and other rows (an outbox, a read model) atomically.
     ///
-    /// Errors are the same as [`EventStore::append`]; after an error the transaction is
-    /// aborted and must be rolled back. Subscriptions find these events at their next poll; call
+    /// The stream stays locked until the transaction ends, so other writers of it wait. Use
+    /// `READ COMMITTED` (PostgreSQL's default): under a stricter isolation level the snapshot
+    /// predates the lock, and an append that queued fails with [`StoreError::Backend`].
+    /// Errors are otherwise the same as [`EventStore::append`]; after an error the transaction
+    /// is aborted and must be rolled back. Subscriptions find these events at their next poll; call
     /// [`notify_subscribers`](Self::notify_subscribers) after the commit to wake them at once.
     pub async fn append_in_transaction(
         &self,
@@ -319,106 +335,13 @@ impl PostgresStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         validate_append(stream_id, &events, self.inner.max_payload_bytes)?;
-        let batch = AppendBatch::new(stream_id, expected, &events);
-        let result = transaction
-            .query_one(self.inner.sql.append.as_str(), &batch.params())
-            .await;
-        self.finish_append(stream_id, expected, &events, result, false)
+        self.append_batch_in(transaction, stream_id, expected, &events)
             .await
     }
 
     /// Wakes the live subscriptions of this schema (in every process) to look for new events.
     pub async fn notify_subscribers(&self) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client
-            .execute(self.inner.sql.notify, &[&self.inner.channel])
-            .await
-            .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn finish_append(
-        &self,
-        stream_id: &str,
-        expected: ExpectedVersion,
-        events: &[NewEvent],
-        result: Result<tokio_postgres::Row, tokio_postgres::Error>,
-        can_query: bool,
-    ) -> Result<AppendResult, StoreError> {
-        let row = match result {
-            Ok(row) => row,
-            Err(error) => return Err(self.append_error(error, events, can_query).await),
-        };
-        let conflict: bool = row.try_get(0).map_err(backend)?;
-        let actual: i64 = row.try_get(1).map_err(backend)?;
-        let actual = u64::try_from(actual).map_err(|_| StoreError::Corrupt {
-            stream_id: stream_id.to_owned(),
-            stream_version: 0,
-            reason: format!("stream version {actual} is negative"),
-        })?;
-        if conflict {
-            return Err(StoreError::VersionConflict {
-                stream_id: stream_id.to_owned(),
-                expected,
-                actual,
-            });
-        }
-        let positions: Vec<i64> = row.try_get(2).map_err(backend)?;
-        Ok(AppendResult {
-            first_version: actual + 1,
-            last_version: actual + events.len() as u64,
-            positions: positions.into_iter().map(|p| p.unsigned_abs()).collect(),
-        })
-    }
-
-    async fn append_error(
-        &self,
-        error: tokio_postgres::Error,
-        events: &[NewEvent],
-        can_query: bool,
-    ) -> StoreError {
-        let is_duplicate_id = error.as_db_error().is_some_and(|db| {
-            *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
-                && db.constraint() == Some("events_event_id_key")
-        });
-        if !is_duplicate_id {
-            return backend(error);
-        }
-        // The detail reads `Key (event_id)=(<uuid>) already exists.`
-        let from_detail = error
-            .as_db_error()
-            .and_then(|db| db.detail())
-            .and_then(|detail| {
-                detail
-                    .split_once("=(")?
-                    .1
-                    .split_once(')')
-                    .map(|(id, _)| id.to_owned())
-            })
-            .and_then(|id| Uuid::parse_str(&id).ok());
-        if let Some(event_id) = from_detail {
-            return StoreError::DuplicateEventId { event_id };
-        }
-        let mut seen = HashSet::new();
-        if let Some(repeated) = events.iter().find(|e| !seen.insert(e.event_id)) {
-            return StoreError::DuplicateEventId {
-                event_id: repeated.event_id,
-            };
-        }
-        if can_query {
-            let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-            if let Ok(client) = self.inner.pool.get().await {
-                if let Ok(Some(row)) = client
-                    .query_opt(self.inner.sql.existing_event_id.as_str(), &[&ids])
-                    .await
-                {
-                    if let Ok(event_id) = row.try_get(0) {
-                        return StoreError::DuplicateEventId { event_id };
-                    }
-                }
-            }
-        }
-        backend(error)
+        notifier::notify(&self.inner.pool, &self.inner.sql.notify).await
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -434,71 +357,6 @@ impl PostgresStore {
         let statement = client.prepare_cached(sql).await.map_err(backend)?;
         let rows = client.query(&statement, params).await.map_err(backend)?;
         rows.iter().map(row::decode_event).collect()
-    }
-}
-
-/// The columns of a batch as arrays, borrowed from the events.
-struct AppendBatch<'a> {
-    stream_id: &'a str,
-    kind: i16,
-    expected: i64,
-    ids: Vec<Uuid>,
-    types: Vec<&'a str>,
-    versions: Vec<i32>,
-    aggregate_types: Vec<&'a str>,
-    aggregate_ids: Vec<&'a str>,
-    occurred_at: Vec<chrono::DateTime<chrono::Utc>>,
-    correlation_ids: Vec<Option<&'a str>>,
-    causation_ids: Vec<Option<&'a str>>,
-    metadata: Vec<Json<&'a crate::envelope::Metadata>>,
-    payloads: Vec<&'a [u8]>,
-}
-
-impl<'a> AppendBatch<'a> {
-    fn new(stream_id: &'a str, expected: ExpectedVersion, events: &'a [NewEvent]) -> Self {
-        let (kind, expected) = match expected {
-            ExpectedVersion::Any => (0, 0),
-            ExpectedVersion::NoStream => (1, 0),
-            ExpectedVersion::Exact(v) => (2, i64::try_from(v).unwrap_or(i64::MAX)),
-            ExpectedVersion::StreamExists => (3, 0),
-        };
-        Self {
-            stream_id,
-            kind,
-            expected,
-            ids: events.iter().map(|e| e.event_id).collect(),
-            types: events.iter().map(|e| e.event_type.as_str()).collect(),
-            // Versions past i32::MAX cannot be stored; they saturate (and read back as corrupt).
-            versions: events
-                .iter()
-                .map(|e| i32::try_from(e.event_version).unwrap_or(i32::MAX))
-                .collect(),
-            aggregate_types: events.iter().map(|e| e.aggregate_type.as_str()).collect(),
-            aggregate_ids: events.iter().map(|e| e.aggregate_id.as_str()).collect(),
-            occurred_at: events.iter().map(|e| e.occurred_at).collect(),
-            correlation_ids: events.iter().map(|e| e.correlation_id.as_deref()).collect(),
-            causation_ids: events.iter().map(|e| e.causation_id.as_deref()).collect(),
-            metadata: events.iter().map(|e| Json(&e.metadata)).collect(),
-            payloads: events.iter().map(|e| e.payload.as_ref()).collect(),
-        }
-    }
-
-    fn params(&self) -> [&(dyn ToSql + Sync); 13] {
-        [
-            &self.stream_id,
-            &self.kind,
-            &self.expected,
-            &self.ids,
-            &self.types,
-            &self.versions,
-            &self.aggregate_types,
-            &self.aggregate_ids,
-            &self.occurred_at,
-            &self.correlation_ids,
-            &self.causation_ids,
-            &self.metadata,
-            &self.payloads,
-        ]
     }
 }
 
@@ -518,30 +376,7 @@ impl EventStore for PostgresStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         validate_append(stream_id, &events, self.inner.max_payload_bytes)?;
-        let result = {
-            let client = self.client().await?;
-            let append = client
-                .prepare_cached(&self.inner.sql.append)
-                .await
-                .map_err(backend)?;
-            let notify = client
-                .prepare_cached(self.inner.sql.notify)
-                .await
-                .map_err(backend)?;
-            let batch = AppendBatch::new(stream_id, expected, &events);
-            let params = batch.params();
-            // Pipelined: the notification goes out with the append and runs, in its own
-            // transaction, right after the append commits. Inside the append, NOTIFY would take
-            // PostgreSQL's notification lock across the commit and serialize every writer.
-            let (result, _notified) = futures_util::future::join(
-                client.query_one(&append, &params),
-                client.execute(&notify, &[&self.inner.channel]),
-            )
-            .await;
-            result
-        };
-        self.finish_append(stream_id, expected, &events, result, true)
-            .await
+        self.append_batch(stream_id, expected, &events).await
     }
 
     async fn read_stream(
@@ -568,22 +403,7 @@ impl EventStore for PostgresStore {
     }
 
     async fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&self.inner.sql.stream_version)
-            .await
-            .map_err(backend)?;
-        let row = client
-            .query_opt(&statement, &[&stream_id])
-            .await
-            .map_err(backend)?;
-        let Some(row) = row else { return Ok(0) };
-        let version: i64 = row.try_get(0).map_err(backend)?;
-        u64::try_from(version).map_err(|_| StoreError::Corrupt {
-            stream_id: stream_id.to_owned(),
-            stream_version: 0,
-            reason: format!("stream version {version} is negative"),
-        })
+        self.current_version(stream_id).await
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {

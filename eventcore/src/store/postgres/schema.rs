@@ -24,7 +24,11 @@ pub(super) fn validate_schema_name(name: &str) -> Result<(), super::PostgresConf
 
 /// The migrations, in order; each runs once, in the migration transaction. `{schema}` is the
 /// quoted schema name.
-const MIGRATIONS: &[(i32, &str)] = &[(1, MIGRATION_1), (2, super::snapshots::MIGRATION_2)];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, MIGRATION_1),
+    (2, super::snapshots::MIGRATION_2),
+    (3, MIGRATION_3),
+];
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE {schema}.streams (
@@ -150,6 +154,15 @@ END
 $fn$;
 "#;
 
+/// Migration 3: appends lock their stream with a transaction-scoped advisory lock and insert
+/// with one statement (see `Statements::append`), so the stream table and the function of
+/// migration 1 go: the events table alone holds every stream's version.
+const MIGRATION_3: &str = "
+DROP FUNCTION {schema}.append_events(text, smallint, bigint, uuid[], text[], integer[], text[], text[],
+    timestamptz[], text[], text[], jsonb[], bytea[]);
+DROP TABLE {schema}.streams;
+";
+
 /// Quotes an identifier (the name is validated already; quoting keeps it exact).
 pub(super) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -207,26 +220,71 @@ pub(super) async fn migrate(pool: &Pool, schema: &str) -> Result<(), StoreError>
 /// The statements of the store, with the schema name filled in.
 #[derive(Debug)]
 pub(super) struct Statements {
+    /// Appends a batch passed as arrays (`AppendBatch::params`).
     pub(super) append: String,
+    /// Appends one event passed as scalars, without the arrays' cost.
+    pub(super) append_one: String,
+    pub(super) lock_stream: String,
     pub(super) read_stream: String,
     pub(super) read_all: String,
     pub(super) stream_version: String,
     pub(super) subscription_page: String,
     pub(super) existing_event_id: String,
-    pub(super) notify: &'static str,
+    pub(super) notify: String,
 }
 
 const EVENT_COLUMNS: &str = "global_position, stream_id, stream_version, event_id, event_type, \
     event_version, aggregate_type, aggregate_id, occurred_at, correlation_id, causation_id, metadata, payload";
 
+/// The append statement: lock the stream, read its version, check the expectation, insert,
+/// return the positions; no row comes back when the expectation fails. `$1` is the stream,
+/// `$2`/`$3` the expectation, `$4`..`$13` the columns of the events: arrays for a `batch`,
+/// scalars for one event.
+///
+/// The transaction id is taken (`pg_current_xact_id()`) before a position is drawn, which the
+/// subscription's gap rule needs; the `CASE` orders the two calls. Positions are drawn after the
+/// sort, so they grow with the stream version.
+fn append_sql(s: &str, lock_key: &str, batch: bool) -> String {
+    let (values, source) = if batch {
+        (
+            "current.version + e.ord, e.event_id, e.event_type, e.event_version, e.aggregate_type, \
+             e.aggregate_id, e.occurred_at, e.correlation_id, e.causation_id, e.metadata, e.payload",
+            ", unnest($4::uuid[], $5::text[], $6::integer[], $7::text[], $8::text[], \
+             $9::timestamptz[], $10::text[], $11::text[], $12::jsonb[], $13::bytea[]) \
+             WITH ORDINALITY AS e(event_id, event_type, event_version, aggregate_type, aggregate_id, \
+             occurred_at, correlation_id, causation_id, metadata, payload, ord)",
+        )
+    } else {
+        (
+            "current.version + 1, $4::uuid, $5::text, $6::integer, $7::text, $8::text, \
+             $9::timestamptz, $10::text, $11::text, $12::jsonb, $13::bytea",
+            "",
+        )
+    };
+    let order = if batch { "ORDER BY e.ord" } else { "" };
+    format!(
+        "INSERT INTO {s}.events ({EVENT_COLUMNS}) \
+         SELECT CASE WHEN pg_current_xact_id() IS NOT NULL \
+                    THEN nextval('{s}.global_position_seq') END, $1, {values} \
+         FROM pg_advisory_xact_lock({lock_key}) AS locked, \
+              (SELECT coalesce(max(stream_version), 0) AS version \
+               FROM {s}.events WHERE stream_id = $1) AS current{source} \
+         WHERE CASE $2::smallint WHEN 0 THEN true WHEN 1 THEN current.version = 0 \
+               WHEN 2 THEN current.version = $3::bigint ELSE current.version > 0 END \
+         {order} RETURNING global_position, stream_version"
+    )
+}
+
 impl Statements {
     pub(super) fn new(schema: &str) -> Self {
         let s = quote_ident(schema);
+        // Advisory locks are per database: the schema name seeds the key, so stores in other
+        // schemas do not share locks. A hash collision only makes two streams queue.
+        let lock_key = format!("hashtextextended($1, hashtext('{schema}'))");
         Self {
-            append: format!(
-                "SELECT conflict, actual, positions FROM {s}.append_events(\
-                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-            ),
+            append: append_sql(&s, &lock_key, true),
+            append_one: append_sql(&s, &lock_key, false),
+            lock_stream: format!("SELECT pg_advisory_xact_lock({lock_key})"),
             read_stream: format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE stream_id = $1 AND stream_version >= $2 \
                  ORDER BY stream_version LIMIT $3"
@@ -235,14 +293,16 @@ impl Statements {
                 "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE global_position >= $1 \
                  ORDER BY global_position LIMIT $2"
             ),
-            stream_version: format!("SELECT version FROM {s}.streams WHERE stream_id = $1"),
+            stream_version: format!(
+                "SELECT coalesce(max(stream_version), 0) FROM {s}.events WHERE stream_id = $1"
+            ),
             // One statement, so the rows and the snapshot bounds come from the same snapshot.
             subscription_page: format!(
                 "SELECT {EVENT_COLUMNS}, \
                  pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS snapshot_xmin \
                  FROM {s}.events WHERE global_position >= $1 ORDER BY global_position LIMIT $2"
             ),
-            notify: "SELECT pg_notify($1, '')",
+            notify: super::notifier::notify_sql(&channel(schema)),
             existing_event_id: format!(
                 "SELECT event_id FROM {s}.events WHERE event_id = ANY($1) ORDER BY global_position LIMIT 1"
             ),

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::{backend, row, schema, sql_limit, sql_position, PostgresStore};
@@ -20,6 +20,7 @@ const GAP_RECHECK: Duration = Duration::from_millis(50);
 impl SubscribeAll for PostgresStore {
     fn subscribe_all(&self, from_position: u64) -> EventStream {
         let state = Subscription {
+            commits: self.inner.commits.subscribe(),
             store: self.clone(),
             next: from_position.max(1),
             gap_horizon: None,
@@ -37,6 +38,8 @@ impl SubscribeAll for PostgresStore {
 
 struct Subscription {
     store: PostgresStore,
+    /// Commits of this process, seen without waiting for their notification.
+    commits: watch::Receiver<u64>,
     /// The next position to deliver.
     next: u64,
     /// A transaction id taken just after the snapshot that first showed a gap at `next`: the gap
@@ -150,12 +153,19 @@ impl Subscription {
     async fn wait(&mut self, gap: bool) {
         let poll = self.store.inner.poll_interval;
         let timeout = if gap { poll.min(GAP_RECHECK) } else { poll };
-        match &self.listener {
-            Some(listener) if !listener.is_closed() => {
-                let _ = tokio::time::timeout(timeout, listener.notify.notified()).await;
+        let notified = async {
+            match &self.listener {
+                Some(listener) if !listener.is_closed() => listener.notify.notified().await,
+                _ => std::future::pending().await,
             }
-            _ => tokio::time::sleep(timeout).await,
-        }
+        };
+        // The store outlives this subscription (it holds a clone), so `changed` cannot fail.
+        let committed = self.commits.changed();
+        let _ = tokio::time::timeout(
+            timeout,
+            futures_util::future::select(Box::pin(notified), Box::pin(committed)),
+        )
+        .await;
     }
 }
 
