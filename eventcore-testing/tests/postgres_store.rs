@@ -285,6 +285,59 @@ async fn concurrent_starters_migrate_once() {
     );
 }
 
+/// A schema at version 2 (a stream table and an append function beside the events) upgrades in
+/// place: its events, versions and positions stay, and appends continue from its versions.
+#[test]
+fn a_version_2_schema_upgrades_keeping_its_events() {
+    run(PostgresHarness, |ctx| async move {
+        let store = ctx.store;
+        store
+            .append("o'brien", ExpectedVersion::NoStream, vec![event(0), event(1)])
+            .await
+            .unwrap();
+        store
+            .append("b", ExpectedVersion::NoStream, vec![event(2)])
+            .await
+            .unwrap();
+        let before = store.read_all(1, 100).await.unwrap();
+        // Put back what version 2 had and migration 3 removes.
+        let schema = store.schema().to_owned();
+        let client = store.pool().get().await.unwrap();
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE \"{schema}\".streams (stream_id text PRIMARY KEY, version bigint NOT NULL);
+                 INSERT INTO \"{schema}\".streams SELECT stream_id, max(stream_version)
+                     FROM \"{schema}\".events GROUP BY stream_id;
+                 CREATE FUNCTION \"{schema}\".append_events(text, smallint, bigint, uuid[], text[],
+                     integer[], text[], text[], timestamptz[], text[], text[], jsonb[], bytea[])
+                     RETURNS void LANGUAGE sql AS 'SELECT';
+                 DELETE FROM \"{schema}\".schema_migrations WHERE version = 3;"
+            ))
+            .await
+            .unwrap();
+        drop(client);
+
+        let upgraded = handle_with_poll(&store, Duration::from_millis(100)).await;
+        assert_eq!(upgraded.read_all(1, 100).await.unwrap(), before);
+        assert_eq!(upgraded.stream_version("o'brien").await.unwrap(), 2);
+        upgraded
+            .append("o'brien", ExpectedVersion::Exact(2), vec![event(3)])
+            .await
+            .unwrap();
+        let client = upgraded.pool().get().await.unwrap();
+        let leftovers: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+                 ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = 'streams'",
+                &[&schema],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(leftovers, 0, "migration 3 drops the stream table");
+    });
+}
+
 /// A schema name that is not a plain identifier is refused before anything runs.
 #[tokio::test]
 async fn bad_schema_names_are_refused() {
