@@ -52,10 +52,10 @@
 //! [`PostgresStore::notify_subscribers`]), or a store built from a pool without a
 //! [`listen_config`](PostgresStoreBuilder::listen_config). A gap therefore waits at most until
 //! the transactions running when it was seen have ended; a long-running writing transaction
-//! anywhere in the cluster delays (never breaks) delivery past a gap. After each commit, a
-//! background task of the store sends one `NOTIFY` (commits made meanwhile share it), so an
-//! append never waits for it and writers do not queue on PostgreSQL's notification lock;
-//! subscriptions in the same process are woken directly.
+//! anywhere in the cluster delays (never breaks) delivery past a gap. A background task of the
+//! store sends the `NOTIFY` after a commit: an append never waits for it, and commits that come
+//! while one is on its way, or within 2 ms of it, share the next one, so writers do not queue on
+//! PostgreSQL's notification lock. Subscriptions in the same process are woken directly.
 //!
 //! Everything written to the events table must go through [`EventStore::append`] or
 //! [`PostgresStore::append_in_transaction`], which keep rule 1 and take the stream lock.
