@@ -158,7 +158,8 @@ impl StoreHarness for SqliteHarness {
             conn.busy_timeout(Duration::from_secs(5)).unwrap();
             let version = i64::try_from(stream_version).unwrap();
             conn.execute(
-                "UPDATE events SET metadata = '[\"not\", \"a\", \"map\"]' WHERE stream_id = ?1 AND stream_version = ?2",
+                "UPDATE events SET metadata = '[\"not\", \"a\", \"map\"]' \
+                 WHERE stream_key = (SELECT stream_key FROM streams WHERE stream_id = ?1) AND stream_version = ?2",
                 rusqlite::params![stream_id, version],
             )
             .unwrap()

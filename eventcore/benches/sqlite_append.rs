@@ -79,14 +79,33 @@ fn append(c: &mut Criterion) {
     group.finish();
 }
 
-/// The same rows inserted with plain rusqlite, one transaction per batch: the ceiling the
-/// store's own overhead (async hand-off, checks, version lookup) is measured against.
+/// `INSERT` of `rows` events, as the store writes them.
+fn insert_sql(rows: usize) -> String {
+    let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let values = vec![row; rows].join(", ");
+    format!(
+        "INSERT OR FAIL INTO events (event_id, stream_key, stream_version, event_type, event_version, \
+         aggregate_type, aggregate_id, occurred_at_secs, occurred_at_nanos, correlation_id, \
+         causation_id, metadata, payload) VALUES {values}"
+    )
+}
+
+/// Rows per insert statement, as in the store.
+const CHUNK: usize = 16;
+
+/// The same rows inserted with plain rusqlite into the store's tables, the way the store does
+/// (a stream key, 16 rows per statement, the rest one by one), one transaction per batch: the
+/// ceiling the store's own overhead (async hand-off, checks, version lookup) is measured against.
 fn raw_baseline(c: &mut Criterion) {
     let runtime = runtime();
     let dir = tempfile::tempdir().unwrap();
     drop(open(&runtime, &dir, Durability::Normal));
     let mut conn = rusqlite::Connection::open(dir.path().join("Normal.db")).unwrap();
     conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    conn.execute("INSERT INTO streams (stream_id) VALUES ('acc-1')", [])
+        .unwrap();
+    let stream_key = conn.last_insert_rowid();
+    let (one, chunk) = (insert_sql(1), insert_sql(CHUNK));
     let mut version = 0_i64;
     let mut group = c.benchmark_group("rusqlite_baseline");
     group.throughput(Throughput::Elements(1000));
@@ -96,33 +115,20 @@ fn raw_baseline(c: &mut Criterion) {
             |events| {
                 let tx = conn.transaction().unwrap();
                 {
-                    let mut insert = tx
-                        .prepare_cached(
-                            "INSERT INTO events (event_id, stream_id, stream_version, event_type, \
-                             event_version, aggregate_type, aggregate_id, occurred_at_secs, occurred_at_nanos, \
-                             correlation_id, causation_id, metadata, payload) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                        )
-                        .unwrap();
-                    for event in &events {
+                    let mut chunks = events.chunks_exact(CHUNK);
+                    let mut insert = tx.prepare_cached(&chunk).unwrap();
+                    for rows in &mut chunks {
+                        for (row, event) in rows.iter().enumerate() {
+                            version += 1;
+                            bind(&mut insert, row * 13, stream_key, version, event);
+                        }
+                        insert.raw_execute().unwrap();
+                    }
+                    let mut insert = tx.prepare_cached(&one).unwrap();
+                    for event in chunks.remainder() {
                         version += 1;
-                        insert
-                            .execute((
-                                &event.event_id.as_bytes()[..],
-                                "acc-1",
-                                version,
-                                event.event_type.as_str(),
-                                i64::from(event.event_version),
-                                event.aggregate_type.as_str(),
-                                event.aggregate_id.as_str(),
-                                event.occurred_at.timestamp(),
-                                i64::from(event.occurred_at.timestamp_subsec_nanos()),
-                                event.correlation_id.as_deref(),
-                                event.causation_id.as_deref(),
-                                r#"{"user":"ada"}"#,
-                                &event.payload[..],
-                            ))
-                            .unwrap();
+                        bind(&mut insert, 0, stream_key, version, event);
+                        insert.raw_execute().unwrap();
                     }
                 }
                 tx.commit().unwrap();
@@ -131,6 +137,40 @@ fn raw_baseline(c: &mut Criterion) {
         );
     });
     group.finish();
+}
+
+fn bind(insert: &mut rusqlite::Statement<'_>, at: usize, stream_key: i64, version: i64, event: &NewEvent) {
+    insert
+        .raw_bind_parameter(at + 1, &event.event_id.as_bytes()[..])
+        .unwrap();
+    insert.raw_bind_parameter(at + 2, stream_key).unwrap();
+    insert.raw_bind_parameter(at + 3, version).unwrap();
+    insert
+        .raw_bind_parameter(at + 4, event.event_type.as_str())
+        .unwrap();
+    insert
+        .raw_bind_parameter(at + 5, i64::from(event.event_version))
+        .unwrap();
+    insert
+        .raw_bind_parameter(at + 6, event.aggregate_type.as_str())
+        .unwrap();
+    insert
+        .raw_bind_parameter(at + 7, event.aggregate_id.as_str())
+        .unwrap();
+    insert
+        .raw_bind_parameter(at + 8, event.occurred_at.timestamp())
+        .unwrap();
+    insert
+        .raw_bind_parameter(at + 9, i64::from(event.occurred_at.timestamp_subsec_nanos()))
+        .unwrap();
+    insert
+        .raw_bind_parameter(at + 10, event.correlation_id.as_deref())
+        .unwrap();
+    insert
+        .raw_bind_parameter(at + 11, event.causation_id.as_deref())
+        .unwrap();
+    insert.raw_bind_parameter(at + 12, r#"{"user":"ada"}"#).unwrap();
+    insert.raw_bind_parameter(at + 13, &event.payload[..]).unwrap();
 }
 
 fn read(c: &mut Criterion) {

@@ -109,16 +109,33 @@ async fn file_is_in_wal_mode_with_a_versioned_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2, "events (v1) and snapshots (v2) migrations applied");
-    // The database itself refuses a second event at one stream version.
-    let duplicate = conn.execute(
-        "INSERT INTO events (event_id, stream_id, stream_version, event_type, event_version, \
+    assert_eq!(
+        version, 3,
+        "events (v1), snapshots (v2) and stream keys (v3) migrations applied"
+    );
+    // The database itself refuses a second event at one stream version, an event id stored
+    // twice, and a stream id with two keys.
+    let same_version = conn.execute(
+        "INSERT INTO events (event_id, stream_key, stream_version, event_type, event_version, \
          aggregate_type, aggregate_id, occurred_at_secs, occurred_at_nanos, metadata, payload) \
-         SELECT randomblob(16), stream_id, stream_version, event_type, event_version, aggregate_type, \
+         SELECT randomblob(16), stream_key, stream_version, event_type, event_version, aggregate_type, \
          aggregate_id, occurred_at_secs, occurred_at_nanos, metadata, payload FROM events",
         [],
     );
-    assert!(duplicate.unwrap_err().to_string().contains("UNIQUE"));
+    assert!(same_version.unwrap_err().to_string().contains("UNIQUE"));
+    let same_id = conn.execute(
+        "INSERT INTO events (event_id, stream_key, stream_version, event_type, event_version, \
+         aggregate_type, aggregate_id, occurred_at_secs, occurred_at_nanos, metadata, payload) \
+         SELECT event_id, stream_key, stream_version + 1, event_type, event_version, aggregate_type, \
+         aggregate_id, occurred_at_secs, occurred_at_nanos, metadata, payload FROM events",
+        [],
+    );
+    assert!(same_id.unwrap_err().to_string().contains("UNIQUE"));
+    let same_stream = conn.execute(
+        "INSERT INTO streams (stream_id) SELECT stream_id FROM streams",
+        [],
+    );
+    assert!(same_stream.unwrap_err().to_string().contains("UNIQUE"));
     // Opening again neither fails nor migrates twice.
     drop(open(&path).await);
     assert_eq!(store.read_all(1, 10).await.unwrap().len(), 1);
@@ -416,13 +433,34 @@ async fn a_missing_or_negative_stream_version_is_a_corrupt_error() {
 
 #[tokio::test]
 async fn a_stream_id_that_is_not_utf8_is_a_corrupt_error() {
+    // Version 3 moved to a stream whose stored id is not UTF-8.
     let (_dir, store) = corrupted(
-        "UPDATE events SET stream_id = CAST(x'636f756e7465722dff' AS TEXT) WHERE stream_version = 3",
+        "INSERT INTO streams (stream_id) VALUES (CAST(x'636f756e7465722dff' AS TEXT)); \
+         UPDATE events SET stream_key = last_insert_rowid() WHERE stream_version = 3",
     )
     .await;
     assert_corrupt(store.read_all(1, 10).await, "counter-\u{fffd}", 3, "stream_id");
     // The intact rows of the stream still read.
     assert_eq!(store.read_stream("counter-c-1", 1, 10).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn an_event_whose_stream_key_names_no_stream_is_a_corrupt_error() {
+    let (_dir, store) = corrupted("UPDATE events SET stream_key = 999 WHERE stream_version = 2").await;
+    assert_corrupt(
+        store.read_all(1, 10).await,
+        "",
+        2,
+        "stream_key 999 names no stream",
+    );
+    assert_eq!(store.read_all(1, 1).await.unwrap().len(), 1);
+    // Seen from its stream, the event is missing.
+    assert_corrupt(
+        store.read_stream("counter-c-1", 1, 10).await,
+        "counter-c-1",
+        2,
+        "missing",
+    );
 }
 
 #[tokio::test]
@@ -519,35 +557,244 @@ async fn the_store_is_usable_from_spawned_tasks_and_is_send_sync() {
     assert_eq!(store.stream_version("s").await.unwrap(), 2);
 }
 
+/// The tables eventcore created up to schema version 2, verbatim.
+const V2_DDL: &str = "
+CREATE TABLE events (
+    global_position   INTEGER PRIMARY KEY,
+    event_id          BLOB    NOT NULL UNIQUE,
+    stream_id         TEXT    NOT NULL,
+    stream_version    INTEGER NOT NULL,
+    event_type        TEXT    NOT NULL,
+    event_version     INTEGER NOT NULL,
+    aggregate_type    TEXT    NOT NULL,
+    aggregate_id      TEXT    NOT NULL,
+    occurred_at_secs  INTEGER NOT NULL,
+    occurred_at_nanos INTEGER NOT NULL,
+    correlation_id    TEXT,
+    causation_id      TEXT,
+    metadata          TEXT    NOT NULL,
+    payload           BLOB    NOT NULL,
+    UNIQUE (stream_id, stream_version)
+) STRICT;
+CREATE TABLE snapshots (
+    stream_id        TEXT    PRIMARY KEY,
+    stream_version   INTEGER NOT NULL,
+    snapshot_version INTEGER NOT NULL,
+    state            BLOB    NOT NULL,
+    taken_at_secs    INTEGER NOT NULL,
+    taken_at_nanos   INTEGER NOT NULL
+) STRICT;
+PRAGMA user_version = 2;
+";
+
 #[tokio::test]
-async fn a_version_1_file_is_migrated_to_snapshots_keeping_its_events() {
+async fn a_version_1_file_is_migrated_to_snapshots_and_stream_keys_keeping_its_events() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.db");
-    let store = open(&path).await;
-    store
-        .append("s", ExpectedVersion::NoStream, events(3))
-        .await
-        .unwrap();
-    drop(store);
-    // Turn the file back into what eventcore wrote before snapshots existed.
+    // What eventcore wrote before snapshots existed: the version-2 events table alone.
     let conn = raw(&path);
-    conn.execute_batch("DROP TABLE snapshots; PRAGMA user_version = 1;")
+    let v1_ddl = V2_DDL.split("CREATE TABLE snapshots").next().unwrap();
+    conn.execute_batch(&format!("{v1_ddl} PRAGMA user_version = 1;"))
         .unwrap();
+    let stored: Vec<_> = (1..=3_u32)
+        .map(|n| full_event(n).into_recorded("it's \"v1\"", u64::from(n), u64::from(n)))
+        .collect();
+    for event in &stored {
+        insert_v2(&conn, event);
+    }
     drop(conn);
 
     let store = open(&path).await;
-    assert_eq!(store.read_stream("s", 1, 10).await.unwrap().len(), 3);
+    assert_eq!(store.read_stream("it's \"v1\"", 1, 10).await.unwrap(), stored);
     let snapshot = eventcore::Snapshot {
-        stream_id: "s".into(),
+        stream_id: "it's \"v1\"".into(),
         stream_version: 3,
         snapshot_version: 1,
         state: b"{}".to_vec().into(),
         taken_at: chrono::Utc::now(),
     };
     store.save_snapshot(snapshot.clone()).await.unwrap();
-    assert_eq!(store.load_snapshot("s").await.unwrap(), Some(snapshot));
+    assert_eq!(store.load_snapshot("it's \"v1\"").await.unwrap(), Some(snapshot));
+    let written = store
+        .append("it's \"v1\"", ExpectedVersion::Exact(3), events(1))
+        .await
+        .unwrap();
+    assert_eq!((written.first_version, written.positions[0]), (4, 4));
     let version: i64 = raw(&path)
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+}
+
+/// Writes `event` the way eventcore's version-2 code did.
+fn insert_v2(conn: &rusqlite::Connection, event: &eventcore::RecordedEvent) {
+    let metadata = serde_json::to_string(&event.metadata).unwrap();
+    conn.execute(
+        "INSERT INTO events (global_position, event_id, stream_id, stream_version, event_type, \
+         event_version, aggregate_type, aggregate_id, occurred_at_secs, occurred_at_nanos, \
+         correlation_id, causation_id, metadata, payload) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        rusqlite::params![
+            i64::try_from(event.global_position).unwrap(),
+            &event.event_id.as_bytes()[..],
+            event.stream_id,
+            i64::try_from(event.stream_version).unwrap(),
+            event.event_type,
+            event.event_version,
+            event.aggregate_type,
+            event.aggregate_id,
+            event.occurred_at.timestamp(),
+            event.occurred_at.timestamp_subsec_nanos(),
+            event.correlation_id,
+            event.causation_id,
+            metadata,
+            &event.payload[..],
+        ],
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_version_2_file_is_migrated_to_stream_keys_keeping_events_positions_and_snapshots() {
+    let longest = "🌍".repeat(128);
+    let hostile = [
+        "it's \"hostile\" 🦀",
+        "'; DROP TABLE events; --",
+        "rtl \u{202E}txet\u{202C} ?1 :name @p $x",
+        "%_\\ LIKE ünïcødé שלום",
+        "Stream-A",
+        "stream-a",
+        longest.as_str(),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let conn = raw(&path);
+    conn.execute_batch(V2_DDL).unwrap();
+    // Streams interleaved, a gap in the positions (as rows deleted by hand would leave), and
+    // events with and without metadata and correlation.
+    let mut expected = Vec::new();
+    let mut versions = std::collections::HashMap::new();
+    for n in 0..20_u32 {
+        let stream = hostile[(n as usize * 3) % hostile.len()];
+        let version = versions.entry(stream).or_insert(0_u64);
+        *version += 1;
+        let position = u64::from(n) + 1 + if n >= 10 { 100 } else { 0 };
+        let mut event = full_event(n);
+        if n % 3 == 0 {
+            event.metadata.clear();
+            event.correlation_id = None;
+            event.causation_id = None;
+        }
+        let recorded = event.into_recorded(stream, *version, position);
+        insert_v2(&conn, &recorded);
+        expected.push(recorded);
+    }
+    conn.execute(
+        "INSERT INTO snapshots VALUES (?1, 3, 3, ?2, 1700000000, 987654321)",
+        rusqlite::params![hostile[0], &b"{\"n\":3}"[..]],
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = open(&path).await;
+    assert_eq!(store.read_all(1, usize::MAX).await.unwrap(), expected);
+    for stream in hostile {
+        let of_stream: Vec<_> = expected
+            .iter()
+            .filter(|e| e.stream_id == stream)
+            .cloned()
+            .collect();
+        assert!(!of_stream.is_empty(), "{stream:?}");
+        assert_eq!(store.read_stream(stream, 1, usize::MAX).await.unwrap(), of_stream);
+        assert_eq!(
+            store.stream_version(stream).await.unwrap(),
+            of_stream.len() as u64
+        );
+    }
+    assert_eq!(
+        store.load_snapshot(hostile[0]).await.unwrap(),
+        Some(snapshot(hostile[0], 3, b"{\"n\":3}"))
+    );
+    let conn = raw(&path);
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tables, ["events", "snapshots", "streams"]);
+    drop(conn);
+
+    // Writing goes on: versions continue per stream, positions after the highest, and the
+    // migrated ids are still known.
+    let stream = hostile[1];
+    let version = versions[stream];
+    let written = store
+        .append(stream, ExpectedVersion::Exact(version), events(2))
+        .await
+        .unwrap();
+    assert_eq!(written.first_version, version + 1);
+    assert_eq!(written.positions, [121, 122]);
+    let mut resent = full_event(99);
+    resent.event_id = expected[4].event_id;
+    assert!(matches!(
+        store.append("fresh", ExpectedVersion::NoStream, vec![resent]).await,
+        Err(StoreError::DuplicateEventId { event_id }) if event_id == expected[4].event_id
+    ));
+    assert!(matches!(
+        store
+            .append(hostile[2], ExpectedVersion::NoStream, events(1))
+            .await,
+        Err(StoreError::VersionConflict { .. })
+    ));
+}
+
+#[tokio::test]
+async fn batches_spanning_several_insert_statements_keep_order_positions_and_all_or_nothing() {
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    // 16 rows go in per statement: cover whole statements, a remainder, and the edges.
+    let first = events(37);
+    let written = store
+        .append("s", ExpectedVersion::NoStream, first.clone())
+        .await
+        .unwrap();
+    assert_eq!((written.first_version, written.last_version), (1, 37));
+    assert_eq!(written.positions, (1..=37).collect::<Vec<u64>>());
+    let stored = store.read_stream("s", 1, usize::MAX).await.unwrap();
+    let ids: Vec<_> = stored.iter().map(|e| e.event_id).collect();
+    assert_eq!(ids, first.iter().map(|e| e.event_id).collect::<Vec<_>>());
+    for size in [16, 32, 48] {
+        let written = store
+            .append("other", ExpectedVersion::Any, events(size))
+            .await
+            .unwrap();
+        assert_eq!(written.positions.len(), size);
+        assert!(written.positions.windows(2).all(|w| w[1] == w[0] + 1));
+    }
+    let before = store.read_all(1, usize::MAX).await.unwrap();
+
+    // A duplicate in any statement, or in the single-row rest, reports the first offending
+    // event and stores nothing of the batch.
+    for at in [0, 15, 16, 31, 40] {
+        let mut batch = events(41);
+        batch[at].event_id = first[20].event_id;
+        match store.append("s", ExpectedVersion::Exact(37), batch).await {
+            Err(StoreError::DuplicateEventId { event_id }) => assert_eq!(event_id, first[20].event_id),
+            other => panic!("duplicate at {at}: got {other:?}"),
+        }
+        let mut batch = events(41);
+        batch[at].event_id = batch[3].event_id;
+        let repeated = batch[3].event_id;
+        match store.append("s", ExpectedVersion::Exact(37), batch).await {
+            Err(StoreError::DuplicateEventId { event_id }) => assert_eq!(event_id, repeated),
+            other => panic!("repeat at {at}: got {other:?}"),
+        }
+    }
+    assert_eq!(store.read_all(1, usize::MAX).await.unwrap(), before);
+    assert_eq!(store.stream_version("s").await.unwrap(), 37);
 }

@@ -5,13 +5,15 @@ mod row;
 mod schema;
 mod snapshots;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::{watch, Mutex};
+use uuid::Uuid;
 
 use self::readers::Readers;
 use super::{
@@ -131,10 +133,20 @@ impl SqliteOptions {
 ///   [`SqliteOptions`]) read committed snapshots at the same time without waiting for it.
 /// - Every call runs its SQLite work on `tokio::task::spawn_blocking`, never on the async
 ///   executor, so it needs a tokio runtime.
-/// - Global positions are assigned inside the write transaction under the single writer, so
-///   they grow in commit order: a reader following `read_all` never misses an event that
-///   commits later with a lower position.
-/// - `UNIQUE (stream_id, stream_version)` and `UNIQUE (event_id)` are enforced by the database.
+/// - Global positions (the rowid: the highest so far + 1, checked for every batch) are assigned
+///   inside the write transaction under the single writer, so they grow in commit order: a
+///   reader following `read_all` never misses an event that commits later with a lower position.
+/// - Stream ids live once, in a `streams` table that maps each id (text, kept verbatim) to
+///   an integer `stream_key`; events carry the key, so the `UNIQUE (stream_key, stream_version)`
+///   index holds two integers. A stream's current version is the highest version in that
+///   index, not a second copy that could disagree.
+/// - `UNIQUE (stream_key, stream_version)`, `UNIQUE (event_id)` and `UNIQUE (stream_id)` are
+///   enforced by the database.
+/// - A batch is inserted 16 rows per `INSERT` statement (the rest one by one), which keeps the
+///   index cursors open from row to row; a violated constraint rolls the whole batch back and
+///   is then traced to the first offending event.
+/// - Every value read is checked; a malformed row, or an event whose key names no stream, is
+///   [`StoreError::Corrupt`] naming the stream and version.
 /// - Snapshots live in their own table, one per stream; an older snapshot never replaces a newer one.
 /// - Durability is [`Durability::Full`] unless chosen otherwise.
 /// - The schema version lives in `PRAGMA user_version` and is migrated on open; a file with a
@@ -186,7 +198,13 @@ impl Drop for Inner {
 /// Page cache of the writer connection, in KiB.
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
-const CURRENT_VERSION: &str = "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = ?1";
+/// A stream's key and current version (the highest version of its events, read off the index).
+const STREAM: &str = "SELECT s.stream_key, \
+     COALESCE((SELECT MAX(e.stream_version) FROM events AS e WHERE e.stream_key = s.stream_key), 0) \
+     FROM streams AS s WHERE s.stream_id = ?1";
+const NEW_STREAM: &str = "INSERT INTO streams (stream_id) VALUES (?1)";
+const LAST_POSITION: &str = "SELECT COALESCE(MAX(global_position), 0) FROM events";
+const STORED_EVENT_ID: &str = "SELECT 1 FROM events WHERE event_id = ?1";
 
 impl SqliteStore {
     /// Opens (creating it if needed) the store in the file at `path`, with default options.
@@ -314,17 +332,30 @@ fn configure_writer(conn: &Connection, options: &SqliteOptions, on_disk: bool) -
         .map_err(StoreError::backend)
 }
 
-/// The current version of `stream_id` as seen by `conn` (0 when it has no events).
-fn current_version(conn: &Connection, stream_id: &str) -> Result<u64, StoreError> {
-    let version: i64 = conn
-        .prepare_cached(CURRENT_VERSION)
-        .and_then(|mut statement| statement.query_row([stream_id], |row| row.get(0)))
+/// The key and current version of `stream_id` as seen by `conn`; `None` when it was never written.
+fn stream(conn: &Connection, stream_id: &str) -> Result<Option<(i64, u64)>, StoreError> {
+    let row: Option<(i64, i64)> = conn
+        .prepare_cached(STREAM)
+        .and_then(|mut statement| {
+            statement
+                .query_row([stream_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
         .map_err(StoreError::backend)?;
-    u64::try_from(version).map_err(|_| StoreError::Corrupt {
+    let Some((key, version)) = row else {
+        return Ok(None);
+    };
+    let version = u64::try_from(version).map_err(|_| StoreError::Corrupt {
         stream_id: stream_id.to_owned(),
         stream_version: 0,
         reason: format!("the highest stream_version is {version}"),
-    })
+    })?;
+    Ok(Some((key, version)))
+}
+
+/// The current version of `stream_id` as seen by `conn` (0 when it has no events).
+fn current_version(conn: &Connection, stream_id: &str) -> Result<u64, StoreError> {
+    Ok(stream(conn, stream_id)?.map_or(0, |(_, version)| version))
 }
 
 fn append_now(
@@ -342,7 +373,8 @@ fn append_now(
     let tx = conn
         .transaction_with_behavior(behavior)
         .map_err(StoreError::backend)?;
-    let actual = current_version(&tx, stream_id)?;
+    let known = stream(&tx, stream_id)?;
+    let actual = known.map_or(0, |(_, version)| version);
     if !expected.accepts(actual) {
         return Err(StoreError::VersionConflict {
             stream_id: stream_id.to_owned(),
@@ -351,45 +383,76 @@ fn append_now(
         });
     }
     let first_version = actual + 1;
+    let result = |positions| AppendResult {
+        first_version,
+        last_version: actual + events.len() as u64,
+        positions,
+    };
+    if events.is_empty() {
+        return Ok(result(Vec::new()));
+    }
     let overflow = || StoreError::Corrupt {
         stream_id: stream_id.to_owned(),
         stream_version: actual,
         reason: "the stream version would overflow".to_owned(),
     };
+    let count = i64::try_from(events.len()).map_err(|_| overflow())?;
     let first = i64::try_from(first_version).map_err(|_| overflow())?;
-    let mut positions = Vec::with_capacity(events.len());
-    {
-        let mut insert = tx.prepare_cached(row::INSERT).map_err(StoreError::backend)?;
-        let mut scratch = Vec::new();
-        for (offset, event) in (0_i64..).zip(events) {
-            let version = first.checked_add(offset).ok_or_else(overflow)?;
-            if let Err(error) = row::insert(&mut insert, &mut scratch, stream_id, version, event) {
-                return Err(insert_error(error, &tx, stream_id, expected, event));
+    first.checked_add(count - 1).ok_or_else(overflow)?;
+    let written = (|| {
+        let stream_key = match known {
+            Some((key, _)) => key,
+            None => {
+                tx.prepare_cached(NEW_STREAM)?.execute([stream_id])?;
+                tx.last_insert_rowid()
             }
-            positions.push(tx.last_insert_rowid().unsigned_abs());
+        };
+        let last: i64 = tx
+            .prepare_cached(LAST_POSITION)?
+            .query_row([], |row| row.get(0))?;
+        row::insert(&tx, stream_key, first, events)?;
+        Ok((last, tx.last_insert_rowid()))
+    })();
+    let (before, last) = match written {
+        Ok(positions) => positions,
+        Err(error) => {
+            tx.rollback().map_err(StoreError::backend)?;
+            return Err(insert_error(error, conn, stream_id, expected, events));
         }
+    };
+    // SQLite gives each new row the highest rowid + 1, so the batch holds the positions after
+    // `before`, in order; anything else (the rowid space exhausted) is refused, not misreported.
+    if before.checked_add(count) != Some(last) {
+        return Err(StoreError::backend(PositionsExhausted));
     }
     tx.commit().map_err(StoreError::backend)?;
-    Ok(AppendResult {
-        first_version,
-        last_version: actual + events.len() as u64,
-        positions,
-    })
+    Ok(result(
+        (1..=count)
+            .map(|offset| (before + offset).unsigned_abs())
+            .collect(),
+    ))
 }
 
-/// Maps a failed insert to the store error a violated constraint means.
+/// The rowids after the last global position do not hold the batch.
+#[derive(Debug, thiserror::Error)]
+#[error("the SQLite event store has no consecutive global positions left for the batch")]
+struct PositionsExhausted;
+
+/// Maps a failed insert, after the rollback, to the store error a violated constraint means.
 fn insert_error(
     error: rusqlite::Error,
     conn: &Connection,
     stream_id: &str,
     expected: ExpectedVersion,
-    event: &NewEvent,
+    events: &[NewEvent],
 ) -> StoreError {
     if let rusqlite::Error::SqliteFailure(failure, Some(message)) = &error {
         if failure.code == ErrorCode::ConstraintViolation {
             if message.contains("events.event_id") {
-                return StoreError::DuplicateEventId {
-                    event_id: event.event_id,
+                return match first_duplicate(conn, events) {
+                    Ok(Some(event_id)) => StoreError::DuplicateEventId { event_id },
+                    Ok(None) => StoreError::backend(error),
+                    Err(other) => other,
                 };
             }
             if message.contains("events.stream_version") {
@@ -407,21 +470,43 @@ fn insert_error(
     StoreError::backend(error)
 }
 
+/// The first event of the batch whose id repeats an earlier one of the batch or a stored one:
+/// the row at which inserting one by one would have failed.
+fn first_duplicate(conn: &Connection, events: &[NewEvent]) -> Result<Option<Uuid>, StoreError> {
+    let mut stored = conn
+        .prepare_cached(STORED_EVENT_ID)
+        .map_err(StoreError::backend)?;
+    let mut seen = HashSet::with_capacity(events.len());
+    for event in events {
+        if !seen.insert(event.event_id)
+            || stored
+                .exists([&event.event_id.as_bytes()[..]])
+                .map_err(StoreError::backend)?
+        {
+            return Ok(Some(event.event_id));
+        }
+    }
+    Ok(None)
+}
+
 /// A `SELECT` of every column, in the order [`row::decode`] reads them, followed by `$tail`.
 macro_rules! select_events {
     ($tail:literal) => {
         concat!(
-            "SELECT global_position, event_id, stream_id, stream_version, event_type, event_version, \
-             aggregate_type, aggregate_id, occurred_at_secs, occurred_at_nanos, correlation_id, \
-             causation_id, metadata, payload FROM events ",
+            "SELECT e.global_position, e.event_id, s.stream_id, e.stream_version, e.event_type, \
+             e.event_version, e.aggregate_type, e.aggregate_id, e.occurred_at_secs, e.occurred_at_nanos, \
+             e.correlation_id, e.causation_id, e.metadata, e.payload, e.stream_key \
+             FROM events AS e LEFT JOIN streams AS s ON s.stream_key = e.stream_key ",
             $tail
         )
     };
 }
 
-const READ_STREAM: &str =
-    select_events!("WHERE stream_id = ?1 AND stream_version >= ?2 ORDER BY stream_version LIMIT ?3");
-const READ_ALL: &str = select_events!("WHERE global_position >= ?1 ORDER BY global_position LIMIT ?2");
+const READ_STREAM: &str = select_events!(
+    "WHERE e.stream_key = (SELECT stream_key FROM streams WHERE stream_id = ?1) \
+     AND e.stream_version >= ?2 ORDER BY e.stream_version LIMIT ?3"
+);
+const READ_ALL: &str = select_events!("WHERE e.global_position >= ?1 ORDER BY e.global_position LIMIT ?2");
 
 /// Runs a read query and decodes every row.
 fn query_events(

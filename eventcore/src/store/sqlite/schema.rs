@@ -5,7 +5,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::store::StoreError;
 
 /// Migration `i` upgrades a database at `user_version` `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1_EVENTS, V2_SNAPSHOTS];
+const MIGRATIONS: &[&str] = &[V1_EVENTS, V2_SNAPSHOTS, V3_STREAM_KEYS];
 
 /// The schema version this code writes and reads.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -46,6 +46,48 @@ CREATE TABLE snapshots (
     taken_at_secs    INTEGER NOT NULL,
     taken_at_nanos   INTEGER NOT NULL
 ) STRICT;
+";
+
+/// Version 3: streams get an integer key, so the event rows and the `(stream, version)` index
+/// hold two integers instead of the text id.
+///
+/// `streams` maps each stream id (text, kept verbatim) to its `stream_key`; a stream's current
+/// version is still the highest `stream_version` of its events, read from the unique index, so
+/// there is no second copy of it to disagree. Existing events keep their `global_position` (the
+/// rowid is copied) and are renumbered into keys in order of first appearance; the `NOT NULL` on
+/// `stream_key` aborts the migration rather than drop an event whose stream found no key.
+const V3_STREAM_KEYS: &str = "
+CREATE TABLE streams (
+    stream_key INTEGER PRIMARY KEY,
+    stream_id  TEXT    NOT NULL UNIQUE
+) STRICT;
+INSERT INTO streams (stream_id)
+    SELECT stream_id FROM events GROUP BY stream_id ORDER BY MIN(global_position);
+CREATE TABLE events_v3 (
+    global_position   INTEGER PRIMARY KEY,
+    event_id          BLOB    NOT NULL UNIQUE,
+    stream_key        INTEGER NOT NULL,
+    stream_version    INTEGER NOT NULL,
+    event_type        TEXT    NOT NULL,
+    event_version     INTEGER NOT NULL,
+    aggregate_type    TEXT    NOT NULL,
+    aggregate_id      TEXT    NOT NULL,
+    occurred_at_secs  INTEGER NOT NULL,
+    occurred_at_nanos INTEGER NOT NULL,
+    correlation_id    TEXT,
+    causation_id      TEXT,
+    metadata          TEXT    NOT NULL,
+    payload           BLOB    NOT NULL,
+    UNIQUE (stream_key, stream_version)
+) STRICT;
+INSERT INTO events_v3
+    SELECT e.global_position, e.event_id, s.stream_key, e.stream_version, e.event_type, e.event_version,
+           e.aggregate_type, e.aggregate_id, e.occurred_at_secs, e.occurred_at_nanos, e.correlation_id,
+           e.causation_id, e.metadata, e.payload
+    FROM events AS e LEFT JOIN streams AS s ON s.stream_id = e.stream_id
+    ORDER BY e.global_position;
+DROP TABLE events;
+ALTER TABLE events_v3 RENAME TO events;
 ";
 
 /// The database has a schema version this code does not know (written by a newer eventcore).
