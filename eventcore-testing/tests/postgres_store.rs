@@ -29,6 +29,17 @@ async fn handle_with_poll(store: &PostgresStore, poll: Duration) -> PostgresStor
         .unwrap()
 }
 
+/// A subscription of another handle (its own pool and `LISTEN` connection, as in another
+/// process) that never polls, once it has listened and found the store empty.
+async fn idle_subscription_elsewhere(store: &PostgresStore) -> EventStream {
+    let patient = handle_with_poll(store, Duration::from_secs(3600)).await;
+    let mut subscription = patient.subscribe_all(1);
+    assert!(within(&mut subscription, Duration::from_millis(300))
+        .await
+        .is_none());
+    subscription
+}
+
 /// The Marten bug: position 1 commits after position 2; the subscriber must deliver 1 then 2,
 /// and must not deliver 2 while 1 is still in flight.
 #[test]
@@ -95,12 +106,7 @@ fn rolled_back_gap_is_stepped_over() {
 #[test]
 fn notification_wakes_an_idle_subscription() {
     run(PostgresHarness, |ctx| async move {
-        let patient = handle_with_poll(&ctx.store, Duration::from_secs(3600)).await;
-        let mut subscription = patient.subscribe_all(1);
-        // Let the subscription listen and find the store empty.
-        assert!(within(&mut subscription, Duration::from_millis(300))
-            .await
-            .is_none());
+        let mut subscription = idle_subscription_elsewhere(&ctx.store).await;
         ctx.store
             .append("ping", ExpectedVersion::Any, vec![event(1)])
             .await
@@ -115,11 +121,7 @@ fn notification_wakes_an_idle_subscription() {
 #[test]
 fn a_burst_of_appends_is_notified_to_its_end() {
     run(PostgresHarness, |ctx| async move {
-        let patient = handle_with_poll(&ctx.store, Duration::from_secs(3600)).await;
-        let mut subscription = patient.subscribe_all(1);
-        assert!(within(&mut subscription, Duration::from_millis(300))
-            .await
-            .is_none());
+        let mut subscription = idle_subscription_elsewhere(&ctx.store).await;
         for n in 0..50 {
             ctx.store
                 .append("burst", ExpectedVersion::Any, vec![event(n)])
