@@ -185,59 +185,37 @@ fn postgres_append(c: &mut Criterion) {
     let mut group = c.benchmark_group("postgres_append");
     group.sample_size(20).measurement_time(Duration::from_secs(5));
 
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("single_event", |b| {
-        b.to_async(&rt).iter_batched(
-            || (next_stream(), batch(1)),
-            |(stream, events)| {
-                let store = store.clone();
-                async move {
-                    store
-                        .append(&stream, ExpectedVersion::NoStream, events)
-                        .await
-                        .unwrap()
-                }
-            },
-            criterion::BatchSize::SmallInput,
-        );
-    });
-    group.bench_function("raw_insert_single_row", |b| {
-        b.to_async(&rt).iter_batched(
-            || (next_stream(), batch(1)),
-            |(stream, events)| {
-                let raw = Arc::clone(&raw);
-                async move { raw.insert(&stream, &events).await }
-            },
-            criterion::BatchSize::SmallInput,
-        );
-    });
-
-    group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function("batch_100", |b| {
-        b.to_async(&rt).iter_batched(
-            || (next_stream(), batch(BATCH)),
-            |(stream, events)| {
-                let store = store.clone();
-                async move {
-                    store
-                        .append(&stream, ExpectedVersion::NoStream, events)
-                        .await
-                        .unwrap()
-                }
-            },
-            criterion::BatchSize::SmallInput,
-        );
-    });
-    group.bench_function("raw_insert_100_rows", |b| {
-        b.to_async(&rt).iter_batched(
-            || (next_stream(), batch(BATCH)),
-            |(stream, events)| {
-                let raw = Arc::clone(&raw);
-                async move { raw.insert(&stream, &events).await }
-            },
-            criterion::BatchSize::SmallInput,
-        );
-    });
+    for (size, store_name, raw_name) in [
+        (1, "single_event", "raw_insert_single_row"),
+        (BATCH, "batch_100", "raw_insert_100_rows"),
+    ] {
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_function(store_name, |b| {
+            b.to_async(&rt).iter_batched(
+                || (next_stream(), batch(size)),
+                |(stream, events)| {
+                    let store = store.clone();
+                    async move {
+                        store
+                            .append(&stream, ExpectedVersion::NoStream, events)
+                            .await
+                            .unwrap()
+                    }
+                },
+                criterion::BatchSize::SmallInput,
+            );
+        });
+        group.bench_function(raw_name, |b| {
+            b.to_async(&rt).iter_batched(
+                || (next_stream(), batch(size)),
+                |(stream, events)| {
+                    let raw = Arc::clone(&raw);
+                    async move { raw.insert(&stream, &events).await }
+                },
+                criterion::BatchSize::SmallInput,
+            );
+        });
+    }
 
     // `writers` tasks, each appending single events to its own stream; one iteration is one
     // append by every writer, so throughput counts `writers` events per iteration.

@@ -159,18 +159,21 @@ impl PostgresStore {
             .and_then(|db| db.constraint());
         match violated {
             Some("events_stream_version_key") => Ok(Attempt::Raced),
-            Some("events_event_id_key") => Err(self.duplicate_event_id(&error, events, can_query).await),
+            Some("events_event_id_key") => match self.duplicate_event_id(&error, events, can_query).await {
+                Some(event_id) => Err(StoreError::DuplicateEventId { event_id }),
+                None => Err(backend(error)),
+            },
             _ => Err(backend(error)),
         }
     }
 
-    /// Names the event id that is already stored, for [`StoreError::DuplicateEventId`].
+    /// The event id of the batch that is already stored (or repeated in it), when it can be named.
     async fn duplicate_event_id(
         &self,
         error: &tokio_postgres::Error,
         events: &[NewEvent],
         can_query: bool,
-    ) -> StoreError {
+    ) -> Option<Uuid> {
         // The detail reads `Key (event_id)=(<uuid>) already exists.`
         let from_detail = error
             .as_db_error()
@@ -180,29 +183,23 @@ impl PostgresStore {
                 rest.split_once(')').map(|(id, _)| id.to_owned())
             })
             .and_then(|id| Uuid::parse_str(&id).ok());
-        if let Some(event_id) = from_detail {
-            return StoreError::DuplicateEventId { event_id };
+        if from_detail.is_some() {
+            return from_detail;
         }
         let mut seen = HashSet::new();
         if let Some(repeated) = events.iter().find(|e| !seen.insert(e.event_id)) {
-            return StoreError::DuplicateEventId {
-                event_id: repeated.event_id,
-            };
+            return Some(repeated.event_id);
         }
-        if can_query {
-            let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-            if let Ok(client) = self.inner.pool.get().await {
-                if let Ok(Some(row)) = client
-                    .query_opt(self.inner.sql.existing_event_id.as_str(), &[&ids])
-                    .await
-                {
-                    if let Ok(event_id) = row.try_get(0) {
-                        return StoreError::DuplicateEventId { event_id };
-                    }
-                }
-            }
+        if !can_query {
+            return None;
         }
-        StoreError::backend(UnnamedDuplicate)
+        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let client = self.inner.pool.get().await.ok()?;
+        let row = client
+            .query_opt(self.inner.sql.existing_event_id.as_str(), &[&ids])
+            .await
+            .ok()??;
+        row.try_get(0).ok()
     }
 }
 
@@ -305,11 +302,6 @@ fn read_version(stream_id: &str, row: &Row) -> Result<u64, StoreError> {
         reason: format!("stream version {version} is negative"),
     })
 }
-
-/// A unique violation on the event id whose id could not be named.
-#[derive(Debug, thiserror::Error)]
-#[error("an event id of the batch is already stored")]
-struct UnnamedDuplicate;
 
 /// An append inside a transaction whose snapshot predates the stream lock lost a race.
 #[derive(Debug, thiserror::Error)]

@@ -87,37 +87,31 @@ pub(super) fn insert(
     let mut scratch = Vec::new();
     // Offsets, not a running version: the last version may be `i64::MAX`.
     let mut offset = 0;
-    let mut chunks = events.chunks_exact(CHUNK);
-    if chunks.len() > 0 {
-        let mut statement = conn.prepare_cached(&INSERT_CHUNK)?;
-        for chunk in &mut chunks {
-            for (row, event) in chunk.iter().enumerate() {
-                bind(
-                    &mut statement,
-                    row,
-                    &mut scratch,
-                    stream_key,
-                    first_version + offset,
-                    event,
-                )?;
-                offset += 1;
-            }
-            statement.raw_execute()?;
-        }
-    }
-    if !chunks.remainder().is_empty() {
-        let mut statement = conn.prepare_cached(&INSERT_ONE)?;
-        for event in chunks.remainder() {
+    let mut insert_rows = |statement: &mut Statement<'_>, rows: &[NewEvent]| {
+        for (row, event) in rows.iter().enumerate() {
             bind(
-                &mut statement,
-                0,
+                statement,
+                row,
                 &mut scratch,
                 stream_key,
                 first_version + offset,
                 event,
             )?;
-            statement.raw_execute()?;
             offset += 1;
+        }
+        statement.raw_execute().map(drop)
+    };
+    let (full, rest) = events.split_at(events.len() - events.len() % CHUNK);
+    if !full.is_empty() {
+        let mut statement = conn.prepare_cached(&INSERT_CHUNK)?;
+        for chunk in full.chunks_exact(CHUNK) {
+            insert_rows(&mut statement, chunk)?;
+        }
+    }
+    if !rest.is_empty() {
+        let mut statement = conn.prepare_cached(&INSERT_ONE)?;
+        for event in rest {
+            insert_rows(&mut statement, std::slice::from_ref(event))?;
         }
     }
     Ok(())
