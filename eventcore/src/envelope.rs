@@ -204,6 +204,7 @@ impl NewEvent {
 
 /// The causal context of a command, copied onto every event it produces.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CommandContext {
     /// Correlation id for all produced events.
     pub correlation_id: Option<String>,
@@ -211,6 +212,9 @@ pub struct CommandContext {
     pub causation_id: Option<String>,
     /// Metadata for all produced events.
     pub metadata: Metadata,
+    /// Makes the command idempotent: its events get ids derived from this key, so running it
+    /// again with the same key on the same aggregate appends nothing.
+    pub idempotency_key: Option<String>,
 }
 
 impl CommandContext {
@@ -237,6 +241,27 @@ impl CommandContext {
         self
     }
 
+    /// Sets the idempotency key: running the command again with the same key on the same
+    /// aggregate appends nothing and returns the first run's outcome (see
+    /// [`Repository::execute_with`](crate::Repository::execute_with)).
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// The id of the `index`-th event a command appends to `stream_id` in this context: derived
+    /// from the idempotency key when there is one (a UUID v5, the same on every run), else a
+    /// fresh UUID v7.
+    pub fn event_id(&self, stream_id: &str, index: usize) -> Uuid {
+        match &self.idempotency_key {
+            Some(key) => Uuid::new_v5(
+                &IDEMPOTENCY_NAMESPACE,
+                format!("{stream_id}\0{key}\0{index}").as_bytes(),
+            ),
+            None => Uuid::now_v7(),
+        }
+    }
+
     /// A context for work caused by `event`: same correlation (or the event's id), caused by the event.
     pub fn caused_by<P>(event: &Envelope<P>) -> Self {
         let event_id = event.event_id.to_string();
@@ -244,6 +269,10 @@ impl CommandContext {
             correlation_id: Some(event.correlation_id.clone().unwrap_or_else(|| event_id.clone())),
             causation_id: Some(event_id),
             metadata: Metadata::new(),
+            idempotency_key: None,
         }
     }
 }
+
+/// The UUID v5 namespace of event ids derived from idempotency keys.
+const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3c5e_2b7d_4e90_8c41_d2f6_a9b0_7e13);

@@ -4,12 +4,77 @@ use std::marker::PhantomData;
 
 use crate::aggregate::{Aggregate, Handle, SnapshotPolicy};
 use crate::codec::RecordDecodeError;
+use crate::envelope::RecordedEvent;
 use crate::envelope::{CommandContext, Envelope, NewEvent};
 use crate::event::EncodeError;
-use crate::store::{EventStore, ExpectedVersion, Snapshot, StoreError};
+use crate::store::{
+    page_is_last, AppendResult, EventStore, ExpectedVersion, Snapshot, StoreError, UnitOfWork,
+};
 
 /// Events read per page when rehydrating an aggregate.
 const READ_PAGE: usize = 1024;
+
+/// Appends of a batch whose outcome stays unknown, in all, before giving up.
+const RESOLVE_ATTEMPTS: u32 = 6;
+/// First wait before re-sending a batch whose outcome is unknown; it doubles each time.
+const RESOLVE_FIRST_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
+/// Longest wait between re-sends.
+const RESOLVE_MAX_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Applies every event of `page` to `state`; the version of the last one (or `version`).
+fn fold<A: Aggregate>(
+    state: &mut A,
+    page: &[RecordedEvent],
+    mut version: u64,
+) -> Result<u64, RecordDecodeError> {
+    for record in page {
+        for event in crate::codec::decode_record::<A::Event>(record)? {
+            state.apply(&event);
+        }
+        version = record.stream_version;
+    }
+    Ok(version)
+}
+
+/// Encodes a command's events with the context's ids and causal data.
+fn encode_batch<A: Aggregate>(
+    events: &[A::Event],
+    stream_id: &str,
+    id: &str,
+    context: &CommandContext,
+) -> Result<Vec<NewEvent>, EncodeError> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(index, e)| {
+            let mut new = NewEvent::encode(e, A::AGGREGATE_TYPE, id)?.with_context(context);
+            new.event_id = context.event_id(stream_id, index);
+            Ok(new)
+        })
+        .collect()
+}
+
+/// The envelopes of a written batch.
+fn committed<E>(
+    stream_id: &str,
+    new_events: Vec<NewEvent>,
+    events: Vec<E>,
+    written: &AppendResult,
+) -> Committed<E> {
+    let events = new_events
+        .into_iter()
+        .zip(events)
+        .zip(written.positions.iter().copied())
+        .enumerate()
+        .map(|(i, ((new, event), position))| {
+            new.into_envelope(stream_id, written.first_version + i as u64, position, event)
+        })
+        .collect();
+    Committed {
+        version: written.last_version,
+        events,
+    }
+}
 
 /// Loads and saves aggregates of type `A` in the store `S`.
 ///
@@ -102,10 +167,11 @@ pub struct Committed<E> {
 
 /// Errors of [`Repository`]; `E` is the aggregate's business error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RepositoryError<E> {
     /// The aggregate rejected the command; nothing was appended.
     #[error("command rejected: {0}")]
-    Rejected(#[source] E),
+    Rejected(E),
     /// Another writer appended to the stream since it was loaded; nothing was appended.
     #[error("concurrency conflict on stream `{stream_id}`: loaded at version {expected}, now at {actual}")]
     Conflict {
@@ -131,6 +197,23 @@ impl<E> RepositoryError<E> {
     /// Whether the error is a concurrency conflict, which a retry on fresh state may resolve.
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Conflict { .. })
+    }
+
+    /// Whether running the command again may succeed: a conflict, or a store that was
+    /// unavailable. An [ambiguous](Self::is_ambiguous) outcome is not retryable this way.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Conflict { .. } => true,
+            Self::Store(error) => error.is_retryable() && !error.is_ambiguous(),
+            _ => false,
+        }
+    }
+
+    /// Whether the command's events may have been appended although this error was returned:
+    /// the store stayed unreachable while the repository tried to learn the outcome. Running
+    /// the command again could apply it twice; re-run it with the same idempotency key.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(self, Self::Store(error) if error.is_ambiguous())
     }
 
     /// The business error, if the command was rejected.
@@ -190,14 +273,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         } = self.load_snapshot(stream_id).await?;
         loop {
             let page = self.store.read_stream(stream_id, version + 1, READ_PAGE).await?;
-            let full = page.len() == READ_PAGE;
-            for record in &page {
-                for event in crate::codec::decode_record::<A::Event>(record)? {
-                    state.apply(&event);
-                }
-                version = record.stream_version;
-            }
-            if !full {
+            version = fold(&mut state, &page, version)?;
+            if page_is_last(&page, READ_PAGE) {
                 return Ok(Loaded { state, version });
             }
         }
@@ -278,6 +355,15 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     /// Like [`execute`](Self::execute), copying `context` onto every produced event.
+    ///
+    /// With an [idempotency key](CommandContext::idempotency_key), the events get ids derived
+    /// from the key: when they are already stored (the command ran before with this key), the
+    /// command is not decided again and the first run's outcome is returned.
+    ///
+    /// When the store cannot say whether the append committed (a reply lost to the network), the
+    /// repository re-sends the very same batch, which a store recognises and never stores twice,
+    /// until it learns the outcome; if the store stays unreachable the error
+    /// [`is_ambiguous`](RepositoryError::is_ambiguous).
     pub async fn execute_with<C>(
         &self,
         id: &str,
@@ -289,6 +375,11 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         C: Send,
     {
         let stream_id = Self::stream_id(id);
+        if context.idempotency_key.is_some() {
+            if let Some(earlier) = self.earlier_run(&stream_id, context).await? {
+                return Ok(earlier);
+            }
+        }
         let mut loaded = self.load_stream(&stream_id).await?;
         let events = loaded.state.handle(command).map_err(RepositoryError::Rejected)?;
         if events.is_empty() {
@@ -297,18 +388,21 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 events: Vec::new(),
             });
         }
-        let new_events = events
-            .iter()
-            .map(|e| NewEvent::encode(e, A::AGGREGATE_TYPE, id).map(|n| n.with_context(context)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let written = self
-            .store
-            .append(
-                &stream_id,
-                ExpectedVersion::Exact(loaded.version),
-                new_events.clone(),
-            )
-            .await?;
+        let new_events = encode_batch::<A>(&events, &stream_id, id, context)?;
+        let written = match self
+            .append_resolving(&stream_id, ExpectedVersion::Exact(loaded.version), &new_events)
+            .await
+        {
+            Ok(written) => written,
+            // A run with the same key may have committed between the check and the append.
+            Err(error) if error.is_conflict() && context.idempotency_key.is_some() => {
+                return match self.earlier_run(&stream_id, context).await? {
+                    Some(earlier) => Ok(earlier),
+                    None => Err(error),
+                };
+            }
+            Err(error) => return Err(error),
+        };
         if A::SNAPSHOT_POLICY.is_due(loaded.version, written.last_version) {
             for event in &events {
                 loaded.state.apply(event);
@@ -316,19 +410,107 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             self.save_snapshot(&stream_id, &loaded.state, written.last_version)
                 .await;
         }
-        let events = new_events
-            .into_iter()
-            .zip(events)
-            .zip(written.positions.iter().copied())
-            .enumerate()
-            .map(|(i, ((new, event), position))| {
-                new.into_envelope(&stream_id, written.first_version + i as u64, position, event)
-            })
-            .collect();
-        Ok(Committed {
-            version: written.last_version,
+        Ok(committed(&stream_id, new_events, events, &written))
+    }
+
+    /// Appends a batch; while the outcome is unknown, re-sends the same batch (same event ids)
+    /// with a short backoff until the store answers for it.
+    async fn append_resolving(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        batch: &[NewEvent],
+    ) -> Result<crate::store::AppendResult, RepositoryError<A::Error>> {
+        let mut delay = RESOLVE_FIRST_DELAY;
+        let mut outcome = self.store.append(stream_id, expected, batch.to_vec()).await;
+        for _ in 1..RESOLVE_ATTEMPTS {
+            match &outcome {
+                Err(error) if error.is_ambiguous() => {}
+                _ => break,
+            }
+            tracing::debug!(stream_id, "append outcome unknown; re-sending the same batch");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(RESOLVE_MAX_DELAY);
+            outcome = match self.store.append(stream_id, expected, batch.to_vec()).await {
+                // Still unreachable: the first attempt's outcome is still unknown.
+                Err(error) if error.is_retryable() => Err(StoreError::Ambiguous(Box::new(error))),
+                other => other,
+            };
+        }
+        Ok(outcome?)
+    }
+
+    /// The outcome of an earlier run of a command with the context's idempotency key, if its
+    /// events are stored.
+    async fn earlier_run(
+        &self,
+        stream_id: &str,
+        context: &CommandContext,
+    ) -> Result<Option<Committed<A::Event>>, RepositoryError<A::Error>> {
+        let Some(first) = self.store.find_event(context.event_id(stream_id, 0)).await? else {
+            return Ok(None);
+        };
+        if first.stream_id != stream_id {
+            return Err(StoreError::DuplicateEventId {
+                event_id: first.event_id,
+            }
+            .into());
+        }
+        let mut events = Vec::new();
+        let mut version = first.stream_version;
+        'pages: loop {
+            let page = self.store.read_stream(stream_id, version, READ_PAGE).await?;
+            for record in &page {
+                if record.event_id != context.event_id(stream_id, events.len()) {
+                    break 'pages;
+                }
+                events.extend(record.decode_all::<A::Event>()?);
+                version = record.stream_version + 1;
+            }
+            if page_is_last(&page, READ_PAGE) {
+                break;
+            }
+        }
+        Ok(Some(Committed {
+            version: version - 1,
             events,
-        })
+        }))
+    }
+
+    /// Runs `command` on aggregate `id` inside a store transaction (a [`UnitOfWork`]), so the
+    /// events commit together with whatever else the transaction writes, or not at all.
+    ///
+    /// Snapshots are not taken here; the next [`execute`](Self::execute) takes one when due.
+    pub fn execute_in<C, U: UnitOfWork>(
+        &self,
+        tx: &mut U,
+        id: &str,
+        command: C,
+        context: &CommandContext,
+    ) -> Result<Committed<A::Event>, RepositoryError<A::Error>>
+    where
+        A: Handle<C>,
+    {
+        let stream_id = Self::stream_id(id);
+        let mut state = A::default();
+        let mut version = 0;
+        loop {
+            let page = tx.read_stream(&stream_id, version + 1, READ_PAGE)?;
+            version = fold(&mut state, &page, version)?;
+            if page_is_last(&page, READ_PAGE) {
+                break;
+            }
+        }
+        let events = state.handle(command).map_err(RepositoryError::Rejected)?;
+        if events.is_empty() {
+            return Ok(Committed {
+                version,
+                events: Vec::new(),
+            });
+        }
+        let new_events = encode_batch::<A>(&events, &stream_id, id, context)?;
+        let written = tx.append(&stream_id, ExpectedVersion::Exact(version), new_events.clone())?;
+        Ok(committed(&stream_id, new_events, events, &written))
     }
 
     /// Runs a command, re-running it on fresh state up to `attempts` times while it conflicts.

@@ -10,10 +10,10 @@ mod memory;
 pub mod postgres;
 mod sqlite;
 
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, MemoryTransaction};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreBuilder};
-pub use sqlite::{Durability, SqliteOptions, SqliteStore};
+pub use sqlite::{Durability, SqliteOptions, SqliteStore, SqliteTransaction};
 
 /// Longest stream id accepted, in bytes.
 pub const MAX_STREAM_ID_BYTES: usize = 512;
@@ -69,7 +69,11 @@ pub struct AppendResult {
 }
 
 /// Errors of an event store.
+///
+/// Each error keeps its cause in [`source()`](std::error::Error::source) only, never also in its
+/// message: print the chain (`{:#}` with anyhow, or walk `source()`) to see everything.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The stream was not at the expected version; nothing was written.
     #[error("version conflict on stream `{stream_id}`: expected {expected}, found version {actual}")]
@@ -89,6 +93,16 @@ pub enum StoreError {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// An event of the batch is not acceptable (its type, version or text); nothing was written.
+    #[error("invalid event {index} in the batch for stream `{stream_id}`: {reason}")]
+    InvalidEvent {
+        /// The stream appended to.
+        stream_id: String,
+        /// Index of the event in the batch.
+        index: usize,
+        /// Why it was rejected.
+        reason: String,
+    },
     /// A payload is larger than the store accepts; nothing was written.
     #[error("payload of event {index} (`{event_type}`) in the batch for stream `{stream_id}` is {size} bytes, over the limit of {limit}")]
     PayloadTooLarge {
@@ -103,7 +117,7 @@ pub enum StoreError {
         /// The limit in bytes.
         limit: usize,
     },
-    /// An event with the same id is already stored.
+    /// An event with the same id is already stored, and not as a re-send of this very batch.
     #[error("event id {event_id} is already stored")]
     DuplicateEventId {
         /// The duplicated id.
@@ -119,8 +133,19 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The backend failed (I/O, connection, database error).
-    #[error("event store backend failed: {0}")]
+    /// The store could not be reached or was busy (connection refused or lost before anything
+    /// was sent, pool or lock timeout, serialization failure, deadlock, `SQLITE_BUSY`): nothing
+    /// was written, and the same call may succeed later.
+    #[error("event store unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// The connection failed after an append was sent: it may or may not have committed.
+    ///
+    /// Re-sending the same batch (same event ids) is safe: a batch already stored is not stored
+    /// again and returns its original result. [`Repository`](crate::Repository) does this itself.
+    #[error("the outcome of the append is unknown")]
+    Ambiguous(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// The backend failed (I/O, database error) in a way a retry is not expected to fix.
+    #[error("event store backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
@@ -128,6 +153,27 @@ impl StoreError {
     /// Wraps a backend error.
     pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Backend(Box::new(error))
+    }
+
+    /// Wraps an error after which the same call may succeed later.
+    pub fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Box::new(error))
+    }
+
+    /// Wraps an error that leaves the outcome of an append unknown.
+    pub fn ambiguous(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Ambiguous(Box::new(error))
+    }
+
+    /// Whether retrying the same call may succeed: the store was unavailable or busy, or the
+    /// outcome is unknown (retry the same batch: a re-send is recognised and not stored twice).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Ambiguous(_))
+    }
+
+    /// Whether an append may have committed although it returned this error.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(self, Self::Ambiguous(_))
     }
 }
 
@@ -161,6 +207,32 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     /// The current version of `stream_id` (0 if it does not exist).
     fn stream_version(&self, stream_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Reads the next batch of the whole log from `from_position`, for checkpointed readers.
+    ///
+    /// Unlike [`read_all`](Self::read_all), the batch is *settled*: it never returns a position
+    /// while a transaction that could still commit a lower one is running, so a reader that
+    /// resumes at [`LogBatch::next_position`] never skips an event that commits late. Only events
+    /// that `filter` matches are returned (the store skips the others without reading their
+    /// payloads), at most `limit` of them and, past the first, at most [`MAX_PAGE_BYTES`] of
+    /// payload.
+    fn read_batch(
+        &self,
+        from_position: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> impl Future<Output = Result<LogBatch, StoreError>> + Send;
+
+    /// The highest global position committed so far (0 for an empty store): the head that
+    /// readers measure their lag against.
+    fn head_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The stored event with id `event_id`, if any: how a writer whose append had an unknown
+    /// outcome learns whether it committed.
+    fn find_event(
+        &self,
+        event_id: uuid::Uuid,
+    ) -> impl Future<Output = Result<Option<RecordedEvent>, StoreError>> + Send;
+
     /// Stores `snapshot`, replacing an older one of its stream. Stores without snapshots ignore it.
     fn save_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<(), StoreError>> + Send {
         let _ = snapshot;
@@ -175,6 +247,160 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         let _ = stream_id;
         async { Ok(None) }
     }
+}
+
+/// Most payload bytes a read returns in one page beyond its first event (8 MiB).
+///
+/// Reads stop a page early once its payloads reach this size, so a page of large events stays
+/// bounded in memory. A page shorter than its `limit` whose payloads are below this size is the
+/// last one: see [`page_is_last`].
+pub const MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Whether `page`, read with `limit`, is known to be the end of what there is to read.
+pub fn page_is_last(page: &[RecordedEvent], limit: usize) -> bool {
+    page.len() < limit && page_bytes(page) < MAX_PAGE_BYTES
+}
+
+/// Total payload bytes of `page`.
+fn page_bytes(page: &[RecordedEvent]) -> usize {
+    page.iter().map(|e| e.payload.len()).sum()
+}
+
+/// Keeps the prefix of `events` that a page bounded by [`MAX_PAGE_BYTES`] holds: every event
+/// until the payloads reach the bound (at least one).
+pub(crate) fn bound_page_bytes(events: &mut Vec<RecordedEvent>) {
+    let mut bytes = 0usize;
+    let keep = events
+        .iter()
+        .position(|e| {
+            let full = bytes >= MAX_PAGE_BYTES;
+            bytes = bytes.saturating_add(e.payload.len());
+            full
+        })
+        .unwrap_or(events.len());
+    events.truncate(keep);
+}
+
+/// Which events a [`read_batch`](EventStore::read_batch) returns: all, or those of some types.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Sorted, deduplicated types; `None` for every type.
+    event_types: Option<std::sync::Arc<[String]>>,
+}
+
+impl EventFilter {
+    /// Every event.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Only events of these types (as stored: list every type name a handler reads, old ones
+    /// included).
+    pub fn event_types<I, T>(types: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        let mut types: Vec<String> = types.into_iter().map(Into::into).collect();
+        types.sort_unstable();
+        types.dedup();
+        Self {
+            event_types: Some(types.into()),
+        }
+    }
+
+    /// The types this filter keeps, sorted; `None` when it keeps everything.
+    pub fn types(&self) -> Option<&[String]> {
+        self.event_types.as_deref()
+    }
+
+    /// Whether an event of `event_type` passes.
+    pub fn matches(&self, event_type: &str) -> bool {
+        self.event_types
+            .as_deref()
+            .is_none_or(|types| types.binary_search_by(|t| t.as_str().cmp(event_type)).is_ok())
+    }
+}
+
+/// One settled batch of the whole log, read by [`EventStore::read_batch`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogBatch {
+    /// The events the filter kept, in position order.
+    pub events: Vec<RecordedEvent>,
+    /// Where the next batch starts: every position below it has been delivered, filtered out or
+    /// is known never to appear (a rolled-back append). A checkpoint stores this value.
+    pub next_position: u64,
+    /// The highest position committed when the batch was read.
+    pub head: u64,
+}
+
+impl LogBatch {
+    /// Whether the reader has reached the head: nothing committed was left unread.
+    pub fn caught_up(&self) -> bool {
+        self.next_position > self.head
+    }
+
+    /// Events between `next_position` and the head still to read.
+    pub fn lag(&self) -> u64 {
+        (self.head + 1).saturating_sub(self.next_position)
+    }
+}
+
+/// The result of the batch `events` if it is already stored whole, in order, in `stream_id`
+/// (a re-send after a lost reply): `stored` gives, for each event of the batch, where the event
+/// with its id is stored (`None` when it is not).
+pub(crate) fn resent_batch<'a>(
+    stream_id: &str,
+    stored: impl IntoIterator<Item = Option<(&'a str, u64, u64)>>,
+) -> Option<AppendResult> {
+    let mut result: Option<AppendResult> = None;
+    for found in stored {
+        let (stream, version, position) = found?;
+        if stream != stream_id {
+            return None;
+        }
+        match &mut result {
+            None => {
+                result = Some(AppendResult {
+                    first_version: version,
+                    last_version: version,
+                    positions: vec![position],
+                });
+            }
+            Some(result) => {
+                if version != result.last_version + 1 {
+                    return None;
+                }
+                result.last_version = version;
+                result.positions.push(position);
+            }
+        }
+    }
+    result
+}
+
+/// Appends and reads inside a store transaction, so a caller can write its own rows (or
+/// documents) and events in one commit: [`MemoryStore::transaction`], [`SqliteStore::transaction`].
+///
+/// An append that fails inside a unit of work leaves nothing of itself behind, and the caller
+/// may go on with the transaction or give it up. [`Repository::execute_in`](crate::Repository::execute_in)
+/// runs a command inside one.
+pub trait UnitOfWork {
+    /// Appends `events` to `stream_id` if the stream is at `expected`, as [`EventStore::append`].
+    fn append(
+        &mut self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError>;
+
+    /// Reads up to `limit` events of `stream_id` from `from_version`, seeing this transaction's appends.
+    fn read_stream(
+        &mut self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
 }
 
 /// A stored aggregate state as of a stream version, so a load replays only later events.
@@ -211,7 +437,11 @@ pub fn validate_stream_id(stream_id: &str) -> Result<(), StoreError> {
     })
 }
 
-/// Checks an append before any backend sees it: the stream id and every payload's size.
+/// Largest event version a store accepts (stores keep it as a 32-bit signed integer).
+pub const MAX_EVENT_VERSION: u32 = i32::MAX as u32;
+
+/// Checks an append before any backend sees it: the stream id, and every event's type, version,
+/// text fields and payload size.
 pub fn validate_append(
     stream_id: &str,
     events: &[NewEvent],
@@ -219,6 +449,40 @@ pub fn validate_append(
 ) -> Result<(), StoreError> {
     validate_stream_id(stream_id)?;
     for (index, event) in events.iter().enumerate() {
+        let invalid = |reason: String| StoreError::InvalidEvent {
+            stream_id: stream_id.to_owned(),
+            index,
+            reason,
+        };
+        if event.event_type.is_empty() {
+            return Err(invalid("the event type is empty".to_owned()));
+        }
+        if !(1..=MAX_EVENT_VERSION).contains(&event.event_version) {
+            return Err(invalid(format!(
+                "event version {} is outside 1..={MAX_EVENT_VERSION}",
+                event.event_version
+            )));
+        }
+        let texts = [
+            ("event type", Some(event.event_type.as_str())),
+            ("aggregate type", Some(event.aggregate_type.as_str())),
+            ("aggregate id", Some(event.aggregate_id.as_str())),
+            ("correlation id", event.correlation_id.as_deref()),
+            ("causation id", event.causation_id.as_deref()),
+        ];
+        let metadata = event.metadata.iter().flat_map(|(k, v)| {
+            [
+                ("metadata key", Some(k.as_str())),
+                ("metadata value", Some(v.as_str())),
+            ]
+        });
+        if let Some((field, _)) = texts
+            .into_iter()
+            .chain(metadata)
+            .find(|(_, text)| text.is_some_and(|t| t.contains('\0')))
+        {
+            return Err(invalid(format!("the {field} contains a NUL character")));
+        }
         if event.payload.len() > max_payload_bytes {
             return Err(StoreError::PayloadTooLarge {
                 stream_id: stream_id.to_owned(),

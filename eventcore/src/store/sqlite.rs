@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use self::readers::Readers;
 use super::{
-    validate_append, validate_stream_id, AppendResult, EventStore, ExpectedVersion, Snapshot, StoreError,
-    DEFAULT_MAX_PAYLOAD_BYTES,
+    validate_append, validate_stream_id, AppendResult, EventFilter, EventStore, ExpectedVersion, LogBatch,
+    Snapshot, StoreError, DEFAULT_MAX_PAYLOAD_BYTES, MAX_PAGE_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::subscription::{ordered_subscription, EventStream, SubscribeAll};
@@ -205,6 +205,9 @@ const STREAM: &str = "SELECT s.stream_key, \
 const NEW_STREAM: &str = "INSERT INTO streams (stream_id) VALUES (?1)";
 const LAST_POSITION: &str = "SELECT COALESCE(MAX(global_position), 0) FROM events";
 const STORED_EVENT_ID: &str = "SELECT 1 FROM events WHERE event_id = ?1";
+/// Where the event with an id is stored.
+const STORED_AT: &str = "SELECT s.stream_id, e.stream_version, e.global_position \
+     FROM events AS e JOIN streams AS s ON s.stream_key = e.stream_key WHERE e.event_id = ?1";
 
 impl SqliteStore {
     /// Opens (creating it if needed) the store in the file at `path`, with default options.
@@ -225,7 +228,7 @@ impl SqliteStore {
             let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            let mut writer = Connection::open_with_flags(&path, flags).map_err(StoreError::backend)?;
+            let mut writer = Connection::open_with_flags(&path, flags).map_err(sqlite_error)?;
             configure_writer(&writer, &options, true)?;
             schema::migrate(&mut writer)?;
             let readers = Readers::new(path.clone(), options.busy_timeout, options.max_readers);
@@ -241,7 +244,7 @@ impl SqliteStore {
     /// connection with writes. For tests that want SQLite's behaviour without a file.
     pub async fn open_in_memory() -> Result<Self, StoreError> {
         let writer = tokio::task::spawn_blocking(|| {
-            let mut writer = Connection::open_in_memory().map_err(StoreError::backend)?;
+            let mut writer = Connection::open_in_memory().map_err(sqlite_error)?;
             configure_writer(&writer, &SqliteOptions::default(), false)?;
             schema::migrate(&mut writer)?;
             Ok::<_, StoreError>(writer)
@@ -274,6 +277,67 @@ impl SqliteStore {
     /// The database file, or `None` for an in-memory store.
     pub fn path(&self) -> Option<&Path> {
         self.inner.path.as_deref()
+    }
+
+    /// Runs `work` inside one `BEGIN IMMEDIATE` transaction on the writer connection: the
+    /// caller's own SQL (the transaction derefs to `rusqlite::Transaction`) and appends
+    /// ([`UnitOfWork`](super::UnitOfWork)) commit together, or not at all when `work` returns
+    /// `Err`. It runs on a blocking thread while other writers wait, so keep it short.
+    /// Subscriptions are woken once it has committed.
+    ///
+    /// ```
+    /// use eventcore::store::{ExpectedVersion, SqliteStore, StoreError, UnitOfWork};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), StoreError> {
+    /// let store = SqliteStore::open_in_memory().await?;
+    /// let rows = store
+    ///     .transaction(|tx| {
+    ///         tx.execute_batch("CREATE TABLE IF NOT EXISTS notes (body TEXT)")
+    ///             .and_then(|()| tx.execute("INSERT INTO notes VALUES ('kept')", []))
+    ///             .map_err(sqlite_error)
+    ///     })
+    ///     .await?;
+    /// assert_eq!(rows, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn transaction<T, E>(
+        &self,
+        work: impl FnOnce(&mut SqliteTransaction<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let max_payload_bytes = self.max_payload_bytes;
+        let outcome = self
+            .write(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(sqlite_error)?;
+                let mut tx = SqliteTransaction {
+                    tx,
+                    max_payload_bytes,
+                    last_position: None,
+                };
+                match work(&mut tx) {
+                    Ok(value) => {
+                        let last = tx.last_position;
+                        tx.tx.commit().map_err(sqlite_error)?;
+                        Ok(Ok((value, last)))
+                    }
+                    // Dropping the transaction rolls it back.
+                    Err(error) => Ok(Err(error)),
+                }
+            })
+            .await
+            .map_err(E::from)?;
+        let (value, last) = outcome?;
+        if let Some(last) = last {
+            self.inner
+                .commits
+                .send_modify(|position| *position = last.max(*position));
+        }
+        Ok(value)
     }
 
     fn connections(&self) -> Result<&Connections, StoreError> {
@@ -313,23 +377,22 @@ impl SqliteStore {
 struct Closed;
 
 fn configure_writer(conn: &Connection, options: &SqliteOptions, on_disk: bool) -> Result<(), StoreError> {
-    conn.busy_timeout(options.busy_timeout)
-        .map_err(StoreError::backend)?;
+    conn.busy_timeout(options.busy_timeout).map_err(sqlite_error)?;
     conn.pragma_update(None, "foreign_keys", true)
-        .map_err(StoreError::backend)?;
+        .map_err(sqlite_error)?;
     // Appends touch the same index pages batch after batch: keep them cached (in KiB).
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
-        .map_err(StoreError::backend)?;
+        .map_err(sqlite_error)?;
     if on_disk {
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(StoreError::backend)?;
+            .map_err(sqlite_error)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "SQLite refused WAL mode; reads will wait for writes");
         }
     }
     conn.pragma_update(None, "synchronous", options.durability.pragma())
-        .map_err(StoreError::backend)
+        .map_err(sqlite_error)
 }
 
 /// The key and current version of `stream_id` as seen by `conn`; `None` when it was never written.
@@ -341,7 +404,7 @@ fn stream(conn: &Connection, stream_id: &str) -> Result<Option<(i64, u64)>, Stor
                 .query_row([stream_id], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()
         })
-        .map_err(StoreError::backend)?;
+        .map_err(sqlite_error)?;
     let Some((key, version)) = row else {
         return Ok(None);
     };
@@ -358,6 +421,22 @@ fn current_version(conn: &Connection, stream_id: &str) -> Result<u64, StoreError
     Ok(stream(conn, stream_id)?.map_or(0, |(_, version)| version))
 }
 
+/// Why a batch was not inserted, before the rollback lets it be explained.
+enum Refused {
+    /// The expectation failed at this version.
+    Conflict(u64),
+    /// A statement failed (a violated constraint, or the database).
+    Sql(rusqlite::Error),
+    /// Anything else, already explained.
+    Store(StoreError),
+}
+
+impl From<rusqlite::Error> for Refused {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Sql(error)
+    }
+}
+
 fn append_now(
     conn: &mut Connection,
     stream_id: &str,
@@ -370,17 +449,30 @@ fn append_now(
     } else {
         TransactionBehavior::Immediate
     };
-    let tx = conn
-        .transaction_with_behavior(behavior)
-        .map_err(StoreError::backend)?;
-    let known = stream(&tx, stream_id)?;
+    let tx = conn.transaction_with_behavior(behavior).map_err(sqlite_error)?;
+    match insert_batch(&tx, stream_id, expected, events) {
+        Ok(result) => {
+            tx.commit().map_err(sqlite_error)?;
+            Ok(result)
+        }
+        Err(refused) => {
+            tx.rollback().map_err(sqlite_error)?;
+            explain(refused, conn, stream_id, expected, events)
+        }
+    }
+}
+
+/// Checks the expectation and inserts the batch inside the caller's transaction.
+fn insert_batch(
+    tx: &Connection,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+) -> Result<AppendResult, Refused> {
+    let known = stream(tx, stream_id).map_err(Refused::Store)?;
     let actual = known.map_or(0, |(_, version)| version);
     if !expected.accepts(actual) {
-        return Err(StoreError::VersionConflict {
-            stream_id: stream_id.to_owned(),
-            expected,
-            actual,
-        });
+        return Err(Refused::Conflict(actual));
     }
     let first_version = actual + 1;
     let result = |positions| AppendResult {
@@ -391,41 +483,27 @@ fn append_now(
     if events.is_empty() {
         return Ok(result(Vec::new()));
     }
-    let overflow = || StoreError::Corrupt {
-        stream_id: stream_id.to_owned(),
-        stream_version: actual,
-        reason: "the stream version would overflow".to_owned(),
-    };
+    let overflow = || Refused::Store(StoreError::backend(VersionsExhausted(stream_id.to_owned())));
     let count = i64::try_from(events.len()).map_err(|_| overflow())?;
     let first = i64::try_from(first_version).map_err(|_| overflow())?;
     first.checked_add(count - 1).ok_or_else(overflow)?;
-    let written = (|| {
-        let stream_key = match known {
-            Some((key, _)) => key,
-            None => {
-                tx.prepare_cached(NEW_STREAM)?.execute([stream_id])?;
-                tx.last_insert_rowid()
-            }
-        };
-        let last: i64 = tx
-            .prepare_cached(LAST_POSITION)?
-            .query_row([], |row| row.get(0))?;
-        row::insert(&tx, stream_key, first, events)?;
-        Ok((last, tx.last_insert_rowid()))
-    })();
-    let (before, last) = match written {
-        Ok(positions) => positions,
-        Err(error) => {
-            tx.rollback().map_err(StoreError::backend)?;
-            return Err(insert_error(error, conn, stream_id, expected, events));
+    let stream_key = match known {
+        Some((key, _)) => key,
+        None => {
+            tx.prepare_cached(NEW_STREAM)?.execute([stream_id])?;
+            tx.last_insert_rowid()
         }
     };
+    let before: i64 = tx
+        .prepare_cached(LAST_POSITION)?
+        .query_row([], |row| row.get(0))?;
+    row::insert(tx, stream_key, first, events)?;
+    let last = tx.last_insert_rowid();
     // SQLite gives each new row the highest rowid + 1, so the batch holds the positions after
     // `before`, in order; anything else (the rowid space exhausted) is refused, not misreported.
     if before.checked_add(count) != Some(last) {
-        return Err(StoreError::backend(PositionsExhausted));
+        return Err(Refused::Store(StoreError::backend(PositionsExhausted)));
     }
-    tx.commit().map_err(StoreError::backend)?;
     Ok(result(
         (1..=count)
             .map(|offset| (before + offset).unsigned_abs())
@@ -438,55 +516,174 @@ fn append_now(
 #[error("the SQLite event store has no consecutive global positions left for the batch")]
 struct PositionsExhausted;
 
-/// Maps a failed insert, after the rollback, to the store error a violated constraint means.
-fn insert_error(
-    error: rusqlite::Error,
+/// A stream's versions would pass what SQLite's integers hold.
+#[derive(Debug, thiserror::Error)]
+#[error("the versions of stream `{0}` would overflow")]
+struct VersionsExhausted(String);
+
+/// Maps a refused batch, after the rollback, to its result: the original result of a re-sent
+/// batch, or the store error that a violated constraint means.
+fn explain(
+    refused: Refused,
     conn: &Connection,
     stream_id: &str,
     expected: ExpectedVersion,
     events: &[NewEvent],
-) -> StoreError {
-    if let rusqlite::Error::SqliteFailure(failure, Some(message)) = &error {
-        if failure.code == ErrorCode::ConstraintViolation {
-            if message.contains("events.event_id") {
-                return match first_duplicate(conn, events) {
-                    Ok(Some(event_id)) => StoreError::DuplicateEventId { event_id },
-                    Ok(None) => StoreError::backend(error),
-                    Err(other) => other,
-                };
-            }
-            if message.contains("events.stream_version") {
-                return match current_version(conn, stream_id) {
-                    Ok(actual) => StoreError::VersionConflict {
+) -> Result<AppendResult, StoreError> {
+    let error = match refused {
+        Refused::Store(error) => return Err(error),
+        Refused::Conflict(actual) => StoreError::VersionConflict {
+            stream_id: stream_id.to_owned(),
+            expected,
+            actual,
+        },
+        Refused::Sql(error) => match &error {
+            rusqlite::Error::SqliteFailure(failure, Some(message))
+                if failure.code == ErrorCode::ConstraintViolation =>
+            {
+                if message.contains("events.event_id") {
+                    match first_duplicate(conn, events)? {
+                        Some(event_id) => StoreError::DuplicateEventId { event_id },
+                        None => sqlite_error(error),
+                    }
+                } else if message.contains("events.stream_version") {
+                    StoreError::VersionConflict {
                         stream_id: stream_id.to_owned(),
                         expected,
-                        actual,
-                    },
-                    Err(other) => other,
-                };
+                        actual: current_version(conn, stream_id)?,
+                    }
+                } else {
+                    sqlite_error(error)
+                }
             }
+            _ => return Err(sqlite_error(error)),
+        },
+    };
+    match resent(conn, stream_id, events)? {
+        Some(original) => Ok(original),
+        None => Err(error),
+    }
+}
+
+/// The original result of `events` if the batch is already stored, whole, in `stream_id`.
+fn resent(
+    conn: &Connection,
+    stream_id: &str,
+    events: &[NewEvent],
+) -> Result<Option<AppendResult>, StoreError> {
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let mut statement = conn.prepare_cached(STORED_AT).map_err(sqlite_error)?;
+    let mut stored = Vec::with_capacity(events.len());
+    for event in events {
+        let found: Option<(String, i64, i64)> = statement
+            .query_row([&event.event_id.as_bytes()[..]], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()
+            .map_err(sqlite_error)?;
+        match found {
+            Some((stream, version, position)) => {
+                stored.push((stream, version.unsigned_abs(), position.unsigned_abs()));
+            }
+            None => return Ok(None),
         }
     }
-    StoreError::backend(error)
+    Ok(super::resent_batch(
+        stream_id,
+        stored.iter().map(|(s, v, p)| Some((s.as_str(), *v, *p))),
+    ))
+}
+
+/// Maps a SQLite error: a busy or locked database is [`StoreError::Unavailable`] (retry later).
+pub(crate) fn sqlite_error(error: rusqlite::Error) -> StoreError {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::unavailable(error),
+        _ => StoreError::backend(error),
+    }
 }
 
 /// The first event of the batch whose id repeats an earlier one of the batch or a stored one:
 /// the row at which inserting one by one would have failed.
 fn first_duplicate(conn: &Connection, events: &[NewEvent]) -> Result<Option<Uuid>, StoreError> {
-    let mut stored = conn
-        .prepare_cached(STORED_EVENT_ID)
-        .map_err(StoreError::backend)?;
+    let mut stored = conn.prepare_cached(STORED_EVENT_ID).map_err(sqlite_error)?;
     let mut seen = HashSet::with_capacity(events.len());
     for event in events {
         if !seen.insert(event.event_id)
             || stored
                 .exists([&event.event_id.as_bytes()[..]])
-                .map_err(StoreError::backend)?
+                .map_err(sqlite_error)?
         {
             return Ok(Some(event.event_id));
         }
     }
     Ok(None)
+}
+
+/// The inside of a [`SqliteStore::transaction`]: the caller's SQL (through `Deref` to the
+/// `rusqlite::Transaction`) and appends, committed together.
+pub struct SqliteTransaction<'c> {
+    tx: rusqlite::Transaction<'c>,
+    max_payload_bytes: usize,
+    /// The highest position appended, to wake subscriptions after the commit.
+    last_position: Option<u64>,
+}
+
+impl fmt::Debug for SqliteTransaction<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteTransaction")
+            .field("last_position", &self.last_position)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'c> std::ops::Deref for SqliteTransaction<'c> {
+    type Target = rusqlite::Transaction<'c>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl super::UnitOfWork for SqliteTransaction<'_> {
+    fn append(
+        &mut self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        validate_append(stream_id, &events, self.max_payload_bytes)?;
+        // A savepoint, so that a refused batch leaves nothing of itself in the transaction.
+        let savepoint = self.tx.savepoint().map_err(sqlite_error)?;
+        let inserted = insert_batch(&savepoint, stream_id, expected, &events);
+        let result = match inserted {
+            Ok(result) => {
+                savepoint.commit().map_err(sqlite_error)?;
+                result
+            }
+            Err(refused) => {
+                savepoint.finish().map_err(sqlite_error)?;
+                explain(refused, &self.tx, stream_id, expected, &events)?
+            }
+        };
+        if let Some(&last) = result.positions.last() {
+            self.last_position = Some(self.last_position.map_or(last, |p| p.max(last)));
+        }
+        Ok(result)
+    }
+
+    fn read_stream(
+        &mut self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        match i64::try_from(from_version) {
+            Ok(from_version) if limit > 0 => read_stream_now(&self.tx, stream_id, from_version, limit),
+            _ => Ok(Vec::new()),
+        }
+    }
 }
 
 /// A `SELECT` of every column, in the order [`row::decode`] reads them, followed by `$tail`.
@@ -502,25 +699,84 @@ macro_rules! select_events {
     };
 }
 
+const SELECT_EVENTS: &str = select_events!("");
 const READ_STREAM: &str = select_events!(
     "WHERE e.stream_key = (SELECT stream_key FROM streams WHERE stream_id = ?1) \
      AND e.stream_version >= ?2 ORDER BY e.stream_version LIMIT ?3"
 );
 const READ_ALL: &str = select_events!("WHERE e.global_position >= ?1 ORDER BY e.global_position LIMIT ?2");
+const FIND_EVENT: &str = select_events!("WHERE e.event_id = ?1");
 
-/// Runs a read query and decodes every row.
+/// Runs a read query and decodes its rows, stopping once their payloads reach [`MAX_PAGE_BYTES`].
 fn query_events(
     conn: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let mut statement = conn.prepare_cached(sql).map_err(StoreError::backend)?;
-    let mut rows = statement.query(params).map_err(StoreError::backend)?;
+    let mut statement = conn.prepare_cached(sql).map_err(sqlite_error)?;
+    let mut rows = statement.query(params).map_err(sqlite_error)?;
     let mut events = Vec::new();
-    while let Some(row) = rows.next().map_err(StoreError::backend)? {
-        events.push(row::decode(row)?);
+    let mut bytes = 0usize;
+    while bytes < MAX_PAGE_BYTES {
+        let Some(row) = rows.next().map_err(sqlite_error)? else {
+            break;
+        };
+        let event = row::decode(row)?;
+        bytes = bytes.saturating_add(event.payload.len());
+        events.push(event);
     }
     Ok(events)
+}
+
+/// The `SELECT` of a settled batch with `types` filtered types (0: no filter).
+fn read_batch_sql(types: usize) -> String {
+    if types == 0 {
+        return READ_ALL.to_owned();
+    }
+    let list = (0..types)
+        .map(|i| format!("?{}", i + 3))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "{} WHERE e.global_position >= ?1 AND e.event_type IN ({list}) ORDER BY e.global_position LIMIT ?2",
+        SELECT_EVENTS
+    )
+}
+
+/// Reads a settled batch: the head and the events in one read transaction, so that no commit
+/// falls between them (commits are in position order under the single writer).
+fn read_batch_now(
+    conn: &Connection,
+    from: i64,
+    filter: &EventFilter,
+    limit: usize,
+) -> Result<LogBatch, StoreError> {
+    let tx = conn.unchecked_transaction().map_err(sqlite_error)?;
+    let head: i64 = tx
+        .prepare_cached(LAST_POSITION)
+        .and_then(|mut s| s.query_row([], |row| row.get(0)))
+        .map_err(sqlite_error)?;
+    let types = filter.types().unwrap_or_default();
+    let sql = read_batch_sql(types.len());
+    let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(types.len() + 2);
+    let limit_sql = sql_limit(limit);
+    params.push(&from);
+    params.push(&limit_sql);
+    params.extend(types.iter().map(|t| t as &dyn rusqlite::ToSql));
+    let events = query_events(&tx, &sql, params.as_slice())?;
+    drop(tx);
+    let head = head.unsigned_abs();
+    let cut =
+        events.len() == limit || events.iter().map(|e| e.payload.len()).sum::<usize>() >= MAX_PAGE_BYTES;
+    let next_position = match events.last() {
+        Some(last) if cut => last.global_position + 1,
+        _ => (head + 1).max(from.unsigned_abs()),
+    };
+    Ok(LogBatch {
+        events,
+        next_position,
+        head,
+    })
 }
 
 /// Reads a page of a stream, checking that its versions are consecutive: a missing row is
@@ -603,6 +859,49 @@ impl EventStore for SqliteStore {
     async fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {
         let stream_id = stream_id.to_owned();
         self.read(move |conn| current_version(conn, &stream_id)).await
+    }
+
+    async fn read_batch(
+        &self,
+        from_position: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<LogBatch, StoreError> {
+        let from = i64::try_from(from_position.max(1)).unwrap_or(i64::MAX);
+        if limit == 0 || filter.types().is_some_and(<[String]>::is_empty) {
+            // Nothing to return: only the head moves the reader on.
+            let head = self.head_position().await?;
+            return Ok(LogBatch {
+                events: Vec::new(),
+                next_position: if limit == 0 {
+                    from.unsigned_abs()
+                } else {
+                    (head + 1).max(from.unsigned_abs())
+                },
+                head,
+            });
+        }
+        let filter = filter.clone();
+        self.read(move |conn| read_batch_now(conn, from, &filter, limit))
+            .await
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(LAST_POSITION)
+                .and_then(|mut s| s.query_row([], |row| row.get::<_, i64>(0)))
+                .map(i64::unsigned_abs)
+                .map_err(sqlite_error)
+        })
+        .await
+    }
+
+    async fn find_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        self.read(move |conn| {
+            let mut found = query_events(conn, FIND_EVENT, [&event_id.as_bytes()[..]])?;
+            Ok(found.pop())
+        })
+        .await
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
