@@ -33,10 +33,20 @@ use eventcore::{
 use futures_util::StreamExt;
 use uuid::Uuid;
 
+mod idempotency;
+mod log_batches;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod snapshots;
 
+pub use idempotency::{
+    invalid_events_are_refused, resent_batch_returns_the_original_result,
+    resent_batch_under_every_expectation,
+};
+pub use log_batches::{
+    find_event_by_id, read_batch_filters_by_type, read_batch_misses_nothing_under_concurrent_writers,
+    read_batch_pages_and_reports_the_head, reads_are_bounded_by_bytes,
+};
 pub use snapshots::{snapshot_keeps_the_newest, snapshot_round_trips};
 
 /// How the suite gets stores of one backend.
@@ -226,7 +236,14 @@ macro_rules! store_conformance_tests {
             version_conflict_writes_nothing,
             empty_batch_checks_the_version_only,
             duplicate_id_in_batch_rejects_whole_batch,
-            resent_batch_is_detected_not_stored_twice,
+            resent_batch_returns_the_original_result,
+            resent_batch_under_every_expectation,
+            invalid_events_are_refused,
+            read_batch_pages_and_reports_the_head,
+            read_batch_filters_by_type,
+            read_batch_misses_nothing_under_concurrent_writers,
+            reads_are_bounded_by_bytes,
+            find_event_by_id,
             oversized_payload_is_refused,
             invalid_stream_ids_are_refused,
             global_order_interleaves_streams,
@@ -434,21 +451,6 @@ pub async fn duplicate_id_in_batch_rejects_whole_batch<H: StoreHarness>(ctx: Ctx
     }
     assert_eq!(s.stream_version("b").await.unwrap(), 0);
     assert_eq!(read_everything(s).await.len(), 1);
-}
-
-/// Re-sending a committed batch (a retry after an unknown outcome) is detected, never stored twice.
-pub async fn resent_batch_is_detected_not_stored_twice<H: StoreHarness>(ctx: Ctx<H>) {
-    let s = &ctx.store;
-    let batch = events(0..3);
-    append(s, "a", ExpectedVersion::Any, batch.clone()).await;
-    match s.append("a", ExpectedVersion::Any, batch.clone()).await {
-        Err(StoreError::DuplicateEventId { event_id }) => {
-            assert!(batch.iter().any(|e| e.event_id == event_id));
-        }
-        other => panic!("a re-sent batch must be refused as a duplicate, got {other:?}"),
-    }
-    assert_eq!(s.stream_version("a").await.unwrap(), 3);
-    assert_eq!(read_everything(s).await.len(), 3);
 }
 
 /// A payload over the limit is refused with the sizes; one at the limit is stored.
@@ -786,7 +788,6 @@ pub const STRESS_EVENTS: usize = 20_000;
 /// back) while a live subscriber runs: it receives every committed event exactly once, in
 /// global-position order.
 pub async fn subscription_misses_nothing_under_concurrent_writers<H: StoreHarness>(ctx: Ctx<H>) {
-    const WRITERS: usize = 8;
     let subscriber = {
         let mut subscription = ctx.store.subscribe_all(1);
         tokio::spawn(async move {
@@ -812,6 +813,24 @@ pub async fn subscription_misses_nothing_under_concurrent_writers<H: StoreHarnes
             received
         })
     };
+    let committed = stress_writers(&ctx).await;
+    let received = subscriber.await.unwrap();
+    assert!(
+        received.windows(2).all(|w| w[0].0 < w[1].0),
+        "positions must strictly increase (in order, none twice)"
+    );
+    let received_ids: BTreeSet<Uuid> = received.iter().map(|(_, id)| *id).collect();
+    assert_eq!(received_ids.len(), STRESS_EVENTS, "an event was delivered twice");
+    assert!(
+        received_ids.iter().all(|id| committed.contains(id)),
+        "an uncommitted event was delivered"
+    );
+}
+
+/// Eight writers append [`STRESS_EVENTS`] events in batches of 1 to 10, some in transactions held
+/// open, some rolled back; the ids of the committed events.
+async fn stress_writers<H: StoreHarness>(ctx: &Ctx<H>) -> HashSet<Uuid> {
+    const WRITERS: usize = 8;
     let mut writers = Vec::new();
     for writer in 0..WRITERS {
         let store = ctx.store.clone();
@@ -849,18 +868,7 @@ pub async fn subscription_misses_nothing_under_concurrent_writers<H: StoreHarnes
     for writer in writers {
         committed.extend(writer.await.unwrap());
     }
-    assert_eq!(committed.len(), STRESS_EVENTS);
-    let received = subscriber.await.unwrap();
-    assert!(
-        received.windows(2).all(|w| w[0].0 < w[1].0),
-        "positions must strictly increase (in order, none twice)"
-    );
-    let received_ids: BTreeSet<Uuid> = received.iter().map(|(_, id)| *id).collect();
-    assert_eq!(received_ids.len(), STRESS_EVENTS, "an event was delivered twice");
-    assert!(
-        received_ids.iter().all(|id| committed.contains(id)),
-        "an uncommitted event was delivered"
-    );
+    committed
 }
 
 /// A small deterministic generator (splitmix64) for delays and batch sizes.

@@ -75,6 +75,13 @@ pub use store::{AppendResult, EventStore, ExpectedVersion, MemoryStore, Snapshot
 pub use store::{PostgresStore, PostgresStoreBuilder};
 pub use subscription::{EventStream, SubscribeAll};
 
+/// The `chrono` this crate uses (event times are `chrono::DateTime<Utc>`).
+pub use chrono;
+/// The `schemars` this crate uses: derive `JsonSchema` with it to avoid version skew.
+pub use schemars;
+/// The `uuid` this crate uses (event ids are `uuid::Uuid`).
+pub use uuid;
+
 /// Derives [`DomainEvent`](trait@DomainEvent) for an event struct or an enum of event structs.
 ///
 /// On a struct, `#[event(...)]` takes:

@@ -403,6 +403,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             }
             Err(error) => return Err(error),
         };
+        if context.idempotency_key.is_some() && !self.is_own_batch(&new_events).await? {
+            // A concurrent run with the same key stored its batch first, and the store returned
+            // that batch's result for ours: report what is stored, as the first run decided it.
+            if let Some(earlier) = self.earlier_run(&stream_id, context).await? {
+                return Ok(earlier);
+            }
+        }
         if A::SNAPSHOT_POLICY.is_due(loaded.version, written.last_version) {
             for event in &events {
                 loaded.state.apply(event);
@@ -433,11 +440,26 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             delay = (delay * 2).min(RESOLVE_MAX_DELAY);
             outcome = match self.store.append(stream_id, expected, batch.to_vec()).await {
                 // Still unreachable: the first attempt's outcome is still unknown.
-                Err(error) if error.is_retryable() => Err(StoreError::Ambiguous(Box::new(error))),
+                Err(error) if error.is_retryable() && !error.is_ambiguous() => {
+                    Err(StoreError::Ambiguous(Box::new(error)))
+                }
                 other => other,
             };
         }
         Ok(outcome?)
+    }
+
+    /// Whether the stored first event of `batch` is the one encoded here (and not the event
+    /// with the same derived id from another run of the command).
+    async fn is_own_batch(&self, batch: &[NewEvent]) -> Result<bool, RepositoryError<A::Error>> {
+        let Some(first) = batch.first() else {
+            return Ok(true);
+        };
+        Ok(self
+            .store
+            .find_event(first.event_id)
+            .await?
+            .is_some_and(|stored| stored.occurred_at == first.occurred_at && stored.payload == first.payload))
     }
 
     /// The outcome of an earlier run of a command with the context's idempotency key, if its

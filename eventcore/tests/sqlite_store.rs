@@ -245,11 +245,10 @@ async fn reads_do_not_wait_for_a_write_in_progress() {
         .unwrap();
     assert_eq!(store.read_stream("s", 1, 10).await.unwrap().len(), 2);
     assert_eq!(store.stream_version("s").await.unwrap(), 2);
-    // Meanwhile a write cannot get the lock: it fails as a backend error and stores nothing.
-    assert!(matches!(
-        store.append("s", ExpectedVersion::Exact(2), events(1)).await,
-        Err(StoreError::Backend(_))
-    ));
+    // Meanwhile a write cannot get the lock: it fails as retryable and stores nothing.
+    let busy = store.append("s", ExpectedVersion::Exact(2), events(1)).await;
+    assert!(matches!(&busy, Err(StoreError::Unavailable(_))), "{busy:?}");
+    assert!(busy.is_err_and(|e| e.is_retryable() && !e.is_ambiguous()));
     other_writer.execute_batch("ROLLBACK").unwrap();
     store
         .append("s", ExpectedVersion::Exact(2), events(1))
