@@ -5,23 +5,28 @@
 //! database). The schema is created and upgraded by embedded, versioned migrations the first
 //! time a store connects; concurrent starters queue on an advisory lock.
 //!
-//! - **Append** is one round trip: one `INSERT ... SELECT` that takes the stream's advisory lock
-//!   (writers of one stream queue, writers of different streams never meet), reads the stream's
-//!   version, checks the expectation and inserts the whole batch from arrays. It is one
-//!   statement, so a lost connection leaves the whole batch or nothing; `UNIQUE (stream_id,
+//! - **Append** is one round trip: `BEGIN`, the stream's advisory lock (writers of one stream
+//!   queue, writers of different streams never meet), one `INSERT ... SELECT` that reads the
+//!   stream's version, checks the expectation and that no event id is taken, and inserts the
+//!   whole batch from arrays, and `COMMIT`, pipelined. Positions are drawn only once the checks
+//!   pass, so a writer that loses a race or re-sends a batch leaves no gap; `UNIQUE (stream_id,
 //!   stream_version)` is the database's last word on versions. A mismatch is
-//!   [`StoreError::VersionConflict`] with both versions; nothing is written. A writer that
-//!   queued behind another writer of its stream tries once more in a locked transaction (still
-//!   one round trip); the `append` module explains why that attempt cannot lose again.
-//! - **Event ids** are unique (a database constraint). Re-sending a batch whose ids are already
-//!   stored fails with [`StoreError::DuplicateEventId`] and writes nothing: a retry after an
-//!   unknown outcome learns that its first attempt committed, and no event is stored twice.
+//!   [`StoreError::VersionConflict`] with both versions; nothing is written. The `append`
+//!   module has the details.
+//! - **Event ids** are unique (a database constraint). Re-sending a batch already stored (same
+//!   ids, same stream, consecutive versions) stores nothing and returns the original result,
+//!   whatever the expectation; an id stored anywhere else is [`StoreError::DuplicateEventId`].
+//! - **Errors** are [`StoreError::Unavailable`] when the same call may succeed later (pool wait
+//!   or connect failure, serialization failure, deadlock, lock or statement timeout),
+//!   [`StoreError::Ambiguous`] when the connection failed after an append was sent, and
+//!   [`StoreError::Backend`] otherwise; the server's message is shown once ([`PostgresError`]).
 //! - **Payloads** are stored as `bytea`, byte for byte; metadata as `jsonb`; `occurred_at` as
 //!   `timestamptz`, which keeps microseconds (finer digits are truncated; `NewEvent::encode`
 //!   already truncates to microseconds, so envelopes round-trip exactly).
-//! - **Reads** by stream and by global position are paged by their `limit`. `read_all` shows what
-//!   has committed, which may leave a lower position still to come: to follow the log, use
-//!   `subscribe_all`.
+//! - **Reads** by stream and by global position are paged by their `limit` and by
+//!   [`MAX_PAGE_BYTES`](crate::store::MAX_PAGE_BYTES). `read_all` shows what has committed, which
+//!   may leave a lower position still to come: to follow the log, use `read_batch` (settled
+//!   batches, filtered by type in SQL; see the `batch` module) or `subscribe_all`.
 //! - **Subscriptions** to the whole store never skip an event that commits late with a lower
 //!   position; see [`SubscribeAll`](crate::subscription::SubscribeAll) and the notes below.
 //!
@@ -46,6 +51,10 @@
 //! (A snapshot's `xmax` would not do as the bound: it is one past the newest *completed*
 //! transaction, and a writer still running may hold an id above it.)
 //!
+//! While a gap is open, the subscription probes cheaply (a snapshot's `xmin` and the lowest
+//! position, no payloads) with a backoff from 5 ms up to the poll interval (at most 1 s), and
+//! reads a page only once the gap may have moved.
+//!
 //! The subscription is woken by `LISTEN`/`NOTIFY`, with a fallback poll
 //! ([`PostgresStoreBuilder::poll_interval`]) for what sends no notification: a rolled-back
 //! append, an append inside the caller's transaction (see
@@ -61,10 +70,19 @@
 //! [`PostgresStore::append_in_transaction`], which keep rule 1 and take the stream lock.
 //! Subscriptions take transaction ids, so they read from the primary, not from a hot standby.
 //!
+//! All subscriptions of a store share one `LISTEN` connection, opened with the store's
+//! connector (the TLS setup of [`PostgresStoreBuilder::connect_with_tls`] or
+//! [`listen_config_with_tls`](PostgresStoreBuilder::listen_config_with_tls)); when it fails they
+//! poll while the store reconnects with backoff (see the `listener` module).
+//!
 //! Connections come from a `deadpool-postgres` pool that recycles them without a test query:
-//! after the server drops connections (a restart), the next call on each stale one fails with
-//! [`StoreError::Backend`] and the pool replaces it; an append that failed so is safe to retry,
-//! since its event ids are unique.
+//! after the server drops connections (a restart), the next call on each stale one fails (an
+//! append with [`StoreError::Ambiguous`], which a re-send resolves) and the pool replaces it.
+//! [`connect`](PostgresStoreBuilder::connect) sets a connect timeout, a pool wait timeout and TCP
+//! keepalives, and optionally `lock_timeout` and `statement_timeout`.
+//!
+//! The schema records its version; a store refuses a schema migrated by a newer eventcore, and
+//! with [`migrate(false)`](PostgresStoreBuilder::migrate) only checks the version.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -449,6 +467,26 @@ impl PostgresStore {
         validate_append(stream_id, &events, self.inner.max_payload_bytes)?;
         self.append_batch_in(transaction, stream_id, expected, &events)
             .await
+    }
+
+    /// Reads up to `limit` events of `stream_id` from `from_version` inside the caller's
+    /// transaction, seeing its own appends; pages are bounded as by [`EventStore::read_stream`].
+    pub async fn read_stream_in_transaction(
+        &self,
+        transaction: &tokio_postgres::Transaction<'_>,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (from, limit) = (sql_position(from_version), sql_limit(limit));
+        let rows = transaction
+            .query(self.inner.sql.read_stream.as_str(), &[&stream_id, &from, &limit])
+            .await
+            .map_err(backend)?;
+        rows.iter().map(row::decode_event).collect()
     }
 
     /// Wakes the live subscriptions of this schema (in every process) to look for new events.
