@@ -785,3 +785,55 @@ fn subscriptions_share_a_listener_that_comes_back() {
         }
     });
 }
+
+/// A connection lost after an append was sent leaves its outcome unknown: the error is
+/// ambiguous (and retryable), and re-sending the same batch stores it once.
+#[test]
+fn a_connection_lost_after_an_append_was_sent_is_ambiguous() {
+    run(PostgresHarness, |ctx| async move {
+        let store = ctx.store;
+        let mut client = store.pool().get().await.unwrap();
+        let holder = client.transaction().await.unwrap();
+        store
+            .append_in_transaction(&holder, "a", ExpectedVersion::Any, vec![event(0)])
+            .await
+            .unwrap();
+        let batch = vec![event(1), event(2)];
+        let sent = {
+            let (store, batch) = (store.clone(), batch.clone());
+            tokio::spawn(async move { store.append("a", ExpectedVersion::Any, batch).await })
+        };
+        // The append waits for the stream lock; end its connection there.
+        let killer = store.pool().get().await.unwrap();
+        let pattern = format!("%hashtext('{}')%", store.schema());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let pid: i32 = loop {
+            let row = killer
+                .query_opt(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event = 'advisory' AND query LIKE $1",
+                    &[&pattern],
+                )
+                .await
+                .unwrap();
+            if let Some(row) = row {
+                break row.get(0);
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the append never waited");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        killer
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .unwrap();
+        let error = sent.await.unwrap().unwrap_err();
+        assert!(error.is_ambiguous() && error.is_retryable(), "{error:?}");
+        holder.commit().await.unwrap();
+        let first = store
+            .append("a", ExpectedVersion::Any, batch.clone())
+            .await
+            .unwrap();
+        let again = store.append("a", ExpectedVersion::Any, batch).await.unwrap();
+        assert_eq!(first, again);
+        assert_eq!(store.stream_version("a").await.unwrap(), 3);
+    });
+}
