@@ -837,3 +837,27 @@ fn a_connection_lost_after_an_append_was_sent_is_ambiguous() {
         assert_eq!(store.stream_version("a").await.unwrap(), 3);
     });
 }
+
+/// Defect 7: waiting for a pooled connection is bounded; the error is retryable.
+#[test]
+fn pool_wait_is_bounded_and_retryable() {
+    run(PostgresHarness, |ctx| async move {
+        let small = PostgresStore::builder()
+            .schema(ctx.store.schema())
+            .pool_size(1)
+            .pool_wait_timeout(Duration::from_millis(100))
+            .connect(&postgres_url().unwrap())
+            .await
+            .unwrap();
+        let held = small.pool().get().await.unwrap();
+        let started = std::time::Instant::now();
+        let error = small.read_all(1, 10).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            matches!(error, StoreError::Unavailable(_)) && error.is_retryable(),
+            "{error:?}"
+        );
+        drop(held);
+        assert!(small.read_all(1, 10).await.unwrap().is_empty());
+    });
+}

@@ -183,10 +183,10 @@ pub enum PostgresConfigError {
     #[error("invalid schema name {0:?}: use [a-z_][a-z0-9_]*, at most 48 bytes, not starting with `pg_`")]
     InvalidSchemaName(String),
     /// The connection URL cannot be parsed.
-    #[error("invalid PostgreSQL connection string: {0}")]
+    #[error("invalid PostgreSQL connection string")]
     InvalidUrl(#[source] tokio_postgres::Error),
     /// The connection pool cannot be built.
-    #[error("cannot build the connection pool: {0}")]
+    #[error("cannot build the connection pool")]
     Pool(#[source] deadpool_postgres::BuildError),
 }
 
