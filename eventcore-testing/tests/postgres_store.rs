@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use eventcore::store::postgres::PostgresStore;
+use eventcore::store::postgres::{PostgresStore, SCHEMA_VERSION};
+use eventcore::store::{page_is_last, EventFilter};
 use eventcore::{EventStore, EventStream, ExpectedVersion, StoreError, SubscribeAll};
 use eventcore_testing::conformance::postgres::{drop_schema, postgres_url, unique_schema, PostgresHarness};
 use eventcore_testing::conformance::{event, run};
@@ -230,10 +231,11 @@ fn corrupt_event_version_is_reported() {
             .unwrap();
         let client = store.pool().get().await.unwrap();
         let sql = format!(
-            "UPDATE \"{}\".events SET event_version = -3 WHERE stream_id = 's' AND stream_version = 2",
+            "ALTER TABLE \"{0}\".events DROP CONSTRAINT events_event_version_check;
+             UPDATE \"{0}\".events SET event_version = -3 WHERE stream_id = 's' AND stream_version = 2",
             store.schema()
         );
-        client.execute(&sql, &[]).await.unwrap();
+        client.batch_execute(&sql).await.unwrap();
         match store.read_stream("s", 1, 10).await {
             Err(StoreError::Corrupt {
                 stream_id,
@@ -282,8 +284,8 @@ async fn concurrent_starters_migrate_once() {
     drop_schema(&stores[0]).await;
     assert_eq!(
         applied,
-        [1, 2, 3],
-        "each migration (events, snapshots, lock-based appends) is recorded exactly once"
+        [1, 2, 3, 4],
+        "each migration (events, snapshots, lock-based appends, type index) is recorded exactly once"
     );
 }
 
@@ -355,9 +357,507 @@ async fn bad_schema_names_are_refused() {
     }
 }
 
-/// A set but unreachable server is an error, not a skip.
+/// A set but unreachable server is an error, not a skip: a retryable one.
 #[tokio::test]
 async fn unreachable_server_is_an_error() {
     let result = PostgresStore::connect("postgres://postgres@127.0.0.1:1/test").await;
-    assert!(matches!(result, Err(StoreError::Backend(_))), "{result:?}");
+    match result {
+        Err(error @ StoreError::Unavailable(_)) => assert!(error.is_retryable() && !error.is_ambiguous()),
+        other => panic!("expected an unavailable store, got {other:?}"),
+    }
+}
+
+/// Every message of an error's chain, outermost first.
+fn chain(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut messages = vec![error.to_string()];
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        messages.push(inner.to_string());
+        cause = inner.source();
+    }
+    messages
+}
+
+/// `read_batch` stops at a position whose transaction is still open, and delivers it (then the
+/// later one) once it commits; the head counts what committed.
+#[test]
+fn read_batch_stops_at_a_late_commit_until_it_commits() {
+    run(PostgresHarness, |ctx| async move {
+        let store = ctx.store;
+        let mut slow_client = store.pool().get().await.unwrap();
+        let slow = slow_client.transaction().await.unwrap();
+        let low = store
+            .append_in_transaction(&slow, "slow", ExpectedVersion::NoStream, vec![event(1)])
+            .await
+            .unwrap();
+        let high = store
+            .append("fast", ExpectedVersion::NoStream, vec![event(2)])
+            .await
+            .unwrap();
+        let all = EventFilter::all();
+        let open = store.read_batch(1, &all, 100).await.unwrap();
+        assert!(
+            open.events.is_empty(),
+            "delivered past an open transaction: {open:?}"
+        );
+        assert_eq!(open.next_position, low.positions[0]);
+        assert_eq!(open.head, high.positions[0]);
+        assert!(!open.caught_up());
+        slow.commit().await.unwrap();
+        let batch = store.read_batch(open.next_position, &all, 100).await.unwrap();
+        let positions: Vec<u64> = batch.events.iter().map(|e| e.global_position).collect();
+        assert_eq!(positions, [low.positions[0], high.positions[0]]);
+        assert_eq!(batch.next_position, high.positions[0] + 1);
+        assert!(batch.caught_up());
+        assert_eq!(store.head_position().await.unwrap(), high.positions[0]);
+    });
+}
+
+/// A rolled-back append's positions are stepped over by `read_batch` once it has ended.
+#[test]
+fn read_batch_steps_over_a_rolled_back_gap() {
+    run(PostgresHarness, |ctx| async move {
+        let store = ctx.store;
+        let mut client = store.pool().get().await.unwrap();
+        let doomed = client.transaction().await.unwrap();
+        store
+            .append_in_transaction(&doomed, "doomed", ExpectedVersion::Any, vec![event(1), event(2)])
+            .await
+            .unwrap();
+        let kept = store
+            .append("kept", ExpectedVersion::Any, vec![event(3)])
+            .await
+            .unwrap();
+        let all = EventFilter::all();
+        assert!(store.read_batch(1, &all, 10).await.unwrap().events.is_empty());
+        doomed.rollback().await.unwrap();
+        let batch = store.read_batch(1, &all, 10).await.unwrap();
+        assert_eq!(batch.events.len(), 1);
+        assert_eq!(batch.events[0].global_position, kept.positions[0]);
+        assert_eq!(batch.next_position, kept.positions[0] + 1);
+    });
+}
+
+/// A filter returns only its types, yet settles on every position: an open transaction writing
+/// a type the reader skips still holds the batch back, and a batch of only skipped types moves
+/// the checkpoint.
+#[test]
+fn read_batch_filters_by_type_but_settles_on_every_position() {
+    run(PostgresHarness, |ctx| async move {
+        let store = ctx.store;
+        let typed = |n: u64, ty: &str| {
+            let mut e = event(n);
+            e.event_type = ty.to_owned();
+            e
+        };
+        store
+            .append(
+                "a",
+                ExpectedVersion::Any,
+                vec![typed(1, "x.kept"), typed(2, "x.skipped")],
+            )
+            .await
+            .unwrap();
+        let filter = EventFilter::event_types(["x.kept"]);
+        let mut slow_client = store.pool().get().await.unwrap();
+        let slow = slow_client.transaction().await.unwrap();
+        store
+            .append_in_transaction(&slow, "slow", ExpectedVersion::Any, vec![typed(3, "x.skipped")])
+            .await
+            .unwrap();
+        store
+            .append("b", ExpectedVersion::Any, vec![typed(4, "x.kept")])
+            .await
+            .unwrap();
+        let held = store.read_batch(1, &filter, 10).await.unwrap();
+        assert_eq!(held.events.len(), 1);
+        assert_eq!(held.events[0].event_type, "x.kept");
+        assert_eq!(
+            held.next_position, 3,
+            "must stop at the open transaction's position"
+        );
+        slow.commit().await.unwrap();
+        let rest = store.read_batch(held.next_position, &filter, 10).await.unwrap();
+        assert_eq!(
+            rest.events.iter().map(|e| e.global_position).collect::<Vec<_>>(),
+            [4]
+        );
+        assert_eq!(rest.next_position, 5);
+        let nothing = store
+            .read_batch(1, &EventFilter::event_types(["x.none"]), 10)
+            .await
+            .unwrap();
+        assert!(nothing.events.is_empty());
+        assert_eq!(
+            nothing.next_position, 5,
+            "a batch of skipped types still moves on"
+        );
+    });
+}
+
+/// Pages stop early once their payloads reach `MAX_PAGE_BYTES`, and say so.
+#[test]
+fn pages_are_bounded_by_bytes() {
+    run(PostgresHarness, |ctx| async move {
+        let store = PostgresStore::builder()
+            .schema(ctx.store.schema())
+            .connect(&postgres_url().unwrap())
+            .await
+            .unwrap();
+        let big = |n: u64| {
+            let mut e = event(n);
+            e.payload = vec![b'x'; 1024 * 1024].into();
+            e
+        };
+        for n in 0..9 {
+            store
+                .append("big", ExpectedVersion::Any, vec![big(n)])
+                .await
+                .unwrap();
+        }
+        let page = store.read_all(1, 100).await.unwrap();
+        assert_eq!(page.len(), 8);
+        assert!(!page_is_last(&page, 100));
+        assert_eq!(store.read_stream("big", 1, 100).await.unwrap().len(), 8);
+        let batch = store.read_batch(1, &EventFilter::all(), 100).await.unwrap();
+        assert_eq!((batch.events.len(), batch.next_position), (8, 9));
+        assert_eq!(store.read_all(9, 100).await.unwrap().len(), 1);
+    });
+}
+
+/// A re-sent batch returns its original result under every expectation and draws no position;
+/// its ids in another stream are duplicates.
+#[test]
+fn resent_batch_returns_the_original_result_without_a_gap() {
+    run(PostgresHarness, |ctx| async move {
+        let store = ctx.store;
+        store
+            .append("a", ExpectedVersion::Any, vec![event(0)])
+            .await
+            .unwrap();
+        let batch = vec![event(1), event(2)];
+        let original = store
+            .append("a", ExpectedVersion::Exact(1), batch.clone())
+            .await
+            .unwrap();
+        for expected in [
+            ExpectedVersion::Any,
+            ExpectedVersion::NoStream,
+            ExpectedVersion::Exact(1),
+            ExpectedVersion::Exact(7),
+            ExpectedVersion::StreamExists,
+        ] {
+            let again = store.append("a", expected, batch.clone()).await.unwrap();
+            assert_eq!(again, original, "{expected}");
+        }
+        let mut client = store.pool().get().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        let inside = store
+            .append_in_transaction(&tx, "a", ExpectedVersion::NoStream, batch.clone())
+            .await
+            .unwrap();
+        assert_eq!(inside, original);
+        tx.commit().await.unwrap();
+        match store.append("b", ExpectedVersion::Any, batch.clone()).await {
+            Err(StoreError::DuplicateEventId { event_id }) => assert_eq!(event_id, batch[0].event_id),
+            other => panic!("expected a duplicate id, got {other:?}"),
+        }
+        let next = store
+            .append("c", ExpectedVersion::Any, vec![event(3)])
+            .await
+            .unwrap();
+        assert_eq!(next.positions, [4], "re-sends and refusals drew no position");
+        let found = store.find_event(batch[1].event_id).await.unwrap().unwrap();
+        assert_eq!((found.stream_id.as_str(), found.stream_version), ("a", 3));
+        assert!(store.find_event(uuid::Uuid::now_v7()).await.unwrap().is_none());
+    });
+}
+
+/// Defect 6: a writer that queued behind another writer of its stream and lost draws no
+/// position, so readers see no gap.
+#[test]
+fn losing_a_race_draws_no_position() {
+    run(PostgresHarness, |ctx| async move {
+        let store = ctx.store;
+        let mut client = store.pool().get().await.unwrap();
+        let holder = client.transaction().await.unwrap();
+        let held = store
+            .append_in_transaction(&holder, "a", ExpectedVersion::NoStream, vec![event(1)])
+            .await
+            .unwrap();
+        let rivals: Vec<_> = (0..3)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(
+                    async move { store.append("a", ExpectedVersion::NoStream, vec![event(n)]).await },
+                )
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        holder.commit().await.unwrap();
+        for rival in rivals {
+            assert!(matches!(
+                rival.await.unwrap(),
+                Err(StoreError::VersionConflict { .. })
+            ));
+        }
+        let next = store
+            .append("b", ExpectedVersion::Any, vec![event(9)])
+            .await
+            .unwrap();
+        assert_eq!(next.positions, [held.positions[0] + 1], "a lost race left a gap");
+    });
+}
+
+/// A server error is shown once: its message in `Display`, and no source repeating it.
+#[test]
+fn server_errors_show_their_message_once() {
+    run(PostgresHarness, |ctx| async move {
+        let store = ctx.store;
+        store
+            .append("a", ExpectedVersion::Any, vec![event(0)])
+            .await
+            .unwrap();
+        drop_schema(&store).await;
+        let error = store.read_all(1, 10).await.unwrap_err();
+        assert!(matches!(error, StoreError::Backend(_)), "{error:?}");
+        let messages = chain(&error);
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(
+            messages[1].contains("does not exist") && messages[1].contains("42P01"),
+            "{messages:?}"
+        );
+        for (i, outer) in messages.iter().enumerate() {
+            for inner in &messages[i + 1..] {
+                assert!(!outer.contains(inner.as_str()), "{outer:?} repeats {inner:?}");
+            }
+        }
+    });
+}
+
+/// A `lock_timeout` makes an append that waits for its stream's lock fail as retryable.
+#[test]
+fn lock_timeout_makes_a_blocked_append_unavailable() {
+    run(PostgresHarness, |ctx| async move {
+        let impatient = PostgresStore::builder()
+            .schema(ctx.store.schema())
+            .lock_timeout(Duration::from_millis(100))
+            .connect(&postgres_url().unwrap())
+            .await
+            .unwrap();
+        let mut client = ctx.store.pool().get().await.unwrap();
+        let holder = client.transaction().await.unwrap();
+        ctx.store
+            .append_in_transaction(&holder, "a", ExpectedVersion::Any, vec![event(1)])
+            .await
+            .unwrap();
+        let error = impatient
+            .append("a", ExpectedVersion::Any, vec![event(2)])
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        assert!(error.is_retryable() && !error.is_ambiguous());
+        assert!(
+            chain(&error).iter().any(|m| m.contains("55P03")),
+            "{:?}",
+            chain(&error)
+        );
+        holder.rollback().await.unwrap();
+        impatient
+            .append("a", ExpectedVersion::Any, vec![event(3)])
+            .await
+            .unwrap();
+    });
+}
+
+/// Defect 7: a schema migrated by a newer eventcore is refused, naming both versions.
+#[test]
+fn a_schema_from_a_newer_eventcore_is_refused() {
+    run(PostgresHarness, |ctx| async move {
+        let client = ctx.store.pool().get().await.unwrap();
+        client
+            .batch_execute(&format!(
+                "INSERT INTO \"{}\".schema_migrations (version) VALUES (99)",
+                ctx.store.schema()
+            ))
+            .await
+            .unwrap();
+        for migrate in [true, false] {
+            let error = PostgresStore::builder()
+                .schema(ctx.store.schema())
+                .migrate(migrate)
+                .connect(&postgres_url().unwrap())
+                .await
+                .unwrap_err();
+            let text = chain(&error).join(": ");
+            assert!(text.contains("version 99"), "{text}");
+            assert!(text.contains(&format!("version {SCHEMA_VERSION}")), "{text}");
+        }
+    });
+}
+
+/// Defect 7: `migrate(false)` creates nothing; it runs on a migrated schema and refuses one
+/// that is missing.
+#[tokio::test]
+async fn migrate_false_only_checks_the_schema() {
+    let Some(url) = postgres_url() else { return };
+    let schema = unique_schema("ec_nomigrate");
+    let error = PostgresStore::builder()
+        .schema(schema.clone())
+        .migrate(false)
+        .connect(&url)
+        .await
+        .unwrap_err();
+    let text = chain(&error).join(": ");
+    assert!(
+        text.contains("version 0") && text.contains("migrate(false)"),
+        "{text}"
+    );
+    let owner = PostgresStore::builder()
+        .schema(schema.clone())
+        .connect(&url)
+        .await
+        .unwrap();
+    let app = PostgresStore::builder()
+        .schema(schema)
+        .migrate(false)
+        .connect(&url)
+        .await
+        .unwrap();
+    app.append("s", ExpectedVersion::NoStream, vec![event(0)])
+        .await
+        .unwrap();
+    drop_schema(&owner).await;
+}
+
+/// The `LISTEN` backends of a schema.
+async fn listeners(store: &PostgresStore) -> Vec<i32> {
+    let client = store.pool().get().await.unwrap();
+    client
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE query = $1",
+            &[&format!("LISTEN \"{}_eventcore_events\"", store.schema())],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// Defect 2: the subscriptions of one store share one `LISTEN` connection; when it is lost they
+/// keep going (polling) and the store listens again, so notifications wake them once more.
+#[test]
+fn subscriptions_share_a_listener_that_comes_back() {
+    run(PostgresHarness, |ctx| async move {
+        let patient = handle_with_poll(&ctx.store, Duration::from_secs(3600)).await;
+        let mut subscriptions = Vec::new();
+        for _ in 0..3 {
+            let mut subscription = patient.subscribe_all(1);
+            assert!(within(&mut subscription, Duration::from_millis(200))
+                .await
+                .is_none());
+            subscriptions.push(subscription);
+        }
+        let pids = listeners(&patient).await;
+        assert_eq!(pids.len(), 1, "one LISTEN connection per store: {pids:?}");
+        let killer = ctx.store.pool().get().await.unwrap();
+        killer
+            .execute("SELECT pg_terminate_backend($1)", &[&pids[0]])
+            .await
+            .unwrap();
+        // The listener reconnects (with backoff) and wakes every subscription.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while listeners(&patient).await.len() != 1 || listeners(&patient).await == pids {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the store did not listen again"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        ctx.store
+            .append("ping", ExpectedVersion::Any, vec![event(1)])
+            .await
+            .unwrap();
+        for subscription in &mut subscriptions {
+            let woken = within(subscription, Duration::from_secs(10)).await;
+            assert_eq!(woken.map(|e| e.stream_id), Some("ping".to_owned()));
+        }
+    });
+}
+
+/// A connection lost after an append was sent leaves its outcome unknown: the error is
+/// ambiguous (and retryable), and re-sending the same batch stores it once.
+#[test]
+fn a_connection_lost_after_an_append_was_sent_is_ambiguous() {
+    run(PostgresHarness, |ctx| async move {
+        let store = ctx.store;
+        let mut client = store.pool().get().await.unwrap();
+        let holder = client.transaction().await.unwrap();
+        store
+            .append_in_transaction(&holder, "a", ExpectedVersion::Any, vec![event(0)])
+            .await
+            .unwrap();
+        let batch = vec![event(1), event(2)];
+        let sent = {
+            let (store, batch) = (store.clone(), batch.clone());
+            tokio::spawn(async move { store.append("a", ExpectedVersion::Any, batch).await })
+        };
+        // The append waits for the stream lock; end its connection there.
+        let killer = store.pool().get().await.unwrap();
+        let pattern = format!("%hashtext('{}')%", store.schema());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let pid: i32 = loop {
+            let row = killer
+                .query_opt(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event = 'advisory' AND query LIKE $1",
+                    &[&pattern],
+                )
+                .await
+                .unwrap();
+            if let Some(row) = row {
+                break row.get(0);
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the append never waited");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        killer
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .unwrap();
+        let error = sent.await.unwrap().unwrap_err();
+        assert!(error.is_ambiguous() && error.is_retryable(), "{error:?}");
+        holder.commit().await.unwrap();
+        let first = store
+            .append("a", ExpectedVersion::Any, batch.clone())
+            .await
+            .unwrap();
+        let again = store.append("a", ExpectedVersion::Any, batch).await.unwrap();
+        assert_eq!(first, again);
+        assert_eq!(store.stream_version("a").await.unwrap(), 3);
+    });
+}
+
+/// Defect 7: waiting for a pooled connection is bounded; the error is retryable.
+#[test]
+fn pool_wait_is_bounded_and_retryable() {
+    run(PostgresHarness, |ctx| async move {
+        let small = PostgresStore::builder()
+            .schema(ctx.store.schema())
+            .pool_size(1)
+            .pool_wait_timeout(Duration::from_millis(100))
+            .connect(&postgres_url().unwrap())
+            .await
+            .unwrap();
+        let held = small.pool().get().await.unwrap();
+        let started = std::time::Instant::now();
+        let error = small.read_all(1, 10).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            matches!(error, StoreError::Unavailable(_)) && error.is_retryable(),
+            "{error:?}"
+        );
+        drop(held);
+        assert!(small.read_all(1, 10).await.unwrap().is_empty());
+    });
 }

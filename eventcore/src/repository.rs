@@ -566,3 +566,59 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
     }
 }
+
+#[cfg(feature = "postgres")]
+impl<A: Aggregate> Repository<A, crate::store::PostgresStore> {
+    /// Runs `command` on aggregate `id` inside the caller's PostgreSQL transaction, so the events
+    /// commit together with whatever else it writes, or not at all.
+    ///
+    /// The stream's lock is taken first and held until the transaction ends, so the command is
+    /// decided on the stream's latest version and no other writer of it can interleave. Use
+    /// `READ COMMITTED`; after an error the transaction is aborted. Snapshots are not taken here,
+    /// and subscriptions learn of the events at their next poll (or call
+    /// [`PostgresStore::notify_subscribers`](crate::store::PostgresStore::notify_subscribers)
+    /// after the commit).
+    pub async fn execute_in_postgres<C>(
+        &self,
+        transaction: &tokio_postgres::Transaction<'_>,
+        id: &str,
+        command: C,
+        context: &CommandContext,
+    ) -> Result<Committed<A::Event>, RepositoryError<A::Error>>
+    where
+        A: Handle<C>,
+    {
+        let stream_id = Self::stream_id(id);
+        self.store.lock_stream_in(transaction, &stream_id).await?;
+        let mut state = A::default();
+        let mut version = 0;
+        loop {
+            let page = self
+                .store
+                .read_stream_in_transaction(transaction, &stream_id, version + 1, READ_PAGE)
+                .await?;
+            version = fold(&mut state, &page, version)?;
+            if page_is_last(&page, READ_PAGE) {
+                break;
+            }
+        }
+        let events = state.handle(command).map_err(RepositoryError::Rejected)?;
+        if events.is_empty() {
+            return Ok(Committed {
+                version,
+                events: Vec::new(),
+            });
+        }
+        let new_events = encode_batch::<A>(&events, &stream_id, id, context)?;
+        let written = self
+            .store
+            .append_in_transaction(
+                transaction,
+                &stream_id,
+                ExpectedVersion::Exact(version),
+                new_events.clone(),
+            )
+            .await?;
+        Ok(committed(&stream_id, new_events, events, &written))
+    }
+}

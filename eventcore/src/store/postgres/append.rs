@@ -1,41 +1,56 @@
-//! Appending a batch: one statement when the stream is quiet, a locked transaction after a race.
+//! Appending a batch: a locked transaction, pipelined into one round trip.
 //!
-//! The append statement (`Statements::append`) takes the stream's advisory lock, reads the
-//! stream's version, checks the expectation and inserts the batch. Its snapshot is taken when it
-//! starts, before it waits for the lock, so a writer that queued behind another writer of the
-//! same stream reads a version that is already stale: its insert then hits
-//! `UNIQUE (stream_id, stream_version)` and stores nothing ([`Attempt::Raced`]). That writer
-//! tries once more inside a transaction that takes the lock in a statement of its own *before*
-//! the insert, so the insert's snapshot sees every version committed by earlier lock holders;
-//! every writer holds the lock until it commits, so that attempt cannot race. Under contention
-//! writers of one stream queue in lock order, and none starves.
+//! Every append takes its stream's advisory lock in a statement of its own *before* the insert
+//! statement (`Statements::append`), so the insert's snapshot (READ COMMITTED: one per
+//! statement) sees every version committed by earlier lock holders. The insert reads the
+//! stream's version, checks the expectation and that none of the batch's ids is stored, and
+//! only then draws positions: a writer that loses a race or re-sends a batch draws none, so the
+//! only gaps in the positions are real rollbacks (and the rare insert that loses a race on an
+//! event id with a writer of another stream). `BEGIN`, the lock, the insert and `COMMIT` are
+//! sent together: one round trip. Under contention writers of one stream queue in lock order,
+//! and none starves.
+//!
+//! When the insert stores nothing, the explanation is read afterwards: a re-sent batch (every
+//! id stored, in order, in this stream) returns its original result; otherwise a version
+//! conflict or a duplicate id is reported; a stream that moved to an acceptable version
+//! meanwhile is tried again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use super::error::append_error;
 use super::schema::Statements;
 use super::{backend, PostgresStore};
 use crate::envelope::{Metadata, NewEvent};
-use crate::store::{AppendResult, ExpectedVersion, StoreError};
+use crate::store::{resent_batch, AppendResult, ExpectedVersion, StoreError};
 
-/// How many times an append is tried: the first without a transaction, the rest locked. A
-/// locked attempt can only fail to be accepted if the stream moved; one that moves on between
-/// attempts to a version the expectation accepts is tried again, up to this bound.
+/// How many times an append is tried. An attempt can only store nothing if the stream is not
+/// as expected or an id is taken; one whose stream moved on between attempts to a version the
+/// expectation accepts is tried again, up to this bound.
 const MAX_ATTEMPTS: usize = 4;
 
 /// What one run of the append statement found.
 enum Attempt {
     /// The batch is stored.
     Stored(AppendResult),
-    /// The stream was not at the expected version; nothing was written.
+    /// A check failed (version or event id); nothing was written.
     NotAccepted,
-    /// The statement read a version another writer had already used; nothing was written.
-    Raced,
 }
+
+/// What the store holds for a batch that was not accepted.
+enum Verdict {
+    /// The final answer: the original result of a re-send, or the error.
+    Done(Result<AppendResult, StoreError>),
+    /// The stream moved to a version the expectation accepts and no id is taken: try again.
+    Retry,
+}
+
+/// Where each stored event id of a batch is: stream, version, position.
+type StoredAt = HashMap<Uuid, (String, u64, u64)>;
 
 impl PostgresStore {
     /// [`EventStore::append`](crate::store::EventStore::append) for PostgreSQL.
@@ -49,43 +64,45 @@ impl PostgresStore {
             let actual = self.current_version(stream_id).await?;
             return accept_empty(stream_id, expected, actual);
         }
+        repeated_id(events)?;
         let batch = AppendBatch::new(stream_id, expected, events);
         let params = batch.params();
-        let mut locked = false;
         for _ in 0..MAX_ATTEMPTS {
             let rows = {
                 let client = self.client().await?;
                 let sql = &self.inner.sql;
-                if locked {
-                    append_locked(&client, sql, batch.sql(sql), stream_id, &params).await
-                } else {
-                    append_unlocked(&client, batch.sql(sql), &params).await
-                }
+                append_locked(&client, sql, batch.sql(sql), stream_id, &params).await
             };
             let attempt = match rows {
                 Ok(rows) => stored(stream_id, events.len(), &rows)?,
-                Err(error) => self.classify(error, events, true).await?,
+                Err(error) if event_id_taken(&error) => Attempt::NotAccepted,
+                Err(error) => return Err(append_error(error)),
             };
             match attempt {
                 Attempt::Stored(result) => {
-                    if let Some(&last) = result.positions.last() {
-                        self.inner
-                            .commits
-                            .send_modify(|position| *position = last.max(*position));
-                    }
+                    self.announce(&result);
                     return Ok(result);
                 }
-                Attempt::NotAccepted | Attempt::Raced => {
-                    let actual = self.current_version(stream_id).await?;
-                    if !expected.accepts(actual) {
-                        return Err(conflict(stream_id, expected, actual));
+                Attempt::NotAccepted => {
+                    let client = self.client().await?;
+                    match explain(&**client, &self.inner.sql, stream_id, expected, events).await? {
+                        Verdict::Done(outcome) => return outcome,
+                        Verdict::Retry => {}
                     }
-                    locked = true;
                 }
             }
         }
         let actual = self.current_version(stream_id).await?;
         Err(conflict(stream_id, expected, actual))
+    }
+
+    /// Wakes this process's subscriptions (and the notifier) after a commit.
+    fn announce(&self, result: &AppendResult) {
+        if let Some(&last) = result.positions.last() {
+            self.inner
+                .commits
+                .send_modify(|position| *position = last.max(*position));
+        }
     }
 
     /// [`PostgresStore::append_in_transaction`]: locks the stream first, so the insert sees
@@ -98,38 +115,45 @@ impl PostgresStore {
         events: &[NewEvent],
     ) -> Result<AppendResult, StoreError> {
         let sql = &self.inner.sql;
+        self.lock_stream_in(transaction, stream_id).await?;
+        if events.is_empty() {
+            let actual = version_in(transaction, sql, stream_id).await?;
+            return accept_empty(stream_id, expected, actual);
+        }
+        repeated_id(events)?;
+        let batch = AppendBatch::new(stream_id, expected, events);
+        let rows =
+            transaction
+                .query(batch.sql(sql), &batch.params())
+                .await
+                .map_err(|error| match taken_id(&error, events) {
+                    Some(event_id) => StoreError::DuplicateEventId { event_id },
+                    None => append_error(error),
+                })?;
+        match stored(stream_id, events.len(), &rows)? {
+            Attempt::Stored(result) => Ok(result),
+            Attempt::NotAccepted => match explain(transaction, sql, stream_id, expected, events).await? {
+                Verdict::Done(outcome) => outcome,
+                // Only under REPEATABLE READ or SERIALIZABLE, whose snapshot predates the lock:
+                // the caller retries the transaction whole.
+                Verdict::Retry => Err(StoreError::backend(RacedInTransaction {
+                    stream_id: stream_id.to_owned(),
+                })),
+            },
+        }
+    }
+
+    /// Takes the stream's lock inside `transaction`, until it ends.
+    pub(crate) async fn lock_stream_in(
+        &self,
+        transaction: &tokio_postgres::Transaction<'_>,
+        stream_id: &str,
+    ) -> Result<(), StoreError> {
         transaction
-            .execute(sql.lock_stream.as_str(), &[&stream_id])
+            .execute(self.inner.sql.lock_stream.as_str(), &[&stream_id])
             .await
             .map_err(backend)?;
-        let version_in = |row: Row| read_version(stream_id, &row);
-        if events.is_empty() {
-            let row = transaction
-                .query_one(sql.stream_version.as_str(), &[&stream_id])
-                .await
-                .map_err(backend)?;
-            return accept_empty(stream_id, expected, version_in(row)?);
-        }
-        let batch = AppendBatch::new(stream_id, expected, events);
-        let attempt = match transaction.query(batch.sql(sql), &batch.params()).await {
-            Ok(rows) => stored(stream_id, events.len(), &rows)?,
-            Err(error) => self.classify(error, events, false).await?,
-        };
-        match attempt {
-            Attempt::Stored(result) => Ok(result),
-            Attempt::NotAccepted => {
-                let row = transaction
-                    .query_one(sql.stream_version.as_str(), &[&stream_id])
-                    .await
-                    .map_err(backend)?;
-                Err(conflict(stream_id, expected, version_in(row)?))
-            }
-            // Only under REPEATABLE READ or SERIALIZABLE, whose snapshot predates the lock:
-            // the transaction is aborted, so the caller retries it whole.
-            Attempt::Raced => Err(StoreError::backend(RacedInTransaction {
-                stream_id: stream_id.to_owned(),
-            })),
-        }
+        Ok(())
     }
 
     /// The stream's committed version.
@@ -145,72 +169,115 @@ impl PostgresStore {
             .map_err(backend)?;
         read_version(stream_id, &row)
     }
+}
 
-    /// Maps a failed append statement: a taken version is a race, a taken event id a duplicate.
-    async fn classify(
-        &self,
-        error: tokio_postgres::Error,
-        events: &[NewEvent],
-        can_query: bool,
-    ) -> Result<Attempt, StoreError> {
-        let violated = error
-            .as_db_error()
-            .filter(|db| *db.code() == SqlState::UNIQUE_VIOLATION)
-            .and_then(|db| db.constraint());
-        match violated {
-            Some("events_stream_version_key") => Ok(Attempt::Raced),
-            Some("events_event_id_key") => match self.duplicate_event_id(&error, events, can_query).await {
-                Some(event_id) => Err(StoreError::DuplicateEventId { event_id }),
-                None => Err(backend(error)),
-            },
-            _ => Err(backend(error)),
-        }
+/// The event id of the batch named by a unique violation on event ids, if it is one.
+fn taken_id(error: &tokio_postgres::Error, events: &[NewEvent]) -> Option<Uuid> {
+    if !event_id_taken(error) {
+        return None;
     }
+    // The detail reads `Key (event_id)=(<uuid>) already exists.`
+    error
+        .as_db_error()
+        .and_then(|db| db.detail())
+        .and_then(|detail| {
+            let (_, rest) = detail.split_once("=(")?;
+            rest.split_once(')').map(|(id, _)| id.to_owned())
+        })
+        .and_then(|id| Uuid::parse_str(&id).ok())
+        .or_else(|| events.first().map(|e| e.event_id))
+}
 
-    /// The event id of the batch that is already stored (or repeated in it), when it can be named.
-    async fn duplicate_event_id(
-        &self,
-        error: &tokio_postgres::Error,
-        events: &[NewEvent],
-        can_query: bool,
-    ) -> Option<Uuid> {
-        // The detail reads `Key (event_id)=(<uuid>) already exists.`
-        let from_detail = error
-            .as_db_error()
-            .and_then(|db| db.detail())
-            .and_then(|detail| {
-                let (_, rest) = detail.split_once("=(")?;
-                rest.split_once(')').map(|(id, _)| id.to_owned())
-            })
-            .and_then(|id| Uuid::parse_str(&id).ok());
-        if from_detail.is_some() {
-            return from_detail;
-        }
-        let mut seen = HashSet::new();
-        if let Some(repeated) = events.iter().find(|e| !seen.insert(e.event_id)) {
-            return Some(repeated.event_id);
-        }
-        if !can_query {
-            return None;
-        }
-        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-        let client = self.inner.pool.get().await.ok()?;
-        let row = client
-            .query_opt(self.inner.sql.existing_event_id.as_str(), &[&ids])
-            .await
-            .ok()??;
-        row.try_get(0).ok()
+/// Whether the error is a violation of the unique event id (a writer of another stream stored
+/// one of the ids after the insert's check).
+fn event_id_taken(error: &tokio_postgres::Error) -> bool {
+    error
+        .as_db_error()
+        .filter(|db| *db.code() == SqlState::UNIQUE_VIOLATION)
+        .and_then(|db| db.constraint())
+        == Some("events_event_id_key")
+}
+
+/// Refuses a batch that repeats an event id before anything is sent.
+fn repeated_id(events: &[NewEvent]) -> Result<(), StoreError> {
+    let mut seen = HashSet::with_capacity(events.len());
+    match events.iter().find(|e| !seen.insert(e.event_id)) {
+        Some(repeated) => Err(StoreError::DuplicateEventId {
+            event_id: repeated.event_id,
+        }),
+        None => Ok(()),
     }
 }
 
-/// The statement alone, in its own implicit transaction: one round trip.
-async fn append_unlocked(
-    client: &deadpool_postgres::Client,
-    append_sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Vec<Row>, tokio_postgres::Error> {
-    let append = client.prepare_cached(append_sql).await?;
-    client.query(&append, params).await
+async fn version_in<C: tokio_postgres::GenericClient>(
+    client: &C,
+    sql: &Statements,
+    stream_id: &str,
+) -> Result<u64, StoreError> {
+    let row = client
+        .query_one(sql.stream_version.as_str(), &[&stream_id])
+        .await
+        .map_err(backend)?;
+    read_version(stream_id, &row)
+}
+
+/// Reads why a batch was not accepted: the stream's version and where its ids are stored.
+async fn explain<C: tokio_postgres::GenericClient>(
+    client: &C,
+    sql: &Statements,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+) -> Result<Verdict, StoreError> {
+    let actual = version_in(client, sql, stream_id).await?;
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let mut stored = StoredAt::new();
+    for row in client
+        .query(sql.stored_at.as_str(), &[&ids])
+        .await
+        .map_err(backend)?
+    {
+        let id: Uuid = row.try_get(0).map_err(backend)?;
+        let stream: String = row.try_get(1).map_err(backend)?;
+        let version: i64 = row.try_get(2).map_err(backend)?;
+        let position: i64 = row.try_get(3).map_err(backend)?;
+        stored.insert(id, (stream, version.unsigned_abs(), position.unsigned_abs()));
+    }
+    Ok(judge(stream_id, expected, events, actual, &stored))
+}
+
+/// The verdict on a batch that was not accepted, as `MemoryStore` gives it: a re-send of a
+/// stored batch returns its original result under any expectation; then a version conflict;
+/// then a duplicate id.
+fn judge(
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    actual: u64,
+    stored: &StoredAt,
+) -> Verdict {
+    let resent = || {
+        resent_batch(
+            stream_id,
+            events.iter().map(|e| {
+                stored
+                    .get(&e.event_id)
+                    .map(|(stream, version, position)| (stream.as_str(), *version, *position))
+            }),
+        )
+    };
+    if let Some(original) = resent() {
+        return Verdict::Done(Ok(original));
+    }
+    if !expected.accepts(actual) {
+        return Verdict::Done(Err(conflict(stream_id, expected, actual)));
+    }
+    match events.iter().find(|e| stored.contains_key(&e.event_id)) {
+        Some(taken) => Verdict::Done(Err(StoreError::DuplicateEventId {
+            event_id: taken.event_id,
+        })),
+        None => Verdict::Retry,
+    }
 }
 
 /// `BEGIN`, the lock, the statement and `COMMIT`, pipelined: one round trip. All four are sent

@@ -5,23 +5,28 @@
 //! database). The schema is created and upgraded by embedded, versioned migrations the first
 //! time a store connects; concurrent starters queue on an advisory lock.
 //!
-//! - **Append** is one round trip: one `INSERT ... SELECT` that takes the stream's advisory lock
-//!   (writers of one stream queue, writers of different streams never meet), reads the stream's
-//!   version, checks the expectation and inserts the whole batch from arrays. It is one
-//!   statement, so a lost connection leaves the whole batch or nothing; `UNIQUE (stream_id,
+//! - **Append** is one round trip: `BEGIN`, the stream's advisory lock (writers of one stream
+//!   queue, writers of different streams never meet), one `INSERT ... SELECT` that reads the
+//!   stream's version, checks the expectation and that no event id is taken, and inserts the
+//!   whole batch from arrays, and `COMMIT`, pipelined. Positions are drawn only once the checks
+//!   pass, so a writer that loses a race or re-sends a batch leaves no gap; `UNIQUE (stream_id,
 //!   stream_version)` is the database's last word on versions. A mismatch is
-//!   [`StoreError::VersionConflict`] with both versions; nothing is written. A writer that
-//!   queued behind another writer of its stream tries once more in a locked transaction (still
-//!   one round trip); the `append` module explains why that attempt cannot lose again.
-//! - **Event ids** are unique (a database constraint). Re-sending a batch whose ids are already
-//!   stored fails with [`StoreError::DuplicateEventId`] and writes nothing: a retry after an
-//!   unknown outcome learns that its first attempt committed, and no event is stored twice.
+//!   [`StoreError::VersionConflict`] with both versions; nothing is written. The `append`
+//!   module has the details.
+//! - **Event ids** are unique (a database constraint). Re-sending a batch already stored (same
+//!   ids, same stream, consecutive versions) stores nothing and returns the original result,
+//!   whatever the expectation; an id stored anywhere else is [`StoreError::DuplicateEventId`].
+//! - **Errors** are [`StoreError::Unavailable`] when the same call may succeed later (pool wait
+//!   or connect failure, serialization failure, deadlock, lock or statement timeout),
+//!   [`StoreError::Ambiguous`] when the connection failed after an append was sent, and
+//!   [`StoreError::Backend`] otherwise; the server's message is shown once ([`PostgresError`]).
 //! - **Payloads** are stored as `bytea`, byte for byte; metadata as `jsonb`; `occurred_at` as
 //!   `timestamptz`, which keeps microseconds (finer digits are truncated; `NewEvent::encode`
 //!   already truncates to microseconds, so envelopes round-trip exactly).
-//! - **Reads** by stream and by global position are paged by their `limit`. `read_all` shows what
-//!   has committed, which may leave a lower position still to come: to follow the log, use
-//!   `subscribe_all`.
+//! - **Reads** by stream and by global position are paged by their `limit` and by
+//!   [`MAX_PAGE_BYTES`](crate::store::MAX_PAGE_BYTES). `read_all` shows what has committed, which
+//!   may leave a lower position still to come: to follow the log, use `read_batch` (settled
+//!   batches, filtered by type in SQL; see the `batch` module) or `subscribe_all`.
 //! - **Subscriptions** to the whole store never skip an event that commits late with a lower
 //!   position; see [`SubscribeAll`](crate::subscription::SubscribeAll) and the notes below.
 //!
@@ -46,6 +51,10 @@
 //! (A snapshot's `xmax` would not do as the bound: it is one past the newest *completed*
 //! transaction, and a writer still running may hold an id above it.)
 //!
+//! While a gap is open, the subscription probes cheaply (a snapshot's `xmin` and the lowest
+//! position, no payloads) with a backoff from 5 ms up to the poll interval (at most 1 s), and
+//! reads a page only once the gap may have moved.
+//!
 //! The subscription is woken by `LISTEN`/`NOTIFY`, with a fallback poll
 //! ([`PostgresStoreBuilder::poll_interval`]) for what sends no notification: a rolled-back
 //! append, an append inside the caller's transaction (see
@@ -61,26 +70,39 @@
 //! [`PostgresStore::append_in_transaction`], which keep rule 1 and take the stream lock.
 //! Subscriptions take transaction ids, so they read from the primary, not from a hot standby.
 //!
+//! All subscriptions of a store share one `LISTEN` connection, opened with the store's
+//! connector (the TLS setup of [`PostgresStoreBuilder::connect_with_tls`] or
+//! [`listen_config_with_tls`](PostgresStoreBuilder::listen_config_with_tls)); when it fails they
+//! poll while the store reconnects with backoff (see the `listener` module).
+//!
 //! Connections come from a `deadpool-postgres` pool that recycles them without a test query:
-//! after the server drops connections (a restart), the next call on each stale one fails with
-//! [`StoreError::Backend`] and the pool replaces it; an append that failed so is safe to retry,
-//! since its event ids are unique.
+//! after the server drops connections (a restart), the next call on each stale one fails (an
+//! append with [`StoreError::Ambiguous`], which a re-send resolves) and the pool replaces it.
+//! [`connect`](PostgresStoreBuilder::connect) sets a connect timeout, a pool wait timeout and TCP
+//! keepalives, and optionally `lock_timeout` and `statement_timeout`.
+//!
+//! The schema records its version; a store refuses a schema migrated by a newer eventcore, and
+//! with [`migrate(false)`](PostgresStoreBuilder::migrate) only checks the version.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::watch;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::NoTls;
+use tokio_postgres::{NoTls, Socket};
 
 use super::{
-    validate_append, AppendResult, EventStore, ExpectedVersion, Snapshot, StoreError,
+    validate_append, AppendResult, EventFilter, EventStore, ExpectedVersion, LogBatch, Snapshot, StoreError,
     DEFAULT_MAX_PAYLOAD_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
 
 mod append;
+mod batch;
+mod error;
+mod listener;
 mod notifier;
 mod row;
 mod schema;
@@ -88,6 +110,9 @@ mod snapshots;
 mod subscription;
 
 pub use deadpool_postgres;
+pub(crate) use error::backend;
+pub use error::PostgresError;
+pub use schema::{SchemaVersionError, SCHEMA_VERSION};
 pub use tokio_postgres;
 
 /// Default schema name.
@@ -96,49 +121,14 @@ pub const DEFAULT_SCHEMA: &str = "eventcore";
 /// Default fallback poll interval of subscriptions.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// A PostgreSQL error, shown with the server's message (the driver's own text is only "db error").
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct PostgresError {
-    message: String,
-    #[source]
-    source: Box<dyn std::error::Error + Send + Sync + 'static>,
-}
+/// Default limit on opening a connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-impl PostgresError {
-    /// The underlying driver or pool error.
-    pub fn source_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        &*self.source
-    }
-}
+/// Default limit on waiting for a pooled connection.
+pub const DEFAULT_POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Wraps a driver or pool error as [`StoreError::Backend`], keeping the server's message.
-pub(crate) fn backend<E>(error: E) -> StoreError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    let mut message = error.to_string();
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = error.source();
-    if let Some(db) = (&error as &(dyn std::error::Error + 'static)).downcast_ref::<tokio_postgres::Error>() {
-        if let Some(db) = db.as_db_error() {
-            message = format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
-            if let Some(detail) = db.detail() {
-                message.push_str(": ");
-                message.push_str(detail);
-            }
-            cause = None;
-        }
-    }
-    while let Some(inner) = cause {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    StoreError::Backend(Box::new(PostgresError {
-        message,
-        source: Box::new(error),
-    }))
-}
+/// Default idle time before TCP keepalive probes start on the store's connections.
+pub const DEFAULT_KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 
 /// An event store in a PostgreSQL schema; clones share one connection pool.
 ///
@@ -163,9 +153,15 @@ struct Inner {
     schema: String,
     sql: schema::Statements,
     channel: String,
-    listen_config: Option<tokio_postgres::Config>,
+    /// Opens the shared `LISTEN` connection; `None`: subscriptions poll.
+    listen: Option<listener::Connect>,
+    /// The shared listener's wake count, once a subscription started it.
+    listening: OnceLock<watch::Receiver<u64>>,
+    /// Recent gap horizons of `read_batch`.
+    horizons: batch::Horizons,
     max_payload_bytes: usize,
     poll_interval: Duration,
+    connect_timeout: Duration,
     /// The last position this process appended, sent after every commit: wakes this process's
     /// subscriptions and the task that notifies the others.
     commits: watch::Sender<u64>,
@@ -187,22 +183,46 @@ pub enum PostgresConfigError {
     #[error("invalid schema name {0:?}: use [a-z_][a-z0-9_]*, at most 48 bytes, not starting with `pg_`")]
     InvalidSchemaName(String),
     /// The connection URL cannot be parsed.
-    #[error("invalid PostgreSQL connection string: {0}")]
+    #[error("invalid PostgreSQL connection string")]
     InvalidUrl(#[source] tokio_postgres::Error),
     /// The connection pool cannot be built.
-    #[error("cannot build the connection pool: {0}")]
+    #[error("cannot build the connection pool")]
     Pool(#[source] deadpool_postgres::BuildError),
 }
 
-/// Options of a [`PostgresStore`]; finish with [`connect`](Self::connect) or
-/// [`from_pool`](Self::from_pool).
-#[derive(Debug, Clone)]
+/// Options of a [`PostgresStore`]; finish with [`connect`](Self::connect),
+/// [`connect_with_tls`](Self::connect_with_tls) or [`from_pool`](Self::from_pool).
+#[derive(Clone)]
 pub struct PostgresStoreBuilder {
     schema: String,
     max_payload_bytes: usize,
     poll_interval: Duration,
     pool_size: usize,
-    listen_config: Option<tokio_postgres::Config>,
+    listen: Option<listener::Connect>,
+    migrate: bool,
+    connect_timeout: Duration,
+    pool_wait_timeout: Duration,
+    keepalive_idle: Option<Duration>,
+    lock_timeout: Option<Duration>,
+    statement_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for PostgresStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStoreBuilder")
+            .field("schema", &self.schema)
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("poll_interval", &self.poll_interval)
+            .field("pool_size", &self.pool_size)
+            .field("listen", &self.listen.is_some())
+            .field("migrate", &self.migrate)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("pool_wait_timeout", &self.pool_wait_timeout)
+            .field("keepalive_idle", &self.keepalive_idle)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .finish()
+    }
 }
 
 impl Default for PostgresStoreBuilder {
@@ -212,7 +232,13 @@ impl Default for PostgresStoreBuilder {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             poll_interval: DEFAULT_POLL_INTERVAL,
             pool_size: 16,
-            listen_config: None,
+            listen: None,
+            migrate: true,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            pool_wait_timeout: DEFAULT_POOL_WAIT_TIMEOUT,
+            keepalive_idle: Some(DEFAULT_KEEPALIVE_IDLE),
+            lock_timeout: None,
+            statement_timeout: None,
         }
     }
 }
@@ -242,37 +268,138 @@ impl PostgresStoreBuilder {
         self
     }
 
-    /// Where subscriptions open their `LISTEN` connection (set by [`connect`](Self::connect));
-    /// without it, a store from [`from_pool`](Self::from_pool) has polling subscriptions.
-    pub fn listen_config(mut self, config: tokio_postgres::Config) -> Self {
-        self.listen_config = Some(config);
+    /// Where subscriptions open their `LISTEN` connection, without TLS (set by
+    /// [`connect`](Self::connect)); without it, a store from [`from_pool`](Self::from_pool) has
+    /// polling subscriptions.
+    pub fn listen_config(self, config: tokio_postgres::Config) -> Self {
+        self.listen_config_with_tls(config, NoTls)
+    }
+
+    /// Where subscriptions open their `LISTEN` connection, with `tls` (the pool's connector, so
+    /// notifications travel as securely as queries).
+    pub fn listen_config_with_tls<T>(mut self, config: tokio_postgres::Config, tls: T) -> Self
+    where
+        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + Sync + 'static,
+        T::TlsConnect: Send + Sync,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        self.listen = Some(listener::connector(config, tls));
         self
     }
 
-    /// Connects to `url` (without TLS) and migrates the schema.
-    pub async fn connect(mut self, url: &str) -> Result<PostgresStore, StoreError> {
-        let config: tokio_postgres::Config = url
+    /// Whether to create and upgrade the schema on start (default `true`). With `false` (a role
+    /// that may not create schemas), the store only checks that the schema is at
+    /// [`SCHEMA_VERSION`] and fails with [`SchemaVersionError`] otherwise.
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
+    /// Limit on opening a connection (default 5 s) for [`connect`](Self::connect).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Limit on waiting for a pooled connection (default 10 s), after which a call fails with
+    /// [`StoreError::Unavailable`]; for pools that [`connect`](Self::connect) creates.
+    pub fn pool_wait_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_wait_timeout = timeout;
+        self
+    }
+
+    /// Idle time before TCP keepalive probes start (default 30 s; `None` turns keepalives
+    /// off), so a connection to a vanished server fails instead of hanging.
+    pub fn keepalive_idle(mut self, idle: Option<Duration>) -> Self {
+        self.keepalive_idle = idle;
+        self
+    }
+
+    /// PostgreSQL's `lock_timeout` for the store's connections (default: the server's): an
+    /// append that waits longer for its stream's lock fails with [`StoreError::Unavailable`].
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = Some(timeout);
+        self
+    }
+
+    /// PostgreSQL's `statement_timeout` for the store's connections (default: the server's);
+    /// a statement cancelled by it fails with [`StoreError::Unavailable`].
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = Some(timeout);
+        self
+    }
+
+    /// Connects to `url` without TLS and migrates the schema.
+    pub async fn connect(self, url: &str) -> Result<PostgresStore, StoreError> {
+        self.connect_with_tls(url, NoTls).await
+    }
+
+    /// Connects to `url` with `tls` for the pool and the `LISTEN` connection alike, and
+    /// migrates the schema.
+    pub async fn connect_with_tls<T>(mut self, url: &str, tls: T) -> Result<PostgresStore, StoreError>
+    where
+        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + Sync + 'static,
+        T::TlsConnect: Send + Sync,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::backend(PostgresConfigError::InvalidUrl(e)))?;
+        self.configure(&mut config);
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
         let pool = Pool::builder(manager)
             .max_size(self.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(self.pool_wait_timeout))
+            .create_timeout(Some(self.connect_timeout))
             .build()
             .map_err(|e| StoreError::backend(PostgresConfigError::Pool(e)))?;
-        self.listen_config.get_or_insert(config);
+        if self.listen.is_none() {
+            self.listen = Some(listener::connector(config, tls));
+        }
         self.from_pool(pool).await
     }
 
-    /// Uses an existing pool (with any TLS setup) and migrates the schema.
+    /// Applies the timeouts and keepalives to a connection configuration.
+    fn configure(&self, config: &mut tokio_postgres::Config) {
+        config.connect_timeout(self.connect_timeout);
+        if let Some(idle) = self.keepalive_idle {
+            config.keepalives(true).keepalives_idle(idle);
+        }
+        let mut options = config.get_options().unwrap_or_default().to_owned();
+        for (name, value) in [
+            ("lock_timeout", self.lock_timeout),
+            ("statement_timeout", self.statement_timeout),
+        ] {
+            if let Some(value) = value {
+                if !options.is_empty() {
+                    options.push(' ');
+                }
+                options.push_str(&format!("-c {name}={}", value.as_millis().max(1)));
+            }
+        }
+        if !options.is_empty() {
+            config.options(&options);
+        }
+    }
+
+    /// Uses an existing pool (with any TLS setup; its own timeouts apply) and migrates the
+    /// schema (or checks it, see [`migrate`](Self::migrate)).
     pub async fn from_pool(self, pool: Pool) -> Result<PostgresStore, StoreError> {
         schema::validate_schema_name(&self.schema).map_err(backend)?;
-        schema::migrate(&pool, &self.schema).await?;
+        if self.migrate {
+            schema::migrate(&pool, &self.schema).await?;
+        } else {
+            schema::check_version(&pool, &self.schema).await?;
+        }
         let sql = schema::Statements::new(&self.schema);
         let channel = schema::channel(&self.schema);
         let commits = watch::Sender::new(0);
@@ -284,9 +411,12 @@ impl PostgresStoreBuilder {
                 channel,
                 commits,
                 schema: self.schema,
-                listen_config: self.listen_config,
+                listen: self.listen,
+                listening: OnceLock::new(),
+                horizons: batch::Horizons::default(),
                 max_payload_bytes: self.max_payload_bytes,
                 poll_interval: self.poll_interval,
+                connect_timeout: self.connect_timeout,
             }),
         })
     }
@@ -337,6 +467,26 @@ impl PostgresStore {
         validate_append(stream_id, &events, self.inner.max_payload_bytes)?;
         self.append_batch_in(transaction, stream_id, expected, &events)
             .await
+    }
+
+    /// Reads up to `limit` events of `stream_id` from `from_version` inside the caller's
+    /// transaction, seeing its own appends; pages are bounded as by [`EventStore::read_stream`].
+    pub async fn read_stream_in_transaction(
+        &self,
+        transaction: &tokio_postgres::Transaction<'_>,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (from, limit) = (sql_position(from_version), sql_limit(limit));
+        let rows = transaction
+            .query(self.inner.sql.read_stream.as_str(), &[&stream_id, &from, &limit])
+            .await
+            .map_err(backend)?;
+        rows.iter().map(row::decode_event).collect()
     }
 
     /// Wakes the live subscriptions of this schema (in every process) to look for new events.
@@ -404,6 +554,43 @@ impl EventStore for PostgresStore {
 
     async fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {
         self.current_version(stream_id).await
+    }
+
+    async fn read_batch(
+        &self,
+        from_position: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<LogBatch, StoreError> {
+        self.read_log_batch(from_position, filter, limit).await
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.inner.sql.head)
+            .await
+            .map_err(backend)?;
+        let head: i64 = client
+            .query_one(&statement, &[])
+            .await
+            .map_err(backend)?
+            .try_get(0)
+            .map_err(backend)?;
+        Ok(head.unsigned_abs())
+    }
+
+    async fn find_event(&self, event_id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.inner.sql.find_event)
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_opt(&statement, &[&event_id])
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(row::decode_event).transpose()
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {

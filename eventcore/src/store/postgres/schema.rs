@@ -28,7 +28,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, MIGRATION_1),
     (2, super::snapshots::MIGRATION_2),
     (3, MIGRATION_3),
+    (4, MIGRATION_4),
 ];
+
+/// The schema version this build of eventcore migrates to and runs against.
+pub const SCHEMA_VERSION: i32 = 4;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE {schema}.streams (
@@ -163,6 +167,47 @@ DROP FUNCTION {schema}.append_events(text, smallint, bigint, uuid[], text[], int
 DROP TABLE {schema}.streams;
 ";
 
+/// Migration 4: an index for reads filtered by event type, and checks that refuse what
+/// `validate_append` refuses. The checks are `NOT VALID` (existing rows are not scanned under
+/// the migration's lock; a bad one reads back as corrupt), but bind every new row.
+const MIGRATION_4: &str = "
+CREATE INDEX events_type_position_idx ON {schema}.events (event_type, global_position);
+ALTER TABLE {schema}.events
+    ADD CONSTRAINT events_event_version_check CHECK (event_version >= 1) NOT VALID,
+    ADD CONSTRAINT events_event_type_check CHECK (event_type <> '') NOT VALID;
+";
+
+/// The schema was migrated by another version of eventcore, or not at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaVersionError {
+    /// A newer eventcore migrated the schema: this one must not write to it.
+    #[error(
+        "schema `{schema}` is at version {found}, migrated by a newer eventcore; this eventcore \
+         supports schema version {supported} at most: upgrade eventcore"
+    )]
+    Newer {
+        /// The schema.
+        schema: String,
+        /// Its version.
+        found: i32,
+        /// The newest version this eventcore knows.
+        supported: i32,
+    },
+    /// Migrations are off and the schema is not at the version this eventcore needs.
+    #[error(
+        "schema `{schema}` is at version {found} but this eventcore needs version {supported}, and \
+         migrations are off (`migrate(false)`): run the migrations with a role that may"
+    )]
+    NotMigrated {
+        /// The schema.
+        schema: String,
+        /// Its version (0 when it has no migration table).
+        found: i32,
+        /// The version this eventcore needs.
+        supported: i32,
+    },
+}
+
 /// Quotes an identifier (the name is validated already; quoting keeps it exact).
 pub(super) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -173,12 +218,59 @@ pub(super) fn channel(schema: &str) -> String {
     format!("{schema}_eventcore_events")
 }
 
+/// The highest migration recorded in `schema` (0 when it has none).
+async fn applied_version(client: &tokio_postgres::Client, schema: &str) -> Result<i32, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT to_regclass(format('%I.schema_migrations', $1::text)) IS NOT NULL",
+            &[&schema],
+        )
+        .await
+        .map_err(backend)?;
+    if !row.try_get::<_, bool>(0).map_err(backend)? {
+        return Ok(0);
+    }
+    let sql = format!(
+        "SELECT coalesce(max(version), 0) FROM {}.schema_migrations",
+        quote_ident(schema)
+    );
+    let row = client.query_one(&sql, &[]).await.map_err(backend)?;
+    row.try_get(0).map_err(backend)
+}
+
+/// Checks, without changing anything, that `schema` is at [`SCHEMA_VERSION`].
+pub(super) async fn check_version(pool: &Pool, schema: &str) -> Result<(), StoreError> {
+    let client = pool.get().await.map_err(backend)?;
+    let found = applied_version(&client, schema).await?;
+    let error = if found > SCHEMA_VERSION {
+        SchemaVersionError::Newer {
+            schema: schema.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        }
+    } else if found < SCHEMA_VERSION {
+        SchemaVersionError::NotMigrated {
+            schema: schema.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        }
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::backend(error))
+}
+
 /// Applies every migration not yet applied, each once, under a transaction-scoped advisory
-/// lock so that concurrent starters queue instead of racing.
+/// lock so that concurrent starters queue instead of racing; refuses a schema that a newer
+/// eventcore migrated.
 pub(super) async fn migrate(pool: &Pool, schema: &str) -> Result<(), StoreError> {
     let quoted = quote_ident(schema);
     let mut client = pool.get().await.map_err(backend)?;
     let tx = client.transaction().await.map_err(backend)?;
+    // Migrations wait for each other and may build an index: no timeout of the role applies.
+    tx.batch_execute("SET LOCAL lock_timeout = 0; SET LOCAL statement_timeout = 0")
+        .await
+        .map_err(backend)?;
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('eventcore.migrate.' || $1::text, 0))",
         &[&schema],
@@ -199,8 +291,16 @@ pub(super) async fn migrate(pool: &Pool, schema: &str) -> Result<(), StoreError>
         .await
         .map_err(backend)?
         .iter()
-        .map(|row| row.get(0))
-        .collect();
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(backend)?;
+    if let Some(&found) = applied.iter().max().filter(|v| **v > SCHEMA_VERSION) {
+        return Err(StoreError::backend(SchemaVersionError::Newer {
+            schema: schema.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        }));
+    }
     for (version, sql) in MIGRATIONS {
         if applied.contains(version) {
             continue;
@@ -229,15 +329,44 @@ pub(super) struct Statements {
     pub(super) read_all: String,
     pub(super) stream_version: String,
     pub(super) subscription_page: String,
-    pub(super) existing_event_id: String,
     pub(super) notify: String,
+    /// Where each of the event ids `$1` is stored.
+    pub(super) stored_at: String,
+    pub(super) find_event: String,
+    pub(super) head: String,
+    /// One snapshot's `xmin`, head and the positions from `$1` (at most `$2`): see `batch`.
+    pub(super) batch_positions: String,
+    /// Events in `[$1, $2)`, at most `$3`, bounded by bytes.
+    pub(super) batch_events: String,
+    /// As `batch_events`, of the types `$4` only.
+    pub(super) batch_events_typed: String,
+    /// A snapshot's `xmin` and the lowest position from `$1`: the subscription's cheap gap probe.
+    pub(super) gap_probe: String,
+}
+
+/// The `xmin` of the statement's snapshot, as a number: every transaction id below it has ended.
+const SNAPSHOT_XMIN: &str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+
+/// Wraps a query of `EVENT_COLUMNS` ordered by `order` so that it returns rows only until their
+/// payloads reach [`MAX_PAGE_BYTES`](crate::store::MAX_PAGE_BYTES) (at least one), as
+/// `bound_page_bytes` does; `length(payload)` reads no payload.
+fn bounded_by_bytes(inner_from_where: &str, order: &str, limit: &str) -> String {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM (SELECT {EVENT_COLUMNS}, coalesce(sum(length(payload)) OVER \
+         (ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS bytes_before \
+         {inner_from_where} ORDER BY {order} LIMIT {limit}) AS page \
+         WHERE bytes_before < {max} ORDER BY {order}",
+        max = crate::store::MAX_PAGE_BYTES
+    )
 }
 
 const EVENT_COLUMNS: &str = "global_position, stream_id, stream_version, event_id, event_type, \
     event_version, aggregate_type, aggregate_id, occurred_at, correlation_id, causation_id, metadata, payload";
 
-/// The append statement: lock the stream, read its version, check the expectation, insert,
-/// return the positions; no row comes back when the expectation fails. `$1` is the stream,
+/// The append statement: lock the stream, read its version, check the expectation and that no
+/// event id is stored yet, insert, return the positions; no row comes back (and no position is
+/// drawn) when a check fails. It runs after the stream lock was taken by a statement of its own
+/// (see the `append` module), so its snapshot sees the stream's last version. `$1` is the stream,
 /// `$2`/`$3` the expectation, `$4`..`$13` the columns of the events: arrays for a `batch`,
 /// scalars for one event.
 ///
@@ -262,6 +391,7 @@ fn append_sql(s: &str, lock_key: &str, batch: bool) -> String {
         )
     };
     let order = if batch { "ORDER BY e.ord" } else { "" };
+    let ids = if batch { "ANY($4::uuid[])" } else { "$4::uuid" };
     format!(
         "INSERT INTO {s}.events ({EVENT_COLUMNS}) \
          SELECT CASE WHEN pg_current_xact_id() IS NOT NULL \
@@ -271,6 +401,7 @@ fn append_sql(s: &str, lock_key: &str, batch: bool) -> String {
                FROM {s}.events WHERE stream_id = $1) AS current{source} \
          WHERE CASE $2::smallint WHEN 0 THEN true WHEN 1 THEN current.version = 0 \
                WHEN 2 THEN current.version = $3::bigint ELSE current.version > 0 END \
+           AND NOT EXISTS (SELECT 1 FROM {s}.events WHERE event_id = {ids}) \
          {order} RETURNING global_position, stream_version"
     )
 }
@@ -285,13 +416,15 @@ impl Statements {
             append: append_sql(&s, &lock_key, true),
             append_one: append_sql(&s, &lock_key, false),
             lock_stream: format!("SELECT pg_advisory_xact_lock({lock_key})"),
-            read_stream: format!(
-                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE stream_id = $1 AND stream_version >= $2 \
-                 ORDER BY stream_version LIMIT $3"
+            read_stream: bounded_by_bytes(
+                &format!("FROM {s}.events WHERE stream_id = $1 AND stream_version >= $2"),
+                "stream_version",
+                "$3",
             ),
-            read_all: format!(
-                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE global_position >= $1 \
-                 ORDER BY global_position LIMIT $2"
+            read_all: bounded_by_bytes(
+                &format!("FROM {s}.events WHERE global_position >= $1"),
+                "global_position",
+                "$2",
             ),
             stream_version: format!(
                 "SELECT coalesce(max(stream_version), 0) FROM {s}.events WHERE stream_id = $1"
@@ -303,8 +436,34 @@ impl Statements {
                  FROM {s}.events WHERE global_position >= $1 ORDER BY global_position LIMIT $2"
             ),
             notify: super::notifier::notify_sql(&channel(schema)),
-            existing_event_id: format!(
-                "SELECT event_id FROM {s}.events WHERE event_id = ANY($1) ORDER BY global_position LIMIT 1"
+            stored_at: format!(
+                "SELECT event_id, stream_id, stream_version, global_position FROM {s}.events \
+                 WHERE event_id = ANY($1::uuid[])"
+            ),
+            find_event: format!("SELECT {EVENT_COLUMNS} FROM {s}.events WHERE event_id = $1"),
+            head: format!("SELECT coalesce(max(global_position), 0) FROM {s}.events"),
+            batch_positions: format!(
+                "SELECT {SNAPSHOT_XMIN} AS snapshot_xmin, \
+                 (SELECT coalesce(max(global_position), 0) FROM {s}.events) AS head, \
+                 ARRAY(SELECT global_position FROM {s}.events WHERE global_position >= $1 \
+                       ORDER BY global_position LIMIT $2) AS positions"
+            ),
+            batch_events: bounded_by_bytes(
+                &format!("FROM {s}.events WHERE global_position >= $1 AND global_position < $2"),
+                "global_position",
+                "$3",
+            ),
+            batch_events_typed: bounded_by_bytes(
+                &format!(
+                    "FROM {s}.events WHERE global_position >= $1 AND global_position < $2 \
+                     AND event_type = ANY($4::text[])"
+                ),
+                "global_position",
+                "$3",
+            ),
+            gap_probe: format!(
+                "SELECT {SNAPSHOT_XMIN}, (SELECT global_position FROM {s}.events \
+                 WHERE global_position >= $1 ORDER BY global_position LIMIT 1)"
             ),
         }
     }

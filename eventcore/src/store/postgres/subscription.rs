@@ -2,20 +2,20 @@
 //! why it never skips an event.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio::sync::watch;
 
-use super::{backend, row, schema, sql_limit, sql_position, PostgresStore};
+use super::{backend, listener, row, sql_limit, sql_position, PostgresStore};
 use crate::envelope::RecordedEvent;
 use crate::store::StoreError;
 use crate::subscription::{EventStream, SubscribeAll, SUBSCRIPTION_PAGE};
 
-/// Longest wait before looking again at a gap that no notification has closed (a rolled-back
-/// append sends none).
-const GAP_RECHECK: Duration = Duration::from_millis(50);
+/// First wait before probing a gap again (a rolled-back append sends no notification); it
+/// doubles while the gap stays open, up to the poll interval and at most [`GAP_MAX_DELAY`].
+const GAP_FIRST_DELAY: Duration = Duration::from_millis(5);
+/// Longest wait between two probes of an open gap.
+const GAP_MAX_DELAY: Duration = Duration::from_secs(1);
 
 impl SubscribeAll for PostgresStore {
     fn subscribe_all(&self, from_position: u64) -> EventStream {
@@ -24,6 +24,7 @@ impl SubscribeAll for PostgresStore {
             store: self.clone(),
             next: from_position.max(1),
             gap_horizon: None,
+            gap_delay: GAP_FIRST_DELAY,
             buffer: VecDeque::new(),
             listener: None,
             started: false,
@@ -45,8 +46,11 @@ struct Subscription {
     /// A transaction id taken just after the snapshot that first showed a gap at `next`: the gap
     /// is settled once a snapshot's `xmin` is above it.
     gap_horizon: Option<i64>,
+    /// How long to wait before probing an open gap again.
+    gap_delay: Duration,
     buffer: VecDeque<RecordedEvent>,
-    listener: Option<Listener>,
+    /// The store's shared listener: moves on notifications and reconnections.
+    listener: Option<watch::Receiver<u64>>,
     started: bool,
     done: bool,
 }
@@ -73,14 +77,19 @@ impl Subscription {
             if !self.started {
                 self.started = true;
                 // Listen before the first read, so that no commit after it goes unnoticed.
-                if let Some(config) = &self.store.inner.listen_config {
-                    match Listener::start(config, &self.store.inner.channel).await {
-                        Ok(listener) => self.listener = Some(listener),
-                        Err(error) => {
-                            self.done = true;
-                            return Some(Err(error));
-                        }
+                self.listener = self.store.listener().await;
+            }
+            if self.gap_horizon.is_some() && self.buffer.is_empty() {
+                match self.gap_may_have_moved().await {
+                    Err(error) => {
+                        self.done = true;
+                        return Some(Err(error));
                     }
+                    Ok(false) => {
+                        self.wait(true).await;
+                        continue;
+                    }
+                    Ok(true) => {}
                 }
             }
             match self.read_page().await {
@@ -92,6 +101,26 @@ impl Subscription {
                 Ok(Progress::Wait { gap }) => self.wait(gap).await,
             }
         }
+    }
+
+    /// The cheap probe of an open gap (a snapshot's `xmin` and the lowest position from
+    /// `next`, no payloads): whether a page read may now deliver or step over it.
+    async fn gap_may_have_moved(&mut self) -> Result<bool, StoreError> {
+        let Some(horizon) = self.gap_horizon else {
+            return Ok(true);
+        };
+        let client = self.store.client().await?;
+        let statement = client
+            .prepare_cached(&self.store.inner.sql.gap_probe)
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_one(&statement, &[&sql_position(self.next)])
+            .await
+            .map_err(backend)?;
+        let xmin: i64 = row.try_get(0).map_err(backend)?;
+        let lowest: Option<i64> = row.try_get(1).map_err(backend)?;
+        Ok(xmin > horizon || lowest == Some(sql_position(self.next)))
     }
 
     async fn read_page(&mut self) -> Result<Progress, StoreError> {
@@ -143,6 +172,7 @@ impl Subscription {
                 }
             }
             self.gap_horizon = None;
+            self.gap_delay = GAP_FIRST_DELAY;
             self.next = event.global_position + 1;
             self.buffer.push_back(event);
             progress = Progress::Delivered;
@@ -152,11 +182,24 @@ impl Subscription {
 
     async fn wait(&mut self, gap: bool) {
         let poll = self.store.inner.poll_interval;
-        let timeout = if gap { poll.min(GAP_RECHECK) } else { poll };
+        let timeout = if gap {
+            let delay = self.gap_delay.min(poll);
+            self.gap_delay = (self.gap_delay * 2).min(GAP_MAX_DELAY);
+            delay
+        } else {
+            poll
+        };
+        let listener = &mut self.listener;
         let notified = async {
-            match &self.listener {
-                Some(listener) if !listener.is_closed() => listener.notify.notified().await,
-                _ => std::future::pending().await,
+            match listener {
+                Some(receiver) => {
+                    if receiver.changed().await.is_err() {
+                        // The listener is gone (the store is shutting down): poll.
+                        *listener = None;
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending().await,
             }
         };
         // The store outlives this subscription (it holds a clone), so `changed` cannot fail.
@@ -169,46 +212,19 @@ impl Subscription {
     }
 }
 
-/// A dedicated connection that `LISTEN`s on the store's channel and wakes the subscription.
-struct Listener {
-    notify: Arc<Notify>,
-    client: tokio_postgres::Client,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Listener {
-    async fn start(config: &tokio_postgres::Config, channel: &str) -> Result<Self, StoreError> {
-        let (client, mut connection) = config.connect(NoTls).await.map_err(backend)?;
-        let notify = Arc::new(Notify::new());
-        let wake = Arc::clone(&notify);
-        let task = tokio::spawn(async move {
-            loop {
-                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(AsyncMessage::Notification(_))) => wake.notify_one(),
-                    Some(Ok(_)) => {}
-                    Some(Err(error)) => {
-                        tracing::warn!(%error, "eventcore subscription lost its LISTEN connection; polling instead");
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            wake.notify_one();
-        });
-        client
-            .batch_execute(&format!("LISTEN {}", schema::quote_ident(channel)))
-            .await
-            .map_err(backend)?;
-        Ok(Self { notify, client, task })
-    }
-
-    fn is_closed(&self) -> bool {
-        self.client.is_closed()
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.task.abort();
+impl PostgresStore {
+    /// The shared listener's wake count, starting the listener on first use and waiting (up to
+    /// the connect timeout) for its first attempt to listen; `None` without a listen connector.
+    async fn listener(&self) -> Option<watch::Receiver<u64>> {
+        let connect = self.inner.listen.as_ref()?;
+        let mut receiver = self
+            .inner
+            .listening
+            .get_or_init(|| listener::spawn(connect.clone(), self.inner.channel.clone()))
+            .clone();
+        let first_attempt = receiver.wait_for(|count| *count > 0);
+        let _ = tokio::time::timeout(self.inner.connect_timeout, first_attempt).await;
+        receiver.mark_unchanged();
+        Some(receiver)
     }
 }

@@ -1,0 +1,252 @@
+//! Settled batches for checkpointed readers ([`EventStore::read_batch`](crate::EventStore::read_batch)).
+//!
+//! One statement reads a snapshot's `xmin`, the head and the positions from the reader's
+//! position (every position, whatever the filter: an index-only scan of the primary key, no
+//! payloads). The positions up to the first gap are settled. A gap is settled by the horizon
+//! argument of the `store::postgres` module doc: after seeing it, the store takes a transaction
+//! id `X`; once a snapshot's `xmin` is above `X`, every writer that could own a position missing
+//! below the highest position of the snapshot that showed the gap has ended. The store
+//! remembers recent horizons, so a reader that comes back finds its gap settled without a new
+//! wait. A gap that does not settle within a short wait ([`SETTLE_PROBES`]) ends the batch:
+//! `next_position` is the gap, and the next call looks again. A gap is never skipped on a timer.
+//!
+//! The events themselves are then read below the settled bound, of the filter's types only
+//! (`event_type = ANY(..)` on an index of `(event_type, global_position)`), bounded by count and
+//! by [`MAX_PAGE_BYTES`](crate::store::MAX_PAGE_BYTES).
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use super::{backend, row, sql_limit, sql_position, PostgresStore};
+use crate::store::{page_is_last, EventFilter, LogBatch, StoreError};
+
+/// Waits for a fresh gap to settle within one call: an idle database settles it at once.
+const SETTLE_PROBES: [Duration; 4] = [
+    Duration::from_millis(1),
+    Duration::from_millis(3),
+    Duration::from_millis(8),
+    Duration::from_millis(20),
+];
+
+/// Positions scanned at least per filtered batch, so a reader of rare types moves on quickly.
+const FILTERED_SCAN: usize = 4096;
+/// Positions scanned at most per batch.
+const MAX_SCAN: usize = 16384;
+/// Snapshots read per call at most (each after a gap settled).
+const MAX_ROUNDS: usize = 8;
+/// Horizons remembered per store.
+const HORIZONS: usize = 32;
+
+/// Recent gap horizons: `(top, xid)` settles every position missing below `top` once a
+/// snapshot's `xmin` is above `xid`.
+#[derive(Debug, Default)]
+pub(super) struct Horizons(Mutex<Vec<(u64, i64)>>);
+
+impl Horizons {
+    /// Whether the missing positions up to `last_missing` are settled under `xmin`.
+    fn settles(&self, last_missing: u64, xmin: i64) -> bool {
+        let horizons = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        horizons
+            .iter()
+            .any(|&(top, xid)| top > last_missing && xmin > xid)
+    }
+
+    /// The horizon for gaps below `top`, if one is known.
+    fn covering(&self, last_missing: u64) -> Option<i64> {
+        let horizons = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        horizons
+            .iter()
+            .filter(|&&(top, _)| top > last_missing)
+            .map(|&(_, xid)| xid)
+            .min()
+    }
+
+    fn remember(&self, top: u64, xid: i64) {
+        let mut horizons = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if horizons.len() >= HORIZONS {
+            horizons.remove(0);
+        }
+        horizons.push((top, xid));
+    }
+}
+
+/// One snapshot's view of the positions from a reader's position.
+struct Positions {
+    xmin: i64,
+    head: u64,
+    positions: Vec<u64>,
+}
+
+/// Where the settled run from `from` ends, given which gaps are settled: the first unsettled
+/// missing position, or one past the last position seen. `Err` holds an unsettled gap's last
+/// missing position and the bound so far.
+fn settled_bound(from: u64, positions: &[u64], settled: impl Fn(u64) -> bool) -> Result<u64, (u64, u64)> {
+    let mut expected = from;
+    for &position in positions {
+        if position > expected && !settled(position - 1) {
+            return Err((position - 1, expected));
+        }
+        expected = position + 1;
+    }
+    Ok(expected)
+}
+
+impl PostgresStore {
+    /// [`EventStore::read_batch`](crate::EventStore::read_batch) for PostgreSQL.
+    pub(super) async fn read_log_batch(
+        &self,
+        from_position: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<LogBatch, StoreError> {
+        let from = from_position.max(1);
+        let scan = if filter.types().is_some() {
+            limit.max(FILTERED_SCAN)
+        } else {
+            limit
+        }
+        .clamp(1, MAX_SCAN);
+        let client = self.client().await?;
+        let sql = &self.inner.sql;
+        let horizons = &self.inner.horizons;
+        let mut probes = SETTLE_PROBES.iter();
+        let mut rounds = 0;
+        let (bound, head) = loop {
+            rounds += 1;
+            let snapshot = self.positions(&client, from, scan).await?;
+            let xmin = snapshot.xmin;
+            match settled_bound(from, &snapshot.positions, |missing| {
+                horizons.settles(missing, xmin)
+            }) {
+                Ok(bound) => break (bound, snapshot.head),
+                Err((last_missing, bound)) => {
+                    let horizon = match horizons.covering(last_missing) {
+                        Some(horizon) => horizon,
+                        None => {
+                            // Taken after the snapshot: above every writer of a missing position.
+                            let row = client
+                                .query_one("SELECT pg_current_xact_id()::text::bigint", &[])
+                                .await
+                                .map_err(backend)?;
+                            let horizon: i64 = row.try_get(0).map_err(backend)?;
+                            let top = snapshot.positions.last().copied().unwrap_or(last_missing);
+                            horizons.remember(top, horizon);
+                            horizon
+                        }
+                    };
+                    if rounds >= MAX_ROUNDS || !self.wait_for_horizon(&client, horizon, &mut probes).await? {
+                        break (bound, snapshot.head);
+                    }
+                }
+            }
+        };
+        if limit == 0 || bound <= from {
+            return Ok(LogBatch {
+                events: Vec::new(),
+                next_position: from,
+                head,
+            });
+        }
+        let (from_sql, bound_sql, limit_sql) = (sql_position(from), sql_position(bound), sql_limit(limit));
+        let rows = match filter.types() {
+            Some(types) => {
+                let statement = client
+                    .prepare_cached(&sql.batch_events_typed)
+                    .await
+                    .map_err(backend)?;
+                client
+                    .query(&statement, &[&from_sql, &bound_sql, &limit_sql, &types])
+                    .await
+            }
+            None => {
+                let statement = client.prepare_cached(&sql.batch_events).await.map_err(backend)?;
+                client
+                    .query(&statement, &[&from_sql, &bound_sql, &limit_sql])
+                    .await
+            }
+        }
+        .map_err(backend)?;
+        let events = rows
+            .iter()
+            .map(row::decode_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_position = match events.last() {
+            Some(last) if !page_is_last(&events, limit) => last.global_position + 1,
+            _ => bound,
+        };
+        Ok(LogBatch {
+            events,
+            next_position,
+            head,
+        })
+    }
+
+    /// The positions from `from` (at most `scan`) with the snapshot's `xmin` and head.
+    async fn positions(
+        &self,
+        client: &deadpool_postgres::Client,
+        from: u64,
+        scan: usize,
+    ) -> Result<Positions, StoreError> {
+        let statement = client
+            .prepare_cached(&self.inner.sql.batch_positions)
+            .await
+            .map_err(backend)?;
+        let row = client
+            .query_one(&statement, &[&sql_position(from), &sql_limit(scan)])
+            .await
+            .map_err(backend)?;
+        let xmin: i64 = row.try_get(0).map_err(backend)?;
+        let head: i64 = row.try_get(1).map_err(backend)?;
+        let positions: Vec<i64> = row.try_get(2).map_err(backend)?;
+        Ok(Positions {
+            xmin,
+            head: head.unsigned_abs(),
+            positions: positions.into_iter().map(i64::unsigned_abs).collect(),
+        })
+    }
+
+    /// Waits (a few short probes at most) for a snapshot whose `xmin` is above `horizon`.
+    async fn wait_for_horizon(
+        &self,
+        client: &deadpool_postgres::Client,
+        horizon: i64,
+        probes: &mut std::slice::Iter<'_, Duration>,
+    ) -> Result<bool, StoreError> {
+        loop {
+            if current_xmin(client).await? > horizon {
+                return Ok(true);
+            }
+            match probes.next() {
+                Some(delay) => tokio::time::sleep(*delay).await,
+                None => return Ok(false),
+            }
+        }
+    }
+}
+
+/// The `xmin` of a fresh snapshot.
+pub(super) async fn current_xmin(client: &deadpool_postgres::Client) -> Result<i64, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+            &[],
+        )
+        .await
+        .map_err(backend)?;
+    row.try_get(0).map_err(backend)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::settled_bound;
+
+    #[test]
+    fn the_settled_run_stops_at_the_first_unsettled_gap() {
+        assert_eq!(settled_bound(1, &[], |_| false), Ok(1));
+        assert_eq!(settled_bound(3, &[3, 4, 5], |_| false), Ok(6));
+        assert_eq!(settled_bound(1, &[1, 2, 4, 5], |_| false), Err((3, 3)));
+        assert_eq!(settled_bound(1, &[1, 2, 4, 7], |m| m < 4), Err((6, 5)));
+        assert_eq!(settled_bound(1, &[3, 4], |_| true), Ok(5));
+    }
+}
