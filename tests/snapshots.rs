@@ -2,7 +2,7 @@
 #![allow(missing_docs)] // test types, not API
 
 use eventcore::prelude::*;
-use eventcore::Snapshot;
+use eventcore::{AppendResult, NewEvent, Snapshot};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -123,6 +123,98 @@ async fn snapshots_on_sqlite_store() -> Result<(), Box<dyn std::error::Error>> {
     snapshot_behaviour(SqliteStore::open(dir.path().join("snapshots.db")).await?).await
 }
 
+/// A store whose snapshot reads fail the way `fault` says; everything else goes to `inner`.
+#[derive(Clone)]
+struct SnapshotFault<S> {
+    inner: S,
+    fault: fn(&str) -> StoreError,
+}
+
+impl<S: EventStore> EventStore for SnapshotFault<S> {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        self.inner.append(stream_id, expected, events).await
+    }
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_stream(stream_id, from_version, limit).await
+    }
+    async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_all(from_position, limit).await
+    }
+    async fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {
+        self.inner.stream_version(stream_id).await
+    }
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.inner.save_snapshot(snapshot).await
+    }
+    async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        Err((self.fault)(stream_id))
+    }
+}
+
+fn corrupt(stream_id: &str) -> StoreError {
+    StoreError::Corrupt {
+        stream_id: stream_id.to_owned(),
+        stream_version: 6,
+        reason: "snapshot: bad timestamp".into(),
+    }
+}
+
+fn backend(_: &str) -> StoreError {
+    StoreError::backend(std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "connection lost",
+    ))
+}
+
+#[tokio::test]
+async fn a_snapshot_the_store_reads_as_corrupt_is_a_cache_miss() -> Result<(), Box<dyn std::error::Error>> {
+    let store = MemoryStore::new();
+    let tallies = Repository::<Tally, _>::new(store.clone());
+    for n in 1..=7 {
+        tallies.execute("t", Add(n)).await?;
+    }
+    let faulty = Repository::<Tally, _>::new(SnapshotFault {
+        inner: store,
+        fault: corrupt,
+    });
+    let loaded = faulty.load("t").await?;
+    assert_eq!(
+        (loaded.state().sum, loaded.state().applied, loaded.version()),
+        (28, 7, 7),
+        "rebuilt from the events"
+    );
+    faulty.execute("t", Add(8)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_backend_error_reading_a_snapshot_fails_the_load() -> Result<(), Box<dyn std::error::Error>> {
+    let store = MemoryStore::new();
+    Repository::<Tally, _>::new(store.clone())
+        .execute("t", Add(1))
+        .await?;
+    let faulty = Repository::<Tally, _>::new(SnapshotFault {
+        inner: store,
+        fault: backend,
+    });
+    let error = faulty.load("t").await.err().ok_or("the load passed")?;
+    assert!(
+        matches!(error, RepositoryError::Store(StoreError::Backend(_))),
+        "{error:?}"
+    );
+    Ok(())
+}
+
 #[test]
 fn policy_is_due_when_a_multiple_is_reached_or_crossed() {
     let every3 = eventcore::SnapshotPolicy::Every(3);
@@ -148,4 +240,61 @@ async fn snapshots_on_postgres_store() -> Result<(), Box<dyn std::error::Error>>
     let outcome = snapshot_behaviour(store.clone()).await;
     drop_schema(&store).await;
     outcome
+}
+
+#[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+#[event(aggregate = "memo")]
+pub struct Noted {
+    pub text: String,
+}
+
+#[derive(DomainEvent, Debug, Clone, PartialEq)]
+pub enum MemoEvent {
+    Noted(Noted),
+}
+
+/// A state whose snapshot loses `last`.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Memo {
+    pub count: u32,
+    #[serde(skip)]
+    pub last: String,
+}
+
+pub struct Note(pub String);
+
+#[aggregate(events = MemoEvent, error = Never, snapshot_every = 10)]
+impl Memo {
+    #[command]
+    fn note(&self, cmd: Note) -> Result<Vec<MemoEvent>, Never> {
+        Ok(vec![Noted { text: cmd.0 }.into()])
+    }
+    #[apply]
+    fn noted(&mut self, e: &Noted) {
+        self.count += 1;
+        self.last.clone_from(&e.text);
+    }
+}
+
+#[test]
+#[should_panic(
+    expected = "then_state: the state check passes, but fails on the state decoded from its snapshot"
+)]
+fn then_state_fails_when_the_snapshot_loses_what_the_check_reads() {
+    eventcore_testing::AggregateFixture::<Memo>::new()
+        .given_nothing()
+        .when(Note("hi".into()))
+        .then_state(|s| s.last == "hi");
+}
+
+#[test]
+fn then_state_passes_when_the_snapshot_keeps_what_the_check_reads() {
+    eventcore_testing::AggregateFixture::<Memo>::new()
+        .given(vec![Noted { text: "a".into() }.into()])
+        .when(Note("b".into()))
+        .then_state(|s| assert_eq!(s.count, 2));
+    eventcore_testing::AggregateFixture::<Tally>::new()
+        .given_nothing()
+        .when(Add(2))
+        .then_state(|s| assert_eq!((s.sum, s.applied), (2, 1)));
 }

@@ -46,6 +46,36 @@ pub fn default_event_type(type_name: &str, aggregate: Option<&str>) -> String {
 
 /// Why `name` is not a valid event type name, if it is not. `what` names it in the message.
 pub fn invalid_name(what: &str, name: &str) -> Option<String> {
+    invalid_common(what, name).or_else(|| {
+        let bad = name.chars().find(|c| !is_name_char(*c))?;
+        Some(format!(
+            "{what} `{name}` contains `{bad}`: use only `a-z`, `0-9`, `_`, `.` and `-`"
+        ))
+    })
+}
+
+/// Why `name` is not a valid aggregate type name: only `[a-z0-9_]`, since stream ids are
+/// `{aggregate}-{id}` and event names `{aggregate}.{action}`.
+pub fn invalid_aggregate_name(name: &str) -> Option<String> {
+    let what = "aggregate name";
+    invalid_common(what, name).or_else(|| {
+        let bad = name.chars().find(|c| !is_aggregate_char(*c))?;
+        Some(match bad {
+            '.' => format!(
+                "{what} `{name}` contains `.`: it separates the aggregate from the action in event names"
+            ),
+            '-' => format!(
+                "{what} `{name}` contains `-`: it separates the aggregate from the id in stream ids, \
+                 so `{name}` could collide with another aggregate; use `_`, like `{}`",
+                name.replace('-', "_")
+            ),
+            _ => format!("{what} `{name}` contains `{bad}`: use only `a-z`, `0-9` and `_`"),
+        })
+    })
+}
+
+/// The rules every name shares: not empty, lower case, no white space.
+fn invalid_common(what: &str, name: &str) -> Option<String> {
     if name.is_empty() {
         return Some(format!("{what} is empty"));
     }
@@ -60,26 +90,15 @@ pub fn invalid_name(what: &str, name: &str) -> Option<String> {
             "{what} `{name}` contains white space: use `_` between words"
         ));
     }
-    if let Some(bad) = name.chars().find(|c| !is_name_char(*c)) {
-        return Some(format!(
-            "{what} `{name}` contains `{bad}`: use only `a-z`, `0-9`, `_`, `.` and `-`"
-        ));
-    }
     None
 }
 
-/// Why `name` is not a valid aggregate type name: the event name rule, without `.`.
-pub fn invalid_aggregate_name(name: &str) -> Option<String> {
-    let what = "aggregate name";
-    invalid_name(what, name).or_else(|| {
-        name.contains('.').then(|| {
-            format!("{what} `{name}` contains `.`: it separates the aggregate from the action in event names")
-        })
-    })
+fn is_name_char(c: char) -> bool {
+    is_aggregate_char(c) || matches!(c, '.' | '-')
 }
 
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-')
+fn is_aggregate_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'
 }
 
 #[cfg(test)]
@@ -145,5 +164,32 @@ mod tests {
         assert!(why("account/opened").contains("`/`"));
         assert!(why("café").contains("`é`"));
         assert!(invalid_aggregate_name("a.b").is_some_and(|m| m.contains("`.`")));
+    }
+
+    #[test]
+    fn aggregate_names_are_a_z_0_9_and_underscore() {
+        for name in ["order", "order_line", "v2"] {
+            assert_eq!(invalid_aggregate_name(name), None, "{name}");
+        }
+        let why = |name| invalid_aggregate_name(name).unwrap_or_default();
+        assert_eq!(why(""), "aggregate name is empty");
+        assert!(
+            why("order-line").contains("contains `-`"),
+            "{}",
+            why("order-line")
+        );
+        assert!(
+            why("order-line").contains("`order_line`"),
+            "{}",
+            why("order-line")
+        );
+        assert!(
+            why("café").contains("`é`: use only `a-z`, `0-9` and `_`"),
+            "{}",
+            why("café")
+        );
+        assert!(why("a/b").contains("`/`"));
+        // Event type names still allow `.` and `-`.
+        assert_eq!(invalid_name("event name", "order-line.added"), None);
     }
 }

@@ -1,8 +1,9 @@
 //! Given / when / then tests of an aggregate's behaviour.
 
 use std::fmt::Debug;
+use std::panic::AssertUnwindSafe;
 
-use eventcore::{Aggregate, Handle};
+use eventcore::{Aggregate, Handle, SnapshotPolicy};
 
 use crate::diff::{events_diff, list, EventView};
 use crate::round_trip::round_trip;
@@ -131,10 +132,15 @@ impl<A: Aggregate> Outcome<A> {
 
     /// Checks the state after the produced events were applied: `check` asserts, or returns `false` to fail.
     ///
+    /// When the aggregate takes snapshots, the state also goes through its snapshot encoding
+    /// (`encode_snapshot`, then `decode_snapshot`) and `check` runs on the decoded state too, so a
+    /// field the snapshot loses (such as one marked `#[serde(skip)]`) fails here, not in production.
+    ///
     /// # Panics
-    /// If the command failed, or `check` returns `false` (or panics).
+    /// If the command failed, `check` returns `false` (or panics), the state does not survive its
+    /// snapshot encoding, or `check` fails on the decoded state.
     #[track_caller]
-    pub fn then_state<R: StateCheck>(mut self, check: impl FnOnce(&A) -> R) -> Self {
+    pub fn then_state<R: StateCheck>(mut self, mut check: impl FnMut(&A) -> R) -> Self {
         self.checked = true;
         let produced = self.produced("then_state");
         let mut state = std::mem::take(&mut self.state);
@@ -155,7 +161,51 @@ impl<A: Aggregate> Outcome<A> {
                 self.context()
             );
         }
+        self.check_snapshot(&mut check);
         self
+    }
+
+    /// Runs `check` on the state after a trip through its snapshot encoding, if it snapshots.
+    #[track_caller]
+    fn check_snapshot<R: StateCheck>(&self, check: &mut impl FnMut(&A) -> R) {
+        if A::SNAPSHOT_POLICY == SnapshotPolicy::Never {
+            return;
+        }
+        let bytes = match self.state.encode_snapshot() {
+            None => return,
+            Some(Ok(bytes)) => bytes,
+            Some(Err(error)) => panic!(
+                "then_state: the state cannot be encoded as a snapshot: {error}{}",
+                self.context()
+            ),
+        };
+        let snapshot = String::from_utf8_lossy(&bytes);
+        let decoded = match A::decode_snapshot(&bytes) {
+            Some(Ok(decoded)) => decoded,
+            Some(Err(error)) => panic!(
+                "then_state: the state's snapshot does not decode: {error}\n  snapshot: {snapshot}{}",
+                self.context()
+            ),
+            None => panic!(
+                "then_state: the aggregate encodes snapshots but `decode_snapshot` returns `None`{}",
+                self.context()
+            ),
+        };
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| check(&decoded).passed()));
+        let why = match outcome {
+            Ok(true) => return,
+            Ok(false) => "the check returned `false`".to_owned(),
+            Err(payload) => match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+                (Some(message), _) => format!("the check panicked: {message}"),
+                (None, Some(message)) => format!("the check panicked: {message}"),
+                (None, None) => "the check panicked".to_owned(),
+            },
+        };
+        panic!(
+            "then_state: the state check passes, but fails on the state decoded from its snapshot, \
+             so the snapshot loses something (a `#[serde(skip)]` field?)\n  {why}\n  snapshot: {snapshot}{}",
+            self.context()
+        );
     }
 
     #[track_caller]

@@ -8,13 +8,19 @@
 //!     .when(Withdraw { amount: 30 })
 //!     .then_error(AccountError::InsufficientFunds);
 //! ```
+//!
+//! Tests that need a server read its URL with [`service_url`]: unset, they print
+//! `skipped: EVENTCORE_POSTGRES_URL is not set` and pass, unless `EVENTCORE_REQUIRE_SERVICES=1`
+//! (as in CI) makes that a failure.
 
 pub mod conformance;
 mod diff;
 mod fixture;
 pub mod registry_check;
 mod round_trip;
+mod services;
 
 pub use fixture::{AggregateFixture, Outcome, StateCheck};
 pub use registry_check::{assert_registry, RegistryCheck};
 pub use round_trip::{round_trip, RoundTripError};
+pub use services::{service_url, REQUIRE_SERVICES_ENV};

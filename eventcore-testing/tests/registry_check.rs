@@ -173,3 +173,69 @@ fn assert_panics_on_drift() {
         .unwrap();
     checker(&path, registry(vec![], false)).assert();
 }
+
+#[test]
+fn a_missing_file_fails_in_ci_saying_how_to_create_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let v1 = registry(vec![entry(1, &["amount"])], false);
+    let error = checker(&path, v1.clone()).ci(true).run().unwrap_err();
+    assert!(matches!(error, RegistryCheckError::Missing { .. }), "{error}");
+    let text = error.to_string();
+    assert!(text.contains("registry.json` does not exist"), "{text}");
+    assert!(
+        text.contains("run the tests locally (or with EVENTCORE_UPDATE_REGISTRY=1)"),
+        "{text}"
+    );
+    assert!(!path.exists(), "nothing is written in CI");
+    assert_eq!(
+        checker(&path, v1).ci(true).update(true).run().unwrap(),
+        RegistryOutcome::Created
+    );
+}
+
+fn documented(doc: &str, rust_type: &str, amount_type: &str) -> Registry {
+    let mut e = entry(1, &["amount"]);
+    e.rust_type = rust_type.into();
+    e.schema["description"] = json!(doc);
+    e.schema["properties"]["amount"] = json!({ "type": amount_type, "description": doc });
+    registry(vec![e], false)
+}
+
+#[test]
+fn a_doc_comment_or_rust_type_change_is_not_breaking() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    checker(&path, documented("Money in.", "bank::Deposited", "integer"))
+        .run()
+        .unwrap();
+    let renamed = documented("Money paid in.", "bank::events::MoneyIn", "integer");
+    assert_eq!(
+        checker(&path, renamed.clone()).ci(true).run().unwrap(),
+        RegistryOutcome::OutOfDate
+    );
+    assert_eq!(
+        checker(&path, renamed.clone()).run().unwrap(),
+        RegistryOutcome::Updated
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), renamed.to_json());
+}
+
+#[test]
+fn a_type_change_fails_naming_the_event_and_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    checker(&path, documented("Money in.", "bank::Deposited", "integer"))
+        .run()
+        .unwrap();
+    let text = checker(&path, documented("Money in.", "bank::Deposited", "string"))
+        .run()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains(
+            r#"`account.deposited` v1: schema changed at /properties/amount/type: "integer" -> "string""#
+        ),
+        "{text}"
+    );
+}

@@ -5,6 +5,8 @@
 //! as an upcaster may split one event into several or retire it, one record decodes into zero or
 //! more events, which [`decode_record`] returns as [`DecodedEvents`].
 
+use uuid::Uuid;
+
 use crate::envelope::RecordedEvent;
 use crate::event::{DecodeError, DomainEvent};
 
@@ -17,7 +19,7 @@ pub struct RecordDecodeError {
     /// The event's position in that stream.
     pub stream_version: u64,
     /// The event's id.
-    pub event_id: uuid::Uuid,
+    pub event_id: Uuid,
     /// Why it could not be decoded.
     #[source]
     pub source: DecodeError,
@@ -99,5 +101,50 @@ pub fn decode_record<E: DomainEvent>(record: &RecordedEvent) -> Result<DecodedEv
             Ok(DecodedEvents::many(events))
         }
         Err(source) => Err(RecordDecodeError::new(record, source)),
+    }
+}
+
+/// The id of event `index` of those one stored event (`stored`) upcasts to.
+///
+/// Index 0 is the stored id itself. Any other index gets a UUID v8 whose bits are a fixed hash of
+/// the stored id and the index: the same on every read and in every process, and never equal to a
+/// stored (v7) id. Changing this function would change ids consumers have already seen.
+pub fn split_event_id(stored: Uuid, index: usize) -> Uuid {
+    if index == 0 {
+        return stored;
+    }
+    let (high, low) = stored.as_u64_pair();
+    let index = index as u64; // usize is at most 64 bits on every supported target
+    let a = mix(high ^ mix(low ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+    let b = mix(low ^ mix(a ^ index ^ 0xd6e8_feb8_6659_fd93));
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_be_bytes());
+    bytes[8..].copy_from_slice(&b.to_be_bytes());
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// The SplitMix64 finalizer: a fixed, well-spread 64-bit mix.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_ids_are_distinct_v8_and_fixed() {
+        let stored = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
+        assert_eq!(split_event_id(stored, 0), stored);
+        let ids: std::collections::BTreeSet<Uuid> = (0..1000).map(|i| split_event_id(stored, i)).collect();
+        assert_eq!(ids.len(), 1000);
+        assert_eq!(split_event_id(stored, 1).get_version_num(), 8);
+        // Pinned: a change here changes ids consumers have already stored.
+        assert_eq!(
+            split_event_id(stored, 1).to_string(),
+            "46dfcb4a-8571-893c-9019-55c18dbf369b"
+        );
     }
 }

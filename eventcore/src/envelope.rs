@@ -69,11 +69,18 @@ impl RecordedEvent {
 
     /// Decodes the payload into every event of `E` it upcasts to (usually one).
     ///
-    /// Each envelope keeps this record's id, stream, positions, time and context, and carries its
-    /// own event's type and version.
+    /// Each envelope keeps this record's stream, positions, time and context, and carries its
+    /// own event's type and version. The first event keeps this record's id; when an upcaster
+    /// splits the record, event `i > 0` gets [`codec::split_event_id`]`(id, i)`: distinct, and the
+    /// same on every read, so consumers that deduplicate by event id see each event once.
     pub fn decode_all<E: DomainEvent>(&self) -> Result<Vec<Envelope<E>>, RecordDecodeError> {
         Ok(codec::decode_record::<E>(self)?
-            .map(|event| self.decoded(event))
+            .enumerate()
+            .map(|(i, event)| {
+                let mut envelope = self.decoded(event);
+                envelope.event_id = codec::split_event_id(self.event_id, i);
+                envelope
+            })
             .collect())
     }
 

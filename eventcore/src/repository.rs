@@ -282,8 +282,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
 
     /// The state from the newest usable snapshot, or the default state at version 0.
     ///
-    /// A snapshot of another snapshot version, or one that no longer decodes, is ignored:
-    /// the state is rebuilt from the events and a fresh snapshot replaces it at the next append.
+    /// A snapshot of another snapshot version, one the store reads as corrupt, or one that no
+    /// longer decodes is ignored: the state is rebuilt from the events and a fresh snapshot
+    /// replaces it at the next append. Backend errors still fail the load.
     async fn load_snapshot(&self, stream_id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
         let empty = Loaded {
             state: A::default(),
@@ -292,8 +293,14 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         if A::SNAPSHOT_POLICY == SnapshotPolicy::Never {
             return Ok(empty);
         }
-        let Some(snapshot) = self.store.load_snapshot(stream_id).await? else {
-            return Ok(empty);
+        let snapshot = match self.store.load_snapshot(stream_id).await {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => return Ok(empty),
+            Err(error @ StoreError::Corrupt { .. }) => {
+                tracing::warn!(stream_id, %error, "ignoring a snapshot the store reads as corrupt");
+                return Ok(empty);
+            }
+            Err(error) => return Err(error.into()),
         };
         if snapshot.snapshot_version != A::SNAPSHOT_VERSION {
             tracing::debug!(

@@ -13,7 +13,10 @@ const KILLS: u32 = 50;
 const STREAMS: u64 = 4;
 
 /// The child's side: appends batches of 1..=16 events forever, until it is killed.
+///
+/// A helper, not a test: `batches_survive_sigkill` runs it with `--ignored --exact`.
 #[tokio::test]
+#[ignore = "helper process of `batches_survive_sigkill`, not a test"]
 async fn crash_child_appender() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return; // Only does something as the child of `batches_survive_sigkill`.
@@ -51,6 +54,7 @@ async fn batches_survive_sigkill() -> Result<(), Box<dyn std::error::Error>> {
     for round in 0..KILLS {
         let mut child = Command::new(&exe)
             .args([
+                "--ignored",
                 "--exact",
                 "crash_child_appender",
                 "--nocapture",

@@ -313,6 +313,27 @@ fn upcast_error(event_type: &str, payload: Value) -> UpcastError {
 }
 
 #[test]
+fn a_split_event_gets_distinct_ids_that_are_stable_across_reads() {
+    let batch = record("acct.batch_deposited", 1, json!({ "amounts": [1, 2, 3] }));
+    let ids = |record: &eventcore::RecordedEvent| -> Vec<uuid::Uuid> {
+        record
+            .decode_all::<AcctEvent>()
+            .unwrap()
+            .iter()
+            .map(|e| e.event_id)
+            .collect()
+    };
+    let first = ids(&batch);
+    assert_eq!(first.len(), 3);
+    assert_eq!(first[0], batch.event_id, "the first event keeps the stored id");
+    let distinct: std::collections::BTreeSet<_> = first.iter().collect();
+    assert_eq!(distinct.len(), 3, "{first:?}");
+    assert_eq!(ids(&batch.clone()), first, "a second read gives the same ids");
+    let unsplit = record("acct.deposited", 1, json!({ "amount": 2 }));
+    assert_eq!(ids(&unsplit), vec![unsplit.event_id]);
+}
+
+#[test]
 fn decode_insists_on_one_event_and_decode_all_returns_each() {
     let batch = record("acct.batch_deposited", 1, json!({ "amounts": [1, 2] }));
     let error = batch.decode::<AcctEvent>().unwrap_err();
@@ -327,7 +348,7 @@ fn decode_insists_on_one_event_and_decode_all_returns_each() {
             (envelope.event_type.as_str(), envelope.event_version),
             ("acct.deposited", 3)
         );
-        assert_eq!(envelope.event_id, batch.event_id);
+        assert_eq!(envelope.stream_version, batch.stream_version);
     }
     let old = record("acct.deposited", 1, json!({ "amount": 2 }))
         .decode::<AcctEvent>()

@@ -10,15 +10,11 @@ use super::{StoreHarness, HARNESS_PAYLOAD_LIMIT};
 /// Environment variable holding the URL of the test database.
 pub const POSTGRES_URL_VAR: &str = "EVENTCORE_POSTGRES_URL";
 
-/// The URL of the test database, or `None` after printing the skip line.
+/// The URL of the test database, or `None` after printing the skip line (see [`crate::service_url`]:
+/// with `EVENTCORE_REQUIRE_SERVICES=1`, an unset URL panics instead).
+#[track_caller]
 pub fn postgres_url() -> Option<String> {
-    match std::env::var(POSTGRES_URL_VAR) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            println!("skipped: {POSTGRES_URL_VAR} not set");
-            None
-        }
-    }
+    crate::service_url(POSTGRES_URL_VAR)
 }
 
 /// A schema name unique to one test run.

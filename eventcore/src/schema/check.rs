@@ -4,7 +4,9 @@
 //! into a test, and a command line can print it. It finds:
 //!
 //! - a committed (type, version) whose schema changed: stored events of it may no longer decode
-//!   (fix: restore it, give the change a new version and an upcaster);
+//!   (fix: restore it, give the change a new version and an upcaster). Annotations (`title`,
+//!   `description`, `examples`, `$comment`, `deprecated`: doc comments, in schemars) and the Rust
+//!   type name are not part of the contract: changing them is no finding ([`strip_annotations`]);
 //! - a committed (type, version) that is gone, neither registered nor read by an upcaster;
 //! - a committed version with no upcaster path to the current version of its type;
 //! - problems of the current registry itself ([`Registry::validate`]: ambiguous steps, duplicates);
@@ -26,7 +28,8 @@ pub enum Finding {
     SchemaChanged {
         /// The type and version.
         event: EventRef,
-        /// JSON pointers where the schemas differ (at most a few).
+        /// Where the schemas differ (at most a few), each a JSON pointer and the change, like
+        /// `/properties/owner/type: "string" -> "integer"`.
         differences: Vec<String>,
     },
     /// A committed type and version is neither registered nor upcast any more.
@@ -55,12 +58,16 @@ pub enum Finding {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::SchemaChanged { event, differences } => write!(
-                f,
-                "the schema of {event} changed (at {}); stored events of it may no longer decode.\n    \
-                 fix: restore that schema, give the change a new version and add an upcaster to it",
-                differences.join(", ")
-            ),
+            Self::SchemaChanged { event, differences } => {
+                write!(f, "the schema of {event} changed; stored events of it may no longer decode:")?;
+                for difference in differences {
+                    write!(f, "\n      {event}: schema changed at {difference}")?;
+                }
+                write!(
+                    f,
+                    "\n    fix: restore that schema, give the change a new version and add an upcaster to it"
+                )
+            }
             Self::Removed { event } => write!(
                 f,
                 "{event} is in the committed registry but no longer registered, and no upcaster reads it.\n    \
@@ -126,10 +133,15 @@ pub fn check(committed: &Registry, current: &Registry, config: &CompatConfig) ->
             version: old.version,
         };
         match current.get(&old.event_type, old.version) {
-            Some(new) if new.schema != old.schema => findings.push(Finding::SchemaChanged {
-                differences: differences(&old.schema, &new.schema),
-                event: event.clone(),
-            }),
+            Some(new) => {
+                let (old, new) = (strip_annotations(&old.schema), strip_annotations(&new.schema));
+                if new != old {
+                    findings.push(Finding::SchemaChanged {
+                        differences: differences(&old, &new),
+                        event: event.clone(),
+                    });
+                }
+            }
             None if current.steps_from(&old.event_type, old.version).is_empty() => {
                 findings.push(Finding::Removed { event });
                 continue;
@@ -198,28 +210,176 @@ fn compatibility(committed: &Registry, current: &Registry, config: &CompatConfig
     findings
 }
 
-/// JSON pointers where `old` and `new` differ, at most eight.
+/// Whether two registries agree on everything but annotations and Rust type names: what
+/// differs is documentation, never the stored format.
+pub fn same_contract(a: &Registry, b: &Registry) -> bool {
+    let contract = |registry: &Registry| {
+        let mut registry = registry.clone();
+        for entry in &mut registry.events {
+            entry.rust_type.clear();
+            entry.schema = strip_annotations(&entry.schema);
+        }
+        registry
+    };
+    contract(a) == contract(b)
+}
+
+/// Annotation keywords: they document a schema and never change which payloads it accepts.
+const ANNOTATIONS: [&str; 5] = ["title", "description", "examples", "$comment", "deprecated"];
+/// Keywords whose value maps names (not keywords) to subschemas.
+const SCHEMA_MAPS: [&str; 6] = [
+    "properties",
+    "patternProperties",
+    "$defs",
+    "definitions",
+    "dependentSchemas",
+    "dependencies",
+];
+/// Keywords whose value is a subschema or an array of subschemas.
+const SUBSCHEMAS: [&str; 16] = [
+    "items",
+    "prefixItems",
+    "additionalItems",
+    "unevaluatedItems",
+    "contains",
+    "additionalProperties",
+    "unevaluatedProperties",
+    "propertyNames",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "not",
+    "if",
+    "then",
+    "else",
+    "contentSchema",
+];
+
+/// `schema` without annotation keywords (`title`, `description`, `examples`, `$comment`,
+/// `deprecated`), at every level of subschemas. Only keywords go: a property named `title`
+/// stays, and so do values inside `enum`, `const` or `default`.
+pub fn strip_annotations(schema: &Value) -> Value {
+    let Value::Object(map) = schema else {
+        return schema.clone();
+    };
+    let stripped = map
+        .iter()
+        .filter(|(key, _)| !ANNOTATIONS.contains(&key.as_str()))
+        .map(|(key, value)| {
+            let value = match value {
+                Value::Object(named) if SCHEMA_MAPS.contains(&key.as_str()) => Value::Object(
+                    named
+                        .iter()
+                        // `dependencies` may also map a name to an array of names: left as is.
+                        .map(|(name, sub)| (name.clone(), strip_annotations(sub)))
+                        .collect(),
+                ),
+                Value::Array(items) if SUBSCHEMAS.contains(&key.as_str()) => {
+                    Value::Array(items.iter().map(strip_annotations).collect())
+                }
+                _ if SUBSCHEMAS.contains(&key.as_str()) => strip_annotations(value),
+                _ => value.clone(),
+            };
+            (key.clone(), value)
+        })
+        .collect();
+    Value::Object(stripped)
+}
+
+/// Where `old` and `new` differ, at most eight: a JSON pointer and the change.
 fn differences(old: &Value, new: &Value) -> Vec<String> {
     let mut found = Vec::new();
-    diff(old, new, String::from("#"), &mut found);
+    diff(old, new, String::new(), &mut found);
     found.truncate(8);
     found
 }
 
 fn diff(old: &Value, new: &Value, at: String, found: &mut Vec<String>) {
+    let at_or_root = |at: &str| {
+        if at.is_empty() {
+            "/".to_owned()
+        } else {
+            at.to_owned()
+        }
+    };
     match (old, new) {
         (Value::Object(a), Value::Object(b)) => {
             let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
             for key in keys {
-                let child = format!("{at}/{key}");
+                let child = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
                 match (a.get(key), b.get(key)) {
                     (Some(x), Some(y)) => diff(x, y, child, found),
-                    (Some(_), None) => found.push(format!("{child} (removed)")),
-                    (None, _) => found.push(format!("{child} (added)")),
+                    (Some(x), None) => found.push(format!("{child}: {} removed", shown(x))),
+                    (None, Some(y)) => found.push(format!("{child}: {} added", shown(y))),
+                    (None, None) => {}
                 }
             }
         }
-        (a, b) if a != b => found.push(at),
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                diff(x, y, format!("{at}/{i}"), found);
+            }
+        }
+        (a, b) if a != b => found.push(format!("{}: {} -> {}", at_or_root(&at), shown(a), shown(b))),
         _ => {}
+    }
+}
+
+/// `value` as compact JSON, shortened past 80 characters.
+fn shown(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn annotations_go_only_where_they_are_keywords() {
+        let schema = json!({
+            "title": "AccountOpened",
+            "description": "An account was opened.",
+            "type": "object",
+            "properties": {
+                "title": { "type": "string", "description": "the owner's title", "examples": ["Dr"] },
+                "description": { "type": "string" },
+            },
+            "$defs": { "Money": { "type": "integer", "$comment": "cents", "deprecated": true } },
+            "anyOf": [{ "title": "a" }, true],
+            "items": { "title": "x", "type": "string" },
+            "enum": [{ "title": "kept: a value, not a schema" }],
+            "default": { "description": "kept too" },
+        });
+        assert_eq!(
+            strip_annotations(&schema),
+            json!({
+                "type": "object",
+                "properties": { "title": { "type": "string" }, "description": { "type": "string" } },
+                "$defs": { "Money": { "type": "integer" } },
+                "anyOf": [{}, true],
+                "items": { "type": "string" },
+                "enum": [{ "title": "kept: a value, not a schema" }],
+                "default": { "description": "kept too" },
+            })
+        );
+    }
+
+    #[test]
+    fn differences_name_the_pointer_and_both_values() {
+        let old = json!({ "properties": { "owner": { "type": "string" }, "a/b": { "type": "string" } } });
+        let new = json!({ "properties": { "owner": { "type": "integer" } }, "required": ["owner"] });
+        assert_eq!(
+            differences(&old, &new),
+            vec![
+                r#"/properties/a~1b: {"type":"string"} removed"#.to_owned(),
+                r#"/properties/owner/type: "string" -> "integer""#.to_owned(),
+                r#"/required: ["owner"] added"#.to_owned(),
+            ]
+        );
     }
 }
