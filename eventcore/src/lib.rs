@@ -236,7 +236,7 @@ pub mod __private {
     pub use crate::envelope::{Envelope, RecordedEvent};
     pub use crate::event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
     pub use crate::projection::support::{
-        decode_handled, handler_result, routes_to, sorted_event_types, HandlerOutput,
+        decode_handled, handler_result, handles, routes_to, sorted_event_types, HandlerOutput,
     };
     pub use crate::projection::{Handles, Projection, ProjectionError, Routed};
     pub use crate::schema::{

@@ -32,7 +32,11 @@ pub fn expand(input: &ProjectionImpl<'_>) -> TokenStream {
             impl #private::Handles<#event> for #self_ty {}
         }
     });
-    let routes = input.handlers.iter().map(|handler| route(&private, handler));
+    let routes = input
+        .handlers
+        .iter()
+        .map(|handler| route(&private, name, handler));
+    let handled = quote!(#private::sorted_event_types([#(<#events as #private::SingleEvent>::EVENT_TYPE),*]));
 
     quote! {
         #item
@@ -47,14 +51,16 @@ pub fn expand(input: &ProjectionImpl<'_>) -> TokenStream {
             const NAME: &'static ::core::primitive::str = #name;
             const VERSION: ::core::primitive::u32 = #version;
             const HANDLED_EVENT_TYPES: &'static [&'static ::core::primitive::str] =
-                &#private::sorted_event_types([#(<#events as #private::SingleEvent>::EVENT_TYPE),*]);
+                &#handled;
 
             fn route(
                 record: &#private::RecordedEvent,
                 routes: &mut ::std::vec::Vec<#private::Routed<Self>>,
             ) -> ::core::result::Result<(), #private::ProjectionError> {
                 let event_type = record.event_type.as_str();
-                if !<Self as #private::Projection>::handles(event_type) {
+                // Not through `Self: Projection`, so a document type missing a bound is reported
+                // once, at the impl.
+                if !#private::handles(event_type, const { &#handled }) {
                     return ::core::result::Result::Ok(());
                 }
                 #(#routes)*
@@ -65,7 +71,7 @@ pub fn expand(input: &ProjectionImpl<'_>) -> TokenStream {
 }
 
 /// Decodes a record the handler takes and pushes one route per event it becomes (usually one).
-fn route(private: &TokenStream, handler: &OnFn<'_>) -> TokenStream {
+fn route(private: &TokenStream, projection: &str, handler: &OnFn<'_>) -> TokenStream {
     let (method, event_ty) = (handler.method, handler.event);
     let method_name = method.to_string();
     let key = match &handler.key {
@@ -88,14 +94,14 @@ fn route(private: &TokenStream, handler: &OnFn<'_>) -> TokenStream {
         // Spanned on the return type, so an unsupported one is reported there.
         Some(ty) => call_at(
             ty.span(),
-            quote!(#private::handler_result::<Self, #event_ty, _>),
-            quote!(#method_name, &event, #output),
+            quote!(#private::handler_result::<#event_ty, _>),
+            quote!(#projection, #method_name, &event, #output),
         ),
-        None => quote!(#private::handler_result::<Self, #event_ty, _>(#method_name, &event, #output)),
+        None => quote!(#private::handler_result::<#event_ty, _>(#projection, #method_name, &event, #output)),
     };
     quote! {
         if #private::routes_to(event_type, <#event_ty as #private::SingleEvent>::EVENT_TYPE) {
-            for event in #private::decode_handled::<Self, #event_ty>(record)? {
+            for event in #private::decode_handled::<#event_ty>(#projection, record)? {
                 let key = #key;
                 routes.push(#private::Routed::new(
                     key,

@@ -76,8 +76,7 @@ pub trait Projection: Serialize + DeserializeOwned + Default + Send + Sync + 'st
     /// Whether a record stored with type name `event_type` reaches a handler (directly, or
     /// after upcasting an older name).
     fn handles(event_type: &str) -> bool {
-        Self::HANDLED_EVENT_TYPES.binary_search(&event_type).is_ok()
-            || support::handled_after_upcast(event_type, Self::HANDLED_EVENT_TYPES)
+        support::handles(event_type, Self::HANDLED_EVENT_TYPES)
     }
 
     /// The key of the document `record` updates; `None` when no handler takes it.

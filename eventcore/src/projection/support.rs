@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::{HandlerError, Projection, ProjectionError};
+use super::{HandlerError, ProjectionError};
 use crate::codec::{self, DecodedEvents};
 use crate::envelope::{Envelope, RecordedEvent};
 use crate::event::SingleEvent;
@@ -51,20 +51,23 @@ pub fn routes_to(stored: &str, target: &'static str) -> bool {
             .is_some_and(|names| names.binary_search(&target).is_ok())
 }
 
-/// Whether any of the sorted `handled` names is reached from `stored` by upcasting.
-pub(crate) fn handled_after_upcast(stored: &str, handled: &[&str]) -> bool {
-    upcast_targets()
-        .get(stored)
-        .is_some_and(|names| names.iter().any(|name| handled.binary_search(name).is_ok()))
+/// Whether a record stored as `stored` reaches one of the sorted `handled` names (directly, or
+/// after upcasting).
+pub fn handles(stored: &str, handled: &[&str]) -> bool {
+    handled.binary_search(&stored).is_ok()
+        || upcast_targets()
+            .get(stored)
+            .is_some_and(|names| names.iter().any(|name| handled.binary_search(name).is_ok()))
 }
 
 /// Decodes `record` into the events of `E` it stands for, as envelopes of their current type.
-pub fn decode_handled<P: Projection, E: SingleEvent>(
-    record: &RecordedEvent,
-) -> Result<impl Iterator<Item = Envelope<E>> + '_, ProjectionError> {
+pub fn decode_handled<'r, E: SingleEvent>(
+    projection: &'static str,
+    record: &'r RecordedEvent,
+) -> Result<impl Iterator<Item = Envelope<E>> + 'r, ProjectionError> {
     let events: DecodedEvents<E> =
         codec::decode_record_of::<E>(record).map_err(|source| ProjectionError::Decode {
-            projection: P::NAME,
+            projection,
             global_position: record.global_position,
             event_type: record.event_type.clone(),
             event_version: record.event_version,
@@ -104,13 +107,14 @@ impl<E: Into<HandlerError>> HandlerOutput for Result<(), E> {
 }
 
 /// Turns handler `handler`'s output for `event` into the projection's result.
-pub fn handler_result<P: Projection, E: SingleEvent, O: HandlerOutput>(
+pub fn handler_result<E: SingleEvent, O: HandlerOutput>(
+    projection: &'static str,
     handler: &'static str,
     event: &Envelope<E>,
     output: O,
 ) -> Result<(), ProjectionError> {
     output.into_result().map_err(|source| ProjectionError::Handler {
-        projection: P::NAME,
+        projection,
         handler,
         global_position: event.global_position,
         event_type: E::EVENT_TYPE,
@@ -184,6 +188,7 @@ mod tests {
     fn unknown_names_route_only_to_themselves() {
         assert!(routes_to("nobody.knows", "nobody.knows"));
         assert!(!routes_to("nobody.knows", "someone.else"));
-        assert!(!handled_after_upcast("nobody.knows", &["someone.else"]));
+        assert!(!handles("nobody.knows", &["someone.else"]));
+        assert!(handles("b", &["a", "b", "c"]));
     }
 }
