@@ -27,7 +27,7 @@ pub enum ProjectionError {
         event_version: u32,
         /// Why it does not decode (names the event id and stream).
         #[source]
-        source: RecordDecodeError,
+        source: Box<RecordDecodeError>,
     },
     /// An `#[on]` handler returned an error.
     #[error(

@@ -71,7 +71,7 @@ pub fn decode_handled<'r, E: SingleEvent>(
             global_position: record.global_position,
             event_type: record.event_type.clone(),
             event_version: record.event_version,
-            source,
+            source: Box::new(source),
         })?;
     Ok(events.map(move |event| {
         let mut envelope = record.with_payload(event);
