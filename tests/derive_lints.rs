@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 mod domain {
     //! An aggregate written the way the docs show, in a module with public items.
-    use super::{aggregate, Deserialize, DomainEvent, JsonSchema, Serialize};
+    use super::{aggregate, projection, Deserialize, DomainEvent, JsonSchema, Serialize};
 
     /// A light was switched.
     #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
@@ -71,6 +71,37 @@ mod domain {
             self.name.clone_from(&e.0);
         }
     }
+
+    /// How often each light was switched, keyed by light.
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    pub struct SwitchCount {
+        /// Switches seen.
+        pub switches: u64,
+        /// The last name seen.
+        pub name: String,
+    }
+
+    /// A handler failure.
+    #[derive(Debug, thiserror::Error)]
+    #[error("empty name")]
+    pub struct EmptyName;
+
+    #[projection(version = 2)]
+    impl SwitchCount {
+        #[on]
+        fn switched(&mut self, _: &LightSwitched) {
+            self.switches += 1;
+        }
+
+        #[on(key = 0)]
+        fn renamed(&mut self, e: &eventcore::Envelope<LightRenamed>) -> Result<(), EmptyName> {
+            if e.payload.0.is_empty() {
+                return Err(EmptyName);
+            }
+            self.name.clone_from(&e.payload.0);
+            Ok(())
+        }
+    }
 }
 
 #[test]
@@ -85,5 +116,16 @@ fn strict_lints_accept_the_generated_code() {
     assert_eq!(
         <Light as Aggregate>::SNAPSHOT_POLICY,
         eventcore::SnapshotPolicy::Every(10)
+    );
+}
+
+#[test]
+fn strict_lints_accept_the_generated_projection() {
+    use eventcore::projection::Projection;
+    assert_eq!(domain::SwitchCount::NAME, "switch_count");
+    assert_eq!(domain::SwitchCount::VERSION, 2);
+    assert_eq!(
+        domain::SwitchCount::HANDLED_EVENT_TYPES,
+        ["light.renamed", "light.switched"]
     );
 }

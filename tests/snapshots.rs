@@ -153,6 +153,20 @@ impl<S: EventStore> EventStore for SnapshotFault<S> {
     async fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {
         self.inner.stream_version(stream_id).await
     }
+    async fn read_batch(
+        &self,
+        from_position: u64,
+        filter: &eventcore::store::EventFilter,
+        limit: usize,
+    ) -> Result<eventcore::store::LogBatch, StoreError> {
+        self.inner.read_batch(from_position, filter, limit).await
+    }
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        self.inner.head_position().await
+    }
+    async fn find_event(&self, event_id: eventcore::uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        self.inner.find_event(event_id).await
+    }
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
         self.inner.save_snapshot(snapshot).await
     }

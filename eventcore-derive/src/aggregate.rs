@@ -43,7 +43,7 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
 }
 
 /// The token naming what kind of item `item` is (`struct`, `fn`, ...), where the error points.
-fn item_keyword(item: &Item) -> TokenStream {
+pub(crate) fn item_keyword(item: &Item) -> TokenStream {
     use quote::ToTokens;
     match item {
         Item::Struct(i) => i.struct_token.to_token_stream(),

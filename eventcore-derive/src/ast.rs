@@ -1,11 +1,11 @@
 //! The validated IR the expanders read: built from `syn` input, borrowing it for spans.
 
 use proc_macro2::Span;
-use syn::{Data, DeriveInput, Fields, FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, ReturnType, Type};
+use syn::{Data, DeriveInput, Fields, Ident, ImplItem, ImplItemFn, ItemImpl, ReturnType, Type};
 
 use crate::attr::{self, Sp, APPLY, COMMAND};
 use crate::ctxt::Ctxt;
-use crate::naming;
+use crate::{handler, naming};
 
 /// What `#[derive(DomainEvent)]` was applied to.
 pub enum EventInput<'a> {
@@ -214,23 +214,7 @@ impl Role {
 
 /// Removes `#[command]` and `#[apply]` from the methods of `item`, returning each method's roles.
 pub fn strip_markers(item: &mut ItemImpl) -> Vec<Vec<(Role, syn::Attribute)>> {
-    item.items
-        .iter_mut()
-        .map(|item| match item {
-            ImplItem::Fn(method) => {
-                let mut roles = Vec::new();
-                method.attrs.retain(|attr| match Role::of(attr) {
-                    Some(role) => {
-                        roles.push((role, attr.clone()));
-                        false
-                    }
-                    None => true,
-                });
-                roles
-            }
-            _ => Vec::new(),
-        })
-        .collect()
+    handler::strip_markers(item, Role::of)
 }
 
 impl<'a> AggregateImpl<'a> {
@@ -340,74 +324,19 @@ fn aggregate_type(cx: &Ctxt, attrs: &attr::AggregateAttrs, self_ty: &Type) -> Op
 
 /// The checks both roles share: marker without arguments, no `async`, no generics.
 fn check_common(cx: &Ctxt, method: &ImplItemFn, attr: &syn::Attribute, marker: &str) {
-    if !matches!(attr.meta, syn::Meta::Path(_)) {
-        cx.error_spanned_by(&attr.meta, format!("`#[{marker}]` takes no arguments"));
-    }
-    let sig = &method.sig;
-    if let Some(asyncness) = sig.asyncness {
-        cx.error_spanned_by(
-            asyncness,
-            format!(
-                "`#[{marker}]` methods cannot be `async`: deciding and applying are pure, synchronous steps"
-            ),
-        );
-    }
-    if !sig.generics.params.is_empty() {
-        cx.error_spanned_by(&sig.generics, format!("`#[{marker}]` methods cannot be generic"));
-    }
-}
-
-/// The receiver of `method` if it is `&self` (`mutable == false`) or `&mut self`, else an error.
-fn check_receiver(cx: &Ctxt, method: &ImplItemFn, marker: &str, mutable: bool) {
-    let expected = if mutable { "&mut self" } else { "&self" };
-    let message = format!("`#[{marker}]` methods take `{expected}`");
-    match method.sig.receiver() {
-        Some(receiver)
-            if receiver.colon_token.is_none()
-                && receiver.reference.is_some()
-                && receiver.mutability.is_some() == mutable => {}
-        Some(receiver) => cx.error_spanned_by(receiver, message),
-        None => cx.error_at(
-            method.sig.paren_token.span.open(),
-            format!("{message} as first parameter"),
-        ),
-    }
-}
-
-/// The single typed parameter after the receiver, or an error.
-fn single_parameter<'a>(cx: &Ctxt, method: &'a ImplItemFn, what: &str) -> Option<&'a Type> {
-    let typed: Vec<_> = method
-        .sig
-        .inputs
-        .iter()
-        .filter_map(|arg| match arg {
-            FnArg::Typed(pat) => Some(pat),
-            FnArg::Receiver(_) => None,
-        })
-        .collect();
-    match typed.as_slice() {
-        [one] => Some(&one.ty),
-        [] => {
-            cx.error_at(
-                method.sig.paren_token.span.close(),
-                format!("expected one parameter after the receiver: {what}"),
-            );
-            None
-        }
-        [_, extra, ..] => {
-            cx.error_spanned_by(
-                extra,
-                format!("expected one parameter after the receiver: {what}"),
-            );
-            None
-        }
-    }
+    handler::check_no_arguments(cx, attr, marker);
+    handler::check_sync_and_not_generic(
+        cx,
+        method,
+        marker,
+        "deciding and applying are pure, synchronous steps",
+    );
 }
 
 fn command<'a>(cx: &Ctxt, method: &'a ImplItemFn, attr: &syn::Attribute) -> Option<Command<'a>> {
     check_common(cx, method, attr, COMMAND);
-    check_receiver(cx, method, COMMAND, false);
-    let param = single_parameter(cx, method, "the command, by value");
+    handler::check_receiver(cx, method, COMMAND, false);
+    let param = handler::single_parameter(cx, method, "the command, by value");
     let command = match param {
         Some(Type::Reference(reference)) => {
             cx.error_spanned_by(
@@ -437,10 +366,10 @@ fn command<'a>(cx: &Ctxt, method: &'a ImplItemFn, attr: &syn::Attribute) -> Opti
 
 fn apply<'a>(cx: &Ctxt, method: &'a ImplItemFn, attr: &syn::Attribute) -> Option<ApplyFn<'a>> {
     check_common(cx, method, attr, APPLY);
-    check_receiver(cx, method, APPLY, true);
-    let param = single_parameter(cx, method, "the event, by reference");
+    handler::check_receiver(cx, method, APPLY, true);
+    let param = handler::single_parameter(cx, method, "the event, by reference");
     let event = match param {
-        Some(Type::Reference(reference)) if reference.mutability.is_none() => Some(&*reference.elem),
+        Some(ty) if handler::shared_reference(ty).is_some() => handler::shared_reference(ty),
         Some(other) => {
             cx.error_spanned_by(
                 other,

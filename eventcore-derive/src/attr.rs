@@ -1,4 +1,5 @@
-//! Parses `#[event(...)]` and `#[aggregate(...)]` into typed values that keep their spans.
+//! Parses `#[event(...)]` and `#[aggregate(...)]` into typed values that keep their spans, and the
+//! helpers every macro's attribute parsing shares (`Attr`, `Sp`, `crate = "..."`).
 
 use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
@@ -18,6 +19,9 @@ pub const SNAPSHOT_VERSION: &str = "snapshot_version";
 pub const CRATE: &str = "crate";
 pub const COMMAND: &str = "command";
 pub const APPLY: &str = "apply";
+pub const PROJECTION: &str = "projection";
+pub const ON: &str = "on";
+pub const KEY: &str = "key";
 
 const EVENT_KEYS: &str = "`aggregate`, `name`, `version`, `upcast_from`, `crate`";
 const AGGREGATE_KEYS: &str = "`events`, `error`, `name`, `snapshot_every`, `snapshot_version`, `crate`";
@@ -201,7 +205,7 @@ pub(crate) fn crate_path(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::Path> {
 }
 
 /// The integer literal value of `meta`, or an error showing `example`.
-fn int_literal(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<LitInt> {
+pub(crate) fn int_literal(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<LitInt> {
     let value = meta.value()?;
     let span = value.span();
     value
@@ -209,7 +213,7 @@ fn int_literal(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<LitInt>
         .map_err(|_| syn::Error::new(span, format!("expected an integer, like `{example}`")))
 }
 
-fn path_text(path: &syn::Path) -> String {
+pub(crate) fn path_text(path: &syn::Path) -> String {
     quote::ToTokens::to_token_stream(path)
         .to_string()
         .replace(' ', "")

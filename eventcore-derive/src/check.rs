@@ -7,17 +7,17 @@ use crate::ast::{AggregateImpl, EventEnum};
 use crate::ctxt::Ctxt;
 
 /// The token text of a type, to compare types syntactically.
-fn type_key(ty: &Type) -> String {
+pub(crate) fn type_key(ty: &Type) -> String {
     ty.to_token_stream().to_string()
 }
 
 /// A type as a user would write it, for messages.
-fn type_text(ty: &Type) -> String {
+pub(crate) fn type_text(ty: &Type) -> String {
     type_key(ty).replace(' ', "")
 }
 
 /// Returns the index of the first element whose key equals the key of `items[i]`, if before `i`.
-fn first_with_same_key<T>(items: &[T], i: usize, key: impl Fn(&T) -> String) -> Option<usize> {
+pub(crate) fn first_with_same_key<T>(items: &[T], i: usize, key: impl Fn(&T) -> String) -> Option<usize> {
     let wanted = key(&items[i]);
     items[..i].iter().position(|item| key(item) == wanted)
 }

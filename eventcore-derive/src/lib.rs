@@ -1,4 +1,5 @@
-//! Procedural macros of eventcore: `#[derive(DomainEvent)]` and `#[aggregate]`.
+//! Procedural macros of eventcore: `#[derive(DomainEvent)]`, `#[aggregate]`, `#[upcaster]` and
+//! `#[projection]`.
 //!
 //! Use them through the `eventcore` crate, which re-exports them and documents them; the
 //! generated code refers to `eventcore` only through `::eventcore::__private`.
@@ -13,7 +14,9 @@ mod expand_aggregate;
 mod expand_event;
 mod expand_registration;
 mod expand_upcaster;
+mod handler;
 mod naming;
+mod projection;
 mod respan;
 mod upcaster;
 
@@ -37,4 +40,10 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn upcaster(args: TokenStream, input: TokenStream) -> TokenStream {
     upcaster::expand(args.into(), input.into()).into()
+}
+
+/// Implements `Projection` (a document folded from events) from an inherent `impl` block of `#[on]` handlers.
+#[proc_macro_attribute]
+pub fn projection(args: TokenStream, input: TokenStream) -> TokenStream {
+    projection::expand(args.into(), input.into()).into()
 }

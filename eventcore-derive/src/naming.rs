@@ -101,6 +101,16 @@ fn is_aggregate_char(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'
 }
 
+/// Why `name` is not a valid projection name: `[a-z0-9_]`, non-empty.
+pub fn invalid_projection_name(name: &str) -> Option<String> {
+    let what = "projection name";
+    invalid_name(what, name).or_else(|| {
+        name.chars()
+            .find(|c| matches!(c, '.' | '-'))
+            .map(|bad| format!("{what} `{name}` contains `{bad}`: use only `a-z`, `0-9` and `_`"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +174,9 @@ mod tests {
         assert!(why("account/opened").contains("`/`"));
         assert!(why("café").contains("`é`"));
         assert!(invalid_aggregate_name("a.b").is_some_and(|m| m.contains("`.`")));
+        assert!(invalid_projection_name("a-b").is_some_and(|m| m.contains("`-`")));
+        assert!(invalid_projection_name("").is_some());
+        assert_eq!(invalid_projection_name("account_summary2"), None);
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //!     .then_error(AccountError::InsufficientFunds);
 //! ```
 //!
+//! [`ProjectionFixture`] does the same for projections: events in, documents out.
+//!
 //! Tests that need a server read its URL with [`service_url`]: unset, they print
 //! `skipped: EVENTCORE_POSTGRES_URL is not set` and pass, unless `EVENTCORE_REQUIRE_SERVICES=1`
 //! (as in CI) makes that a failure.
@@ -16,11 +18,13 @@
 pub mod conformance;
 mod diff;
 mod fixture;
+mod projection_fixture;
 pub mod registry_check;
 mod round_trip;
 mod services;
 
 pub use fixture::{AggregateFixture, Outcome, StateCheck};
+pub use projection_fixture::{GivenEvent, ProjectionFixture};
 pub use registry_check::{assert_registry, RegistryCheck};
 pub use round_trip::{round_trip, RoundTripError};
 pub use services::{service_url, REQUIRE_SERVICES_ENV};

@@ -86,6 +86,23 @@ impl<E> ExactSizeIterator for DecodedEvents<E> {}
 /// upcaster path is [`DecodeError::MissingUpcaster`] naming the type and the version with no
 /// step; a version newer than the code is [`DecodeError::VersionTooNew`].
 pub fn decode_record<E: DomainEvent>(record: &RecordedEvent) -> Result<DecodedEvents<E>, RecordDecodeError> {
+    decode(record, false)
+}
+
+/// Like [`decode_record`], but of what upcasting produces, only the events of `E` are kept.
+///
+/// For readers of some event types only (projections): a stored event that an upcaster splits
+/// into an event of `E` and events of other types yields the former and skips the latter.
+pub fn decode_record_of<E: DomainEvent>(
+    record: &RecordedEvent,
+) -> Result<DecodedEvents<E>, RecordDecodeError> {
+    decode(record, true)
+}
+
+fn decode<E: DomainEvent>(
+    record: &RecordedEvent,
+    skip_foreign: bool,
+) -> Result<DecodedEvents<E>, RecordDecodeError> {
     match E::decode_payload(&record.event_type, record.event_version, &record.payload) {
         Ok(event) => Ok(DecodedEvents::one(event)),
         Err(rejected @ (DecodeError::MissingUpcaster { .. } | DecodeError::UnknownEventType { .. })) => {
@@ -95,6 +112,7 @@ pub fn decode_record<E: DomainEvent>(record: &RecordedEvent) -> Result<DecodedEv
                 record.event_version,
                 &record.payload,
                 rejected,
+                skip_foreign,
                 &mut events,
             )
             .map_err(|source| RecordDecodeError::new(record, source))?;

@@ -61,7 +61,7 @@ pub trait DomainEvent: Sized + Send + Sync + 'static {
 /// `#[derive(DomainEvent)]` on a struct implements it; enums of events implement only [`DomainEvent`].
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an event struct",
-    label = "an event enum wraps structs that derive `DomainEvent`",
+    label = "expected a struct that derives `DomainEvent`",
     note = "derive `DomainEvent`, `Serialize`, `Deserialize` and `JsonSchema` on `{Self}`"
 )]
 pub trait SingleEvent: DomainEvent + Serialize + DeserializeOwned + schemars::JsonSchema {

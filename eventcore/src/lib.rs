@@ -6,6 +6,8 @@
 //!   payloads as JSON and registers their JSON Schemas;
 //! - [`macro@aggregate`] turns an `impl` block with `#[command]` and `#[apply]` methods into an
 //!   [`Aggregate`] with one [`Handle`] per command and a `match` for applying events;
+//! - [`macro@projection`] turns an `impl` block with `#[on]` handlers into a [`Projection`]: a
+//!   read-model document folded from the events of any aggregates;
 //! - [`Repository`] loads aggregates from an [`EventStore`] and appends what their commands
 //!   decide, with optimistic concurrency.
 //!
@@ -60,6 +62,7 @@ pub mod cloudevents;
 pub mod codec;
 pub mod envelope;
 pub mod event;
+pub mod projection;
 pub mod repository;
 pub mod schema;
 pub mod store;
@@ -69,6 +72,7 @@ pub use aggregate::{Aggregate, Apply, Dispatch, Handle, SnapshotPolicy};
 pub use codec::RecordDecodeError;
 pub use envelope::{CommandContext, Envelope, Metadata, NewEvent, RecordedEvent};
 pub use event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
+pub use projection::{Projection, ProjectionError};
 pub use repository::{Committed, Loaded, Repository, RepositoryError};
 pub use store::{AppendResult, EventStore, ExpectedVersion, MemoryStore, Snapshot, SqliteStore, StoreError};
 #[cfg(feature = "postgres")]
@@ -169,14 +173,64 @@ pub use eventcore_derive::aggregate;
 /// The chain of upcasters runs on every load; [`schema::Registry::validate`] reports gaps.
 pub use eventcore_derive::upcaster;
 
+/// Implements [`Projection`](trait@Projection) from an `impl` block of `#[on]` handlers.
+///
+/// The type is the document: one value per key, `Default` before its first event, stored as
+/// JSON (it implements `Serialize` and `Deserialize`). Each handler folds one event struct `E`
+/// of any aggregate into it:
+///
+/// - `#[on] fn name(&mut self, e: &E)`, or `e: &Envelope<E>` to see the envelope too (ids,
+///   positions, time, correlation, metadata);
+/// - the document key is the event's aggregate id, or with `#[on(key = field)]` the payload
+///   field `field`, converted with `ToString`;
+/// - a handler returns nothing, or `Result<(), Err>` for an error type `Err`: a failing event
+///   is retried by the runner, never skipped.
+///
+/// Options of `#[projection(...)]`:
+///
+/// - `name = "..."`: the projection name, `[a-z0-9_]` (default: the snake_case type name,
+///   `AccountSummary` -> `account_summary`);
+/// - `version = N`: the version of the documents (1 and up, default 1); bump it when the
+///   document's shape or the handlers change, so the documents are rebuilt;
+/// - `crate = "path"`: where the generated code finds `eventcore` when renamed or re-exported.
+///
+/// ```
+/// use eventcore::prelude::*;
+/// use serde::{Deserialize, Serialize};
+/// # use schemars::JsonSchema;
+/// # #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+/// # #[event(aggregate = "order")]
+/// # pub struct OrderPlaced { pub customer: String, pub amount: i64 }
+///
+/// /// Spending per customer, whatever the order.
+/// #[derive(Debug, Default, Serialize, Deserialize)]
+/// pub struct CustomerSpending { pub orders: u32, pub total: i64, pub last_order: String }
+///
+/// #[projection(name = "spending", version = 2)]
+/// impl CustomerSpending {
+///     #[on(key = customer)]
+///     fn placed(&mut self, e: &Envelope<OrderPlaced>) {
+///         self.orders += 1;
+///         self.total += e.payload.amount;
+///         self.last_order = e.aggregate_id.clone();
+///     }
+/// }
+/// ```
+///
+/// Mistakes are compile errors at the offending token: two handlers for one event, a parameter
+/// that is not an event struct, a `key` field the event lacks, a wrong receiver (`&mut self`),
+/// parameter or return type, `async` or generic handlers, an unknown option, and a projection
+/// without any `#[on]` handler.
+pub use eventcore_derive::projection;
+
 /// The common imports: `use eventcore::prelude::*;`.
 pub mod prelude {
     #[cfg(feature = "postgres")]
     pub use crate::PostgresStore;
     pub use crate::{
-        aggregate, upcaster, Aggregate, CommandContext, DomainEvent, Envelope, EventStore, ExpectedVersion,
-        Handle, MemoryStore, RecordedEvent, Repository, RepositoryError, SqliteStore, StoreError,
-        SubscribeAll,
+        aggregate, projection, upcaster, Aggregate, CommandContext, DomainEvent, Envelope, EventStore,
+        ExpectedVersion, Handle, MemoryStore, Projection, RecordedEvent, Repository, RepositoryError,
+        SqliteStore, StoreError, SubscribeAll,
     };
 }
 
@@ -186,7 +240,12 @@ pub mod __private {
     pub use crate::aggregate::{
         decode_snapshot_json, encode_snapshot_json, Aggregate, Apply, Dispatch, Handle, SnapshotPolicy,
     };
+    pub use crate::envelope::{Envelope, RecordedEvent};
     pub use crate::event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
+    pub use crate::projection::support::{
+        decode_handled, handler_result, handles, routes_to, sorted_event_types, HandlerOutput,
+    };
+    pub use crate::projection::{Handles, Projection, ProjectionError, Routed};
     pub use crate::schema::{
         into_upcasted, one_step, typed_upcast, AggregateRegistration, EventRegistration, UpcastError,
         Upcasted, UpcasterKind, UpcasterRegistration,

@@ -77,11 +77,14 @@ pub(crate) fn run_step(
 ///
 /// Only an unknown type or an old version looks for an upcaster; with none, `rejected` stands
 /// (it names the type and the version with no step).
+/// With `skip_foreign`, produced events of types `E` does not know (and no upcaster leads on
+/// from) are left out instead of failing the decode: a reader of some types only.
 pub(crate) fn decode_upcasting<E: DomainEvent>(
     event_type: &str,
     version: u32,
     payload: &[u8],
     rejected: DecodeError,
+    skip_foreign: bool,
     out: &mut Vec<E>,
 ) -> Result<(), DecodeError> {
     let Some(upcaster) = step_or_error(event_type, version, rejected)? else {
@@ -93,7 +96,7 @@ pub(crate) fn decode_upcasting<E: DomainEvent>(
         source,
     })?;
     let mut steps = 0;
-    upcast_into(upcaster, value, &mut steps, out)
+    upcast_into(upcaster, value, &mut steps, skip_foreign, out)
 }
 
 /// After `E` rejected `(event_type, version)` with `error`: the step to take, or the error to return.
@@ -123,6 +126,7 @@ fn upcast_into<E: DomainEvent>(
     upcaster: &UpcasterRegistration,
     value: Value,
     steps: &mut usize,
+    skip_foreign: bool,
     out: &mut Vec<E>,
 ) -> Result<(), DecodeError> {
     *steps += 1;
@@ -142,11 +146,13 @@ fn upcast_into<E: DomainEvent>(
         })?;
         match E::decode_payload(&produced.event_type, produced.version, &bytes) {
             Ok(event) => out.push(event),
-            Err(error) => {
-                if let Some(next) = step_or_error(&produced.event_type, produced.version, error)? {
-                    upcast_into(next, produced.payload, steps, out)?;
-                }
-            }
+            Err(error) => match step_or_error(&produced.event_type, produced.version, error) {
+                Ok(Some(next)) => upcast_into(next, produced.payload, steps, skip_foreign, out)?,
+                Ok(None) => {}
+                // A type `E` does not know, with no step onwards: not for this reader.
+                Err(DecodeError::UnknownEventType { .. }) if skip_foreign => {}
+                Err(error) => return Err(error),
+            },
         }
     }
     Ok(())
