@@ -12,32 +12,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use stored::record;
 
-/// One document per account.
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AccountSummary {
-    pub owner: String,
-    pub balance: i64,
-    pub movements: u32,
-}
-
-#[projection] // name "account_summary", version 1; key: the event's aggregate id
-impl AccountSummary {
-    #[on]
-    fn opened(&mut self, e: &AccountOpened) {
-        self.owner = e.owner.clone();
-    }
-    #[on]
-    fn deposited(&mut self, e: &MoneyDeposited) {
-        self.balance += e.amount;
-        self.movements += 1;
-    }
-    #[on]
-    fn withdrawn(&mut self, e: &MoneyWithdrawn) {
-        self.balance -= e.amount;
-        self.movements += 1;
-    }
-}
-
 #[test]
 fn the_design_projection_is_named_and_lists_its_types_sorted() {
     assert_eq!(AccountSummary::NAME, "account_summary");

@@ -64,6 +64,7 @@ pub mod envelope;
 pub mod event;
 pub mod projection;
 pub mod repository;
+pub mod runner;
 pub mod schema;
 pub mod store;
 pub mod subscription;

@@ -1,4 +1,4 @@
-//! The Events and Aggregates blocks of DESIGN.md, verbatim: the derive tests run against them.
+//! The Events, Aggregates and Projections blocks of DESIGN.md, verbatim: the tests run against them.
 #![allow(dead_code)] // each test binary uses a different part
 
 use eventcore::prelude::*;
@@ -92,5 +92,31 @@ impl Account {
     #[apply]
     fn withdrawn(&mut self, e: &MoneyWithdrawn) {
         self.balance -= e.amount;
+    }
+}
+
+/// One document per account.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountSummary {
+    pub owner: String,
+    pub balance: i64,
+    pub movements: u32,
+}
+
+#[projection] // name "account_summary", version 1; key: the event's aggregate id
+impl AccountSummary {
+    #[on]
+    fn opened(&mut self, e: &AccountOpened) {
+        self.owner = e.owner.clone();
+    }
+    #[on]
+    fn deposited(&mut self, e: &MoneyDeposited) {
+        self.balance += e.amount;
+        self.movements += 1;
+    }
+    #[on]
+    fn withdrawn(&mut self, e: &MoneyWithdrawn) {
+        self.balance -= e.amount;
+        self.movements += 1;
     }
 }

@@ -7,6 +7,7 @@
 
 mod error;
 mod routed;
+mod runner;
 #[doc(hidden)]
 pub mod support;
 
@@ -16,6 +17,7 @@ use crate::envelope::RecordedEvent;
 
 pub use error::{HandlerError, ProjectionError};
 pub use routed::Routed;
+pub use runner::{Projections, RunningProjections, DEFAULT_BATCH_SIZE, DEFAULT_LEASE_TTL};
 pub use support::HandlerOutput;
 
 /// A document projection: a document type folded from the events its `#[on]` handlers take.

@@ -60,6 +60,21 @@ pub fn handles(stored: &str, handled: &[&str]) -> bool {
             .is_some_and(|names| names.iter().any(|name| handled.binary_search(name).is_ok()))
 }
 
+/// Every stored type name that reaches one of the sorted `handled` names: the names themselves
+/// and the older names that upcast into them (the filter a runner reads with).
+pub fn stored_event_types(handled: &[&'static str]) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = handled.to_vec();
+    names.extend(
+        upcast_targets()
+            .iter()
+            .filter(|(_, reached)| reached.iter().any(|name| handled.binary_search(name).is_ok()))
+            .map(|(&source, _)| source),
+    );
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// Decodes `record` into the events of `E` it stands for, as envelopes of their current type.
 pub fn decode_handled<'r, E: SingleEvent>(
     projection: &'static str,

@@ -111,6 +111,11 @@ impl MemoryStore {
         }
     }
 
+    /// A receiver of the last committed position, changed after every commit.
+    pub(crate) fn commit_receiver(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
+    }
+
     /// The value stored under `key` in `table`, outside any transaction.
     pub fn get(&self, table: &str, key: &str) -> Option<Bytes> {
         let log = self.inner.read().unwrap_or_else(PoisonError::into_inner);

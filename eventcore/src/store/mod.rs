@@ -8,7 +8,7 @@ use crate::envelope::{NewEvent, RecordedEvent};
 mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
-mod sqlite;
+pub(crate) mod sqlite;
 
 pub use memory::{MemoryStore, MemoryTransaction};
 #[cfg(feature = "postgres")]
@@ -132,6 +132,13 @@ pub enum StoreError {
         stream_version: u64,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A runner's lease was taken over by another owner (or a rebuild): its write was refused
+    /// by the fencing token, and nothing of it was committed.
+    #[error("the lease of `{name}` is held by another owner")]
+    LeaseLost {
+        /// The runner (projection, consumer, relay, saga) whose lease was lost.
+        name: String,
     },
     /// The store could not be reached or was busy (connection refused or lost before anything
     /// was sent, pool or lock timeout, serialization failure, deadlock, `SQLITE_BUSY`): nothing

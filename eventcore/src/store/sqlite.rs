@@ -340,6 +340,27 @@ impl SqliteStore {
         Ok(value)
     }
 
+    /// A receiver of the last position committed through this handle's process.
+    pub(crate) fn commit_receiver(&self) -> watch::Receiver<u64> {
+        self.inner.commits.subscribe()
+    }
+
+    /// Runs `work` on a read connection (see [`read`](Self::read)), for other modules of the crate.
+    pub(crate) async fn read_with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.read(work).await
+    }
+
+    /// Runs `work` on the writer connection (see [`write`](Self::write)), for other modules of the crate.
+    pub(crate) async fn write_with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.write(work).await
+    }
+
     fn connections(&self) -> Result<&Connections, StoreError> {
         // Only `Drop` takes the connections, and it runs once no handle is left.
         self.inner

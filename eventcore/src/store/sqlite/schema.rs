@@ -5,7 +5,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::store::StoreError;
 
 /// Migration `i` upgrades a database at `user_version` `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1_EVENTS, V2_SNAPSHOTS, V3_STREAM_KEYS];
+const MIGRATIONS: &[&str] = &[V1_EVENTS, V2_SNAPSHOTS, V3_STREAM_KEYS, V4_RUNNERS];
 
 /// The schema version this code writes and reads.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -88,6 +88,25 @@ INSERT INTO events_v3
     ORDER BY e.global_position;
 DROP TABLE events;
 ALTER TABLE events_v3 RENAME TO events;
+";
+
+/// Version 4: runners (projections, consumers, relays, sagas): a checkpoint and lease per
+/// runner, and the documents of document projections, keyed by collection and key.
+const V4_RUNNERS: &str = "
+CREATE TABLE runners (
+    name          TEXT    PRIMARY KEY,
+    position      INTEGER NOT NULL,
+    version       INTEGER NOT NULL,
+    fence         INTEGER NOT NULL,
+    owner         TEXT,
+    lease_expires INTEGER NOT NULL
+) STRICT;
+CREATE TABLE documents (
+    collection TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    body       BLOB NOT NULL,
+    PRIMARY KEY (collection, key)
+) STRICT, WITHOUT ROWID;
 ";
 
 /// The database has a schema version this code does not know (written by a newer eventcore).
