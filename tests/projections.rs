@@ -3,6 +3,8 @@
 //! at the event (never skipping it) and resume after a fix, rebuilds that swap atomically, and
 //! fenced ownership.
 
+#![allow(missing_docs)] // test types, not API
+
 mod design_domain;
 
 use std::time::Duration;
@@ -10,7 +12,7 @@ use std::time::Duration;
 use design_domain::*;
 use eventcore::prelude::*;
 use eventcore::projection::Projections;
-use eventcore::runner::RunnerStore;
+use eventcore::runner::{Backoff, RetryPolicy, RunnerState, RunnerStore};
 
 /// The DESIGN block, verbatim but for where the store comes from.
 async fn design_block<S: RunnerStore + SubscribeAll>(store: S) -> Result<(), Box<dyn std::error::Error>> {
@@ -52,4 +54,339 @@ async fn design_block_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("bank.db")).await.unwrap();
     design_block(store).await.unwrap();
+}
+
+/// A document of deposits, whose handler fails on an unlucky amount until it is fixed.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Deposits {
+    pub amounts: Vec<i64>,
+}
+
+static FIXED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[derive(Debug, thiserror::Error)]
+#[error("unlucky amount {0}")]
+pub struct Unlucky(i64);
+
+#[projection]
+impl Deposits {
+    #[on]
+    fn deposited(&mut self, e: &MoneyDeposited) -> Result<(), Unlucky> {
+        if e.amount == 13 && !FIXED.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Unlucky(e.amount));
+        }
+        self.amounts.push(e.amount);
+        Ok(())
+    }
+}
+
+/// Counts withdrawals only: most events are not its business.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Withdrawals {
+    pub count: u32,
+}
+
+#[projection]
+impl Withdrawals {
+    #[on]
+    fn withdrawn(&mut self, _: &MoneyWithdrawn) {
+        self.count += 1;
+    }
+}
+
+/// Version 2 of the account summary: also counts the opening as a movement.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SummaryV2 {
+    pub owner: String,
+    pub balance: i64,
+    pub movements: u32,
+}
+
+#[projection(name = "account_summary", version = 2)]
+impl SummaryV2 {
+    #[on]
+    fn opened(&mut self, e: &AccountOpened) {
+        self.owner = e.owner.clone();
+        self.movements += 1;
+    }
+    #[on]
+    fn deposited(&mut self, e: &MoneyDeposited) {
+        self.balance += e.amount;
+        self.movements += 1;
+    }
+}
+
+async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.db")).await.unwrap();
+    (dir, store)
+}
+
+async fn wait_for_state<S>(running: &eventcore::projection::RunningProjections<S>, state: RunnerState) {
+    let mut status = running.watch(running.status()[0].name.as_str()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.state == state))
+        .await
+        .unwrap_or_else(|_| panic!("never reached {state}: {:?}", running.status()))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_event_stops_the_projection_there_and_it_resumes_after_a_fix() {
+    let (_dir, store) = sqlite().await;
+    let accounts = Repository::<Account, _>::new(store.clone());
+    accounts
+        .execute("acc-1", OpenAccount { owner: "ada".into() })
+        .await
+        .unwrap();
+    for amount in [1, 13, 2] {
+        accounts.execute("acc-1", Deposit { amount }).await.unwrap();
+    }
+    let unlucky_position = 3;
+    let projections = Projections::new(store.clone())
+        .with::<Deposits>()
+        .retry(RetryPolicy {
+            max_attempts: 3,
+            backoff: Backoff::exponential(Duration::from_millis(1), Duration::from_millis(5)),
+        });
+    let running = projections.start();
+    wait_for_state(&running, RunnerState::Failed).await;
+    let status = running.status().remove(0);
+    assert_eq!(status.position, unlucky_position, "stopped at the failing event");
+    assert_eq!(status.retries, 3);
+    let error = status.last_error.unwrap();
+    assert!(
+        error.contains("position 3") && error.contains("unlucky amount 13"),
+        "{error}"
+    );
+    assert!(running.wait_caught_up(Duration::from_secs(1)).await.is_err());
+    let partial = projections.get::<Deposits>("acc-1").await.unwrap().unwrap();
+    assert_eq!(
+        partial.amounts,
+        [1],
+        "the events before it are committed, nothing after"
+    );
+    assert_eq!(
+        store.checkpoint("deposits").await.unwrap().unwrap().position,
+        unlucky_position
+    );
+    running.stop().await.unwrap();
+
+    FIXED.store(true, std::sync::atomic::Ordering::SeqCst);
+    let running = projections.start();
+    running.wait_caught_up(Duration::from_secs(5)).await.unwrap();
+    let fixed = projections.get::<Deposits>("acc-1").await.unwrap().unwrap();
+    assert_eq!(
+        fixed.amounts,
+        [1, 13, 2],
+        "resumed at the failed event, none skipped or repeated"
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_checkpoint_moves_past_events_the_projection_does_not_handle() {
+    let (_dir, store) = sqlite().await;
+    let accounts = Repository::<Account, _>::new(store.clone());
+    for i in 0..30 {
+        accounts
+            .execute(&format!("acc-{i}"), OpenAccount { owner: "ada".into() })
+            .await
+            .unwrap();
+    }
+    let projections = Projections::new(store.clone())
+        .with::<Withdrawals>()
+        .batch_size(7);
+    let running = projections.start();
+    running.wait_caught_up(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        store.checkpoint("withdrawals").await.unwrap().unwrap().position,
+        31
+    );
+    let status = running.status().remove(0);
+    assert_eq!(
+        (status.position, status.head, status.lag, status.state),
+        (31, 30, 0, RunnerState::Live)
+    );
+    assert!(projections.get::<Withdrawals>("acc-1").await.unwrap().is_none());
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn one_owner_at_a_time_and_the_other_takes_over_when_it_stops() {
+    let (_dir, store) = sqlite().await;
+    let accounts = Repository::<Account, _>::new(store.clone());
+    accounts
+        .execute("acc-1", OpenAccount { owner: "ada".into() })
+        .await
+        .unwrap();
+    let projections = Projections::new(store.clone())
+        .with::<AccountSummary>()
+        .lease_ttl(Duration::from_millis(300));
+    let first = projections.start();
+    first.wait_caught_up(Duration::from_secs(5)).await.unwrap();
+    let second = projections.start();
+    wait_for_state(&second, RunnerState::Standby).await;
+    for _ in 0..20 {
+        accounts.execute("acc-1", Deposit { amount: 1 }).await.unwrap();
+    }
+    first.wait_caught_up(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(second.status()[0].state, RunnerState::Standby, "never two owners");
+    first.stop().await.unwrap();
+    for _ in 0..20 {
+        accounts.execute("acc-1", Deposit { amount: 1 }).await.unwrap();
+    }
+    second.wait_caught_up(Duration::from_secs(5)).await.unwrap();
+    let summary = projections.get::<AccountSummary>("acc-1").await.unwrap().unwrap();
+    assert_eq!(
+        (summary.balance, summary.movements),
+        (40, 40),
+        "each event applied once"
+    );
+    second.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_writer_fenced_out_by_a_new_owner_cannot_commit() {
+    let store = MemoryStore::new();
+    let old = store
+        .acquire_lease("p", "old", Duration::from_millis(1))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let new = store
+        .acquire_lease("p", "new", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(new.fence > old.fence);
+    let commit = eventcore::runner::DocumentCommit {
+        collection: "p".into(),
+        upserts: vec![("k".into(), "{}".into())],
+        position: 9,
+        version: 1,
+    };
+    let refused = store.commit_documents(&old, commit.clone()).await;
+    assert!(
+        matches!(refused, Err(StoreError::LeaseLost { .. })),
+        "{refused:?}"
+    );
+    assert!(store
+        .load_documents("p", vec!["k".into()])
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .acquire_lease("p", "old", Duration::from_secs(1))
+        .await
+        .unwrap()
+        .is_none());
+    store.commit_documents(&new, commit).await.unwrap();
+    assert_eq!(store.checkpoint("p").await.unwrap().unwrap().position, 9);
+}
+
+#[tokio::test]
+async fn a_rebuild_under_writes_and_reads_swaps_in_a_complete_model() {
+    let (_dir, store) = sqlite().await;
+    let accounts = Repository::<Account, _>::new(store.clone());
+    for i in 0..5 {
+        accounts
+            .execute(&format!("acc-{i}"), OpenAccount { owner: "ada".into() })
+            .await
+            .unwrap();
+    }
+    let projections = Projections::new(store.clone())
+        .with::<AccountSummary>()
+        .batch_size(20);
+    let running = projections.start();
+    let writer = {
+        let accounts = accounts.clone();
+        tokio::spawn(async move {
+            for n in 0..300 {
+                accounts
+                    .execute(&format!("acc-{}", n % 5), Deposit { amount: 1 })
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let reader = {
+        let projections = Projections::new(store.clone()).with::<AccountSummary>();
+        tokio::spawn(async move {
+            let mut seen = [0u32; 5];
+            for _ in 0..400 {
+                for (i, last) in seen.iter_mut().enumerate() {
+                    let movements = projections
+                        .get::<AccountSummary>(&format!("acc-{i}"))
+                        .await
+                        .unwrap()
+                        .map_or(0, |s| s.movements);
+                    assert!(
+                        movements >= *last,
+                        "a reader saw the model go back: {movements} < {last}"
+                    );
+                    *last = movements;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    projections.rebuild::<AccountSummary>().await.unwrap();
+    writer.await.unwrap();
+    reader.await.unwrap();
+    running.wait_caught_up(Duration::from_secs(10)).await.unwrap();
+    for i in 0..5 {
+        let summary = projections
+            .get::<AccountSummary>(&format!("acc-{i}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((summary.balance, summary.movements), (60, 60), "acc-{i}");
+    }
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_new_version_rebuilds_on_start() {
+    let (_dir, store) = sqlite().await;
+    let accounts = Repository::<Account, _>::new(store.clone());
+    accounts
+        .execute("acc-1", OpenAccount { owner: "ada".into() })
+        .await
+        .unwrap();
+    accounts.execute("acc-1", Deposit { amount: 5 }).await.unwrap();
+    let v1 = Projections::new(store.clone()).with::<AccountSummary>();
+    let running = v1.start();
+    running.wait_caught_up(Duration::from_secs(5)).await.unwrap();
+    running.stop().await.unwrap();
+    assert_eq!(
+        v1.get::<AccountSummary>("acc-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .movements,
+        1
+    );
+
+    let v2 = Projections::new(store.clone()).with::<SummaryV2>();
+    let running = v2.start();
+    running.wait_caught_up(Duration::from_secs(5)).await.unwrap();
+    let summary = v2.get::<SummaryV2>("acc-1").await.unwrap().unwrap();
+    assert_eq!(
+        (summary.balance, summary.movements),
+        (5, 2),
+        "rebuilt with version 2's logic"
+    );
+    assert_eq!(
+        store
+            .checkpoint("account_summary")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(running.status()[0].state, RunnerState::Live);
+    running.stop().await.unwrap();
 }

@@ -108,7 +108,10 @@ pub(crate) async fn drive<S: RunnerStore, H: BatchHandler<S>>(
             .await
             {
                 Followed::Cancelled => {
-                    status.update(|s| s.state = RunnerState::Stopped);
+                    // A runner that stopped at the head (a rebuild) keeps its state for the caller.
+                    if cancel.is_cancelled() {
+                        status.update(|s| s.state = RunnerState::Stopped);
+                    }
                     return Ended::Stopped(Some(lease));
                 }
                 Followed::Failed => return Ended::Failed,
@@ -362,7 +365,8 @@ pub(crate) async fn wait_reached(
     loop {
         {
             let current = status.borrow_and_update();
-            if current.reached(head) {
+            // A rebuild at the head has not swapped its documents in yet.
+            if current.reached(head) && current.state != RunnerState::Rebuilding {
                 return Ok(());
             }
             if matches!(current.state, RunnerState::Failed | RunnerState::Stopped) {
