@@ -46,7 +46,12 @@ async fn deposit_round(accounts: &Repository<Account, SqliteStore>, round: u32) 
     for n in 0..40 {
         let id = format!("acc-{}", (round * 40 + n) % ACCOUNTS);
         accounts
-            .execute(&id, Deposit { amount: i64::from(n % 5) + 1 })
+            .execute(
+                &id,
+                Deposit {
+                    amount: i64::from(n % 5) + 1,
+                },
+            )
             .await
             .unwrap();
     }
@@ -60,7 +65,12 @@ async fn documents_survive_sigkill() {
     let accounts = Repository::<Account, _>::new(store.clone());
     for i in 0..ACCOUNTS {
         accounts
-            .execute(&format!("acc-{i}"), OpenAccount { owner: format!("owner-{i}") })
+            .execute(
+                &format!("acc-{i}"),
+                OpenAccount {
+                    owner: format!("owner-{i}"),
+                },
+            )
             .await
             .unwrap();
     }
@@ -81,14 +91,21 @@ async fn documents_survive_sigkill() {
         tokio::time::sleep(Duration::from_millis(20 + next(&mut seed) % 150)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let checkpoint = store.checkpoint("account_summary").await.unwrap().map_or(0, |c| c.position);
+        let checkpoint = store
+            .checkpoint("account_summary")
+            .await
+            .unwrap()
+            .map_or(0, |c| c.position);
         if checkpoint > last_checkpoint {
             progressed += 1;
             last_checkpoint = checkpoint;
         }
     }
     // The children did the work, killed at different points, not the last owner alone.
-    assert!(progressed >= KILLS / 3, "only {progressed} of {KILLS} children made progress");
+    assert!(
+        progressed >= KILLS / 3,
+        "only {progressed} of {KILLS} children made progress"
+    );
     // A last owner takes over (after the dead child's lease expires) and catches up.
     let projections = projections(store.clone());
     let running = projections.start();

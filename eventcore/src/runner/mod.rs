@@ -11,12 +11,14 @@
 //! (`eventcore_runner_events_total`, `eventcore_runner_retries_total`,
 //! `eventcore_runner_lag_events`, `eventcore_runner_lag_seconds`, labelled by `runner`).
 //!
-//! [`RunnerStore`] is what a store provides for this; [`MemoryStore`](crate::MemoryStore) and
-//! [`SqliteStore`](crate::SqliteStore) implement it.
+//! [`RunnerStore`] is what a store provides for this; [`MemoryStore`](crate::MemoryStore),
+//! [`SqliteStore`](crate::SqliteStore) and `PostgresStore` (feature `postgres`) implement it.
 
 mod driver;
 mod error;
 mod memory;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 mod retry;
 mod sqlite;
 mod status;

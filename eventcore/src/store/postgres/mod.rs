@@ -112,6 +112,7 @@ mod subscription;
 pub use deadpool_postgres;
 pub(crate) use error::backend;
 pub use error::PostgresError;
+pub(crate) use schema::quote_ident;
 pub use schema::{SchemaVersionError, SCHEMA_VERSION};
 pub use tokio_postgres;
 
@@ -492,6 +493,16 @@ impl PostgresStore {
     /// Wakes the live subscriptions of this schema (in every process) to look for new events.
     pub async fn notify_subscribers(&self) -> Result<(), StoreError> {
         notifier::notify(&self.inner.pool, &self.inner.sql.notify).await
+    }
+
+    /// A receiver of the last position this process appended.
+    pub(crate) fn commit_receiver(&self) -> watch::Receiver<u64> {
+        self.inner.commits.subscribe()
+    }
+
+    /// How often idle readers look for commits no notification reported.
+    pub(crate) fn poll_interval(&self) -> Duration {
+        self.inner.poll_interval
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {

@@ -29,10 +29,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, super::snapshots::MIGRATION_2),
     (3, MIGRATION_3),
     (4, MIGRATION_4),
+    (5, crate::runner::postgres::MIGRATION_RUNNERS),
 ];
 
 /// The schema version this build of eventcore migrates to and runs against.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE {schema}.streams (
@@ -209,7 +210,7 @@ pub enum SchemaVersionError {
 }
 
 /// Quotes an identifier (the name is validated already; quoting keeps it exact).
-pub(super) fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
