@@ -31,31 +31,7 @@ async fn design_block_on_postgres() {
     let Some(store) = store("ec_proj_design").await else {
         return;
     };
-    let outcome = async {
-        let accounts = Repository::<Account, _>::new(store.clone());
-        let projections = Projections::new(store.clone()).with::<AccountSummary>();
-        let running = projections.start(); // catches up from its checkpoint, then follows live
-        accounts
-            .execute("acc-1", OpenAccount { owner: "ada".into() })
-            .await?;
-        accounts.execute("acc-1", Deposit { amount: 100 }).await?;
-        running.wait_caught_up(Duration::from_secs(5)).await?;
-        let summary = projections
-            .get::<AccountSummary>("acc-1")
-            .await?
-            .expect("projected");
-        assert_eq!(
-            (summary.owner.as_str(), summary.balance, summary.movements),
-            ("ada", 100, 1)
-        );
-        let status = &running.status()[0]; // one entry per projection
-        assert_eq!((status.name.as_str(), status.lag), ("account_summary", 0));
-        running.stop().await?;
-        projections.rebuild::<AccountSummary>().await?; // documents and checkpoint replaced by a replay from the start
-        assert_eq!(projections.get::<AccountSummary>("acc-1").await?, Some(summary));
-        Ok::<_, Box<dyn std::error::Error>>(())
-    }
-    .await;
+    let outcome = projections_block(store.clone()).await;
     drop_schema(&store).await;
     outcome.unwrap();
 }
