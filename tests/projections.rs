@@ -360,3 +360,100 @@ async fn a_new_version_rebuilds_on_start() {
     assert_eq!(running.status()[0].state, RunnerState::Live);
     running.stop().await.unwrap();
 }
+
+/// A read model in tables of its own: balances by account, queried with SQL.
+struct BalanceTable;
+
+impl eventcore::projection::SqliteTableProjection for BalanceTable {
+    fn name(&self) -> &str {
+        "balance_table"
+    }
+    fn event_types(&self) -> Vec<String> {
+        vec!["account.opened".into(), "account.money_deposited".into()]
+    }
+    fn setup(
+        &mut self,
+        tx: &eventcore::rusqlite::Transaction<'_>,
+    ) -> Result<(), eventcore::projection::TableError> {
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS balances (account TEXT PRIMARY KEY, owner TEXT, balance INTEGER)",
+        )?;
+        Ok(())
+    }
+    fn apply(
+        &mut self,
+        tx: &eventcore::rusqlite::Transaction<'_>,
+        event: &RecordedEvent,
+    ) -> Result<(), eventcore::projection::TableError> {
+        match event.decode::<AccountEvent>()?.payload {
+            AccountEvent::Opened(e) => {
+                tx.execute(
+                    "INSERT INTO balances VALUES (?1, ?2, 0)",
+                    [event.aggregate_id.as_str(), e.owner.as_str()],
+                )?;
+            }
+            AccountEvent::Deposited(e) if e.amount == 666 => return Err("a cursed deposit".into()),
+            AccountEvent::Deposited(e) => {
+                tx.execute(
+                    "UPDATE balances SET balance = balance + ?2 WHERE account = ?1",
+                    eventcore::rusqlite::params![event.aggregate_id, e.amount],
+                )?;
+            }
+            AccountEvent::Withdrawn(_) => {}
+        }
+        Ok(())
+    }
+}
+
+async fn balances(store: &SqliteStore) -> Vec<(String, String, i64)> {
+    store
+        .transaction(|tx| {
+            let mut statement = tx
+                .prepare("SELECT account, owner, balance FROM balances ORDER BY balance DESC, account")
+                .map_err(StoreError::backend)?;
+            let rows = statement
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .and_then(Iterator::collect)
+                .map_err(StoreError::backend)?;
+            Ok::<_, StoreError>(rows)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_table_projection_commits_its_rows_with_its_checkpoint() {
+    let (_dir, store) = sqlite().await;
+    let accounts = Repository::<Account, _>::new(store.clone());
+    for (id, owner) in [("acc-1", "ada"), ("acc-2", "bob")] {
+        accounts
+            .execute(id, OpenAccount { owner: owner.into() })
+            .await
+            .unwrap();
+    }
+    accounts.execute("acc-2", Deposit { amount: 50 }).await.unwrap();
+    accounts.execute("acc-1", Deposit { amount: 20 }).await.unwrap();
+    let projections = Projections::new(store.clone())
+        .with_tables(BalanceTable)
+        .retry(RetryPolicy {
+            max_attempts: 2,
+            backoff: Backoff::exponential(Duration::from_millis(1), Duration::from_millis(2)),
+        });
+    let running = projections.start();
+    running.wait_caught_up(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        balances(&store).await,
+        [
+            ("acc-2".into(), "bob".into(), 50),
+            ("acc-1".into(), "ada".into(), 20)
+        ]
+    );
+    // A failing event: the rows of its batch before it commit, nothing of it or after it.
+    accounts.execute("acc-1", Deposit { amount: 1 }).await.unwrap();
+    accounts.execute("acc-1", Deposit { amount: 666 }).await.unwrap();
+    accounts.execute("acc-1", Deposit { amount: 1 }).await.unwrap();
+    wait_for_state(&running, RunnerState::Failed).await;
+    assert_eq!(running.status()[0].position, 6, "stopped at the cursed deposit");
+    assert_eq!(balances(&store).await[1], ("acc-1".into(), "ada".into(), 21));
+    running.stop().await.unwrap();
+}

@@ -82,6 +82,8 @@ pub use subscription::{EventStream, SubscribeAll};
 
 /// The `chrono` this crate uses (event times are `chrono::DateTime<Utc>`).
 pub use chrono;
+/// The `rusqlite` this crate uses: table projections and unit-of-work callers name its types.
+pub use rusqlite;
 /// The `schemars` this crate uses: derive `JsonSchema` with it to avoid version skew.
 pub use schemars;
 /// The `uuid` this crate uses (event ids are `uuid::Uuid`).

@@ -8,6 +8,7 @@
 mod error;
 mod routed;
 mod runner;
+mod sqlite_tables;
 #[doc(hidden)]
 pub mod support;
 
@@ -18,6 +19,7 @@ use crate::envelope::RecordedEvent;
 pub use error::{HandlerError, ProjectionError};
 pub use routed::Routed;
 pub use runner::{Projections, RunningProjections, DEFAULT_BATCH_SIZE, DEFAULT_LEASE_TTL};
+pub use sqlite_tables::{SqliteTableProjection, TableError};
 pub use support::HandlerOutput;
 
 /// A document projection: a document type folded from the events its `#[on]` handlers take.

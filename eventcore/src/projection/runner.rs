@@ -49,10 +49,10 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Projections<S> {
 
 /// Settings shared by a set of projections.
 #[derive(Debug, Clone)]
-struct Options {
-    batch_size: usize,
-    retry: RetryPolicy,
-    lease_ttl: Duration,
+pub(super) struct Options {
+    pub(super) batch_size: usize,
+    pub(super) retry: RetryPolicy,
+    pub(super) lease_ttl: Duration,
 }
 
 impl<S: RunnerStore> Projections<S> {
@@ -134,6 +134,16 @@ impl<S: RunnerStore> Projections<S> {
     pub async fn rebuild<P: Projection>(&self) -> Result<(), RunnerError> {
         let board = StatusBoard::new(P::NAME, P::VERSION);
         rebuild::<S, P>(&self.store, &self.options, &board, &CancellationToken::new()).await
+    }
+}
+
+impl Projections<crate::SqliteStore> {
+    /// Adds a projection that writes its own tables in the SQLite file (see
+    /// [`SqliteTableProjection`](super::SqliteTableProjection)).
+    pub fn with_tables<P: super::SqliteTableProjection>(mut self, projection: P) -> Self {
+        self.entries
+            .push(Arc::new(super::sqlite_tables::TableEntry::new(projection)));
+        self
     }
 }
 
@@ -224,8 +234,8 @@ impl<S: RunnerStore> RunningProjections<S> {
 }
 
 /// One registered projection, with its type erased.
-trait Entry<S>: Send + Sync {
-    fn name(&self) -> &'static str;
+pub(super) trait Entry<S>: Send + Sync {
+    fn name(&self) -> &str;
     fn version(&self) -> u32;
     fn spawn(
         &self,
@@ -239,7 +249,7 @@ trait Entry<S>: Send + Sync {
 struct Typed<P>(PhantomData<fn() -> P>);
 
 impl<S: RunnerStore, P: Projection> Entry<S> for Typed<P> {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         P::NAME
     }
 

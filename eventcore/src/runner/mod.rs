@@ -20,7 +20,7 @@ mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod retry;
-mod sqlite;
+pub(crate) mod sqlite;
 mod status;
 mod store;
 

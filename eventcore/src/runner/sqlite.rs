@@ -93,7 +93,12 @@ fn take_lease(
 }
 
 /// Moves the checkpoint of `lease`'s runner, renewing the lease; `LeaseLost` if it was taken.
-fn write_checkpoint(conn: &Connection, lease: &Lease, position: u64, version: u32) -> Result<(), StoreError> {
+pub(crate) fn write_checkpoint(
+    conn: &Connection,
+    lease: &Lease,
+    position: u64,
+    version: u32,
+) -> Result<(), StoreError> {
     let updated = conn
         .prepare_cached(
             "UPDATE runners SET position = ?1, version = ?2, lease_expires = ?3 WHERE name = ?4 AND fence = ?5",
