@@ -58,6 +58,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod aggregate;
+pub mod bus;
 pub mod cloudevents;
 pub mod codec;
 pub mod envelope;

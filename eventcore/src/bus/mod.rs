@@ -1,0 +1,8 @@
+//! The event bus: handlers that react to committed events, at least once, in their own time.
+//!
+//! `#[event_handler]` turns an `impl` block of `#[on]` async handlers into an [`EventHandler`].
+
+mod handler;
+
+pub use crate::runner::{Backoff, RetryPolicy};
+pub use handler::{EventHandler, HandleError, Handled};
