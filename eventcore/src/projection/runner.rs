@@ -6,17 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{Projection, Routed};
 use crate::envelope::RecordedEvent;
 use crate::runner::{
-    drive, new_owner, wait_reached, BatchError, BatchHandler, DocumentCommit, DriverConfig, Ended, Lease,
-    RetryPolicy, RunnerError, RunnerState, RunnerStatus, RunnerStore, StatusBoard,
+    drive, new_owner, BatchError, BatchHandler, DocumentCommit, DriverConfig, Ended, Lease, RetryPolicy,
+    Runner, RunnerError, RunnerState, RunnerStore, Running, StatusBoard,
 };
 use crate::store::{EventFilter, LogBatch, StoreError};
+
+/// A set of started projections; dropping it stops them.
+pub type RunningProjections<S> = Running<S>;
 
 /// Default events per batch.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
@@ -96,7 +98,7 @@ impl<S: RunnerStore> Projections<S> {
 
     /// Starts every projection: each catches up from its checkpoint, then follows live. A
     /// projection whose `VERSION` changed since its checkpoint was written is rebuilt first.
-    pub fn start(&self) -> RunningProjections<S> {
+    pub fn start(&self) -> Running<S> {
         let cancel = CancellationToken::new();
         let runners = self
             .entries
@@ -109,14 +111,10 @@ impl<S: RunnerStore> Projections<S> {
                     Arc::clone(&board),
                     cancel.clone(),
                 );
-                Runner { board, task }
+                Runner::new(board, task)
             })
             .collect();
-        RunningProjections {
-            store: self.store.clone(),
-            runners,
-            cancel: cancel.drop_guard(),
-        }
+        Running::new(self.store.clone(), runners, cancel)
     }
 
     /// The document of projection `P` under `key`, as last committed.
@@ -144,92 +142,6 @@ impl Projections<crate::SqliteStore> {
         self.entries
             .push(Arc::new(super::sqlite_tables::TableEntry::new(projection)));
         self
-    }
-}
-
-/// A set of started projections; dropping it stops them.
-pub struct RunningProjections<S> {
-    store: S,
-    runners: Vec<Runner>,
-    cancel: tokio_util::sync::DropGuard,
-}
-
-impl<S> std::fmt::Debug for RunningProjections<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunningProjections")
-            .field("status", &self.status())
-            .finish_non_exhaustive()
-    }
-}
-
-struct Runner {
-    board: Arc<StatusBoard>,
-    task: JoinHandle<Option<Lease>>,
-}
-
-impl<S> RunningProjections<S> {
-    /// The status of each projection, in the order they were added.
-    pub fn status(&self) -> Vec<RunnerStatus> {
-        self.runners.iter().map(|r| r.board.current()).collect()
-    }
-
-    /// A receiver of one projection's status, to watch it change.
-    pub fn watch(&self, name: &str) -> Option<watch::Receiver<RunnerStatus>> {
-        self.runners
-            .iter()
-            .find(|r| r.board.current().name == name)
-            .map(|r| r.board.subscribe())
-    }
-}
-
-impl<S: RunnerStore> RunningProjections<S> {
-    /// Waits until every projection has handled every event committed before this call; an
-    /// error when one fails or stops first, or when `timeout` passes.
-    pub async fn wait_caught_up(&self, timeout: Duration) -> Result<(), RunnerError> {
-        let head = self.store.head_position().await?;
-        let deadline = tokio::time::Instant::now() + timeout;
-        for runner in &self.runners {
-            let reached = wait_reached(runner.board.subscribe(), head);
-            match tokio::time::timeout_at(deadline, reached).await {
-                Ok(Ok(())) => {}
-                Ok(Err(message)) => return Err(RunnerError::NotRunning(message)),
-                Err(_) => {
-                    let status = runner.board.current();
-                    return Err(RunnerError::Timeout {
-                        name: status.name,
-                        waited: timeout,
-                        position: status.position,
-                        head,
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Stops every projection after its current batch and gives up their leases.
-    pub async fn stop(self) -> Result<(), RunnerError> {
-        let Self {
-            store,
-            runners,
-            cancel,
-        } = self;
-        drop(cancel);
-        let mut first_error = None;
-        for runner in runners {
-            match runner.task.await {
-                Ok(Some(lease)) => {
-                    if let Err(error) = store.release_lease(&lease).await {
-                        first_error.get_or_insert(RunnerError::Store(error));
-                    }
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    first_error.get_or_insert(RunnerError::Task(error));
-                }
-            }
-        }
-        first_error.map_or(Ok(()), Err)
     }
 }
 

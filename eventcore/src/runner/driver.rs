@@ -46,6 +46,12 @@ pub(crate) trait BatchHandler<S: RunnerStore>: Send + 'static {
         lease: &Lease,
         batch: &LogBatch,
     ) -> impl Future<Output = Result<(), BatchError>> + Send;
+
+    /// Work to do while caught up (a consumer's requested replays); runs at every wake-up.
+    fn idle(&mut self, store: &S) -> impl Future<Output = Result<(), BatchError>> + Send {
+        let _ = store;
+        async { Ok(()) }
+    }
 }
 
 /// How a runner reads.
@@ -294,6 +300,9 @@ async fn follow<S: RunnerStore, H: BatchHandler<S>>(
         });
         if stop_head.is_some_and(|head| position > head) {
             return Followed::Cancelled;
+        }
+        if let Err(error) = handler.idle(store).await {
+            tracing::warn!(?error, "idle work failed");
         }
         if renewed.elapsed() >= config.lease_ttl / 3 {
             match store.renew_lease(lease).await {

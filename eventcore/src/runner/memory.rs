@@ -210,6 +210,27 @@ impl RunnerStore for MemoryStore {
         })
     }
 
+    async fn list_documents(&self, collection: &str) -> Result<Vec<(String, Bytes)>, StoreError> {
+        let table = documents_table(collection);
+        self.transaction(|tx| {
+            Ok(tx
+                .entries(&table)
+                .map(|(k, v)| (k.to_owned(), v.clone()))
+                .collect())
+        })
+    }
+
+    async fn put_document(&self, collection: &str, key: &str, body: Option<Bytes>) -> Result<(), StoreError> {
+        let table = documents_table(collection);
+        self.transaction(|tx| {
+            match body {
+                Some(body) => tx.put(&table, key, body),
+                None => tx.delete(&table, key),
+            }
+            Ok(())
+        })
+    }
+
     async fn clear_documents(&self, collection: &str) -> Result<(), StoreError> {
         let table = documents_table(collection);
         self.transaction(|tx| {

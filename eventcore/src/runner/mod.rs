@@ -20,6 +20,7 @@ mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod retry;
+mod running;
 pub(crate) mod sqlite;
 mod status;
 mod store;
@@ -27,6 +28,8 @@ mod store;
 pub(crate) use driver::{drive, error_chain, wait_reached, BatchError, BatchHandler, DriverConfig, Ended};
 pub use error::RunnerError;
 pub use retry::{Backoff, RetryPolicy};
+pub(crate) use running::Runner;
+pub use running::Running;
 pub(crate) use status::StatusBoard;
 pub use status::{RunnerState, RunnerStatus};
 pub use store::{Checkpoint, CommitSignal, DocumentCommit, Lease, RunnerStore};

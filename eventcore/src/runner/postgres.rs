@@ -22,6 +22,8 @@ struct Sql {
     upsert_documents: String,
     move_documents: String,
     clear_documents: String,
+    list_documents: String,
+    delete_document: String,
 }
 
 impl Sql {
@@ -60,6 +62,8 @@ impl Sql {
             ),
             move_documents: format!("UPDATE {s}.documents SET collection = $1 WHERE collection = $2"),
             clear_documents: format!("DELETE FROM {s}.documents WHERE collection = $1"),
+            list_documents: format!("SELECT key, body::text FROM {s}.documents WHERE collection = $1 ORDER BY key"),
+            delete_document: format!("DELETE FROM {s}.documents WHERE collection = $1 AND key = $2"),
         }
     }
 }
@@ -290,6 +294,40 @@ impl RunnerStore for PostgresStore {
             .await
             .map_err(backend)?;
         tx.commit().await.map_err(backend)
+    }
+
+    async fn list_documents(&self, collection: &str) -> Result<Vec<(String, Bytes)>, StoreError> {
+        let client = self.pool().get().await.map_err(backend)?;
+        let rows = client
+            .query(&self.runner_sql().list_documents, &[&collection])
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                let key: String = row.try_get(0).map_err(backend)?;
+                let body: String = row.try_get(1).map_err(backend)?;
+                Ok((key, Bytes::from(body)))
+            })
+            .collect()
+    }
+
+    async fn put_document(&self, collection: &str, key: &str, body: Option<Bytes>) -> Result<(), StoreError> {
+        let sql = self.runner_sql();
+        let client = self.pool().get().await.map_err(backend)?;
+        match body {
+            Some(body) => {
+                let body = String::from_utf8(body.to_vec()).map_err(StoreError::backend)?;
+                client
+                    .execute(
+                        &sql.upsert_documents,
+                        &[&collection, &vec![key.to_owned()], &vec![body]],
+                    )
+                    .await
+            }
+            None => client.execute(&sql.delete_document, &[&collection, &key]).await,
+        }
+        .map_err(backend)?;
+        Ok(())
     }
 
     async fn clear_documents(&self, collection: &str) -> Result<(), StoreError> {

@@ -270,6 +270,41 @@ impl RunnerStore for SqliteStore {
         .await
     }
 
+    async fn list_documents(&self, collection: &str) -> Result<Vec<(String, Bytes)>, StoreError> {
+        let collection = collection.to_owned();
+        self.read_with(move |conn| {
+            conn.prepare_cached("SELECT key, body FROM documents WHERE collection = ?1 ORDER BY key")
+                .and_then(|mut s| {
+                    s.query_map([&collection], |r| {
+                        Ok((r.get::<_, String>(0)?, Bytes::from(r.get::<_, Vec<u8>>(1)?)))
+                    })?
+                    .collect()
+                })
+                .map_err(sqlite_error)
+        })
+        .await
+    }
+
+    async fn put_document(&self, collection: &str, key: &str, body: Option<Bytes>) -> Result<(), StoreError> {
+        let (collection, key) = (collection.to_owned(), key.to_owned());
+        self.write_with(move |conn| {
+            match body {
+                Some(body) => conn.execute(
+                    "INSERT INTO documents (collection, key, body) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (collection, key) DO UPDATE SET body = excluded.body",
+                    rusqlite::params![collection, key, &body[..]],
+                ),
+                None => conn.execute(
+                    "DELETE FROM documents WHERE collection = ?1 AND key = ?2",
+                    [&collection, &key],
+                ),
+            }
+            .map_err(sqlite_error)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn clear_documents(&self, collection: &str) -> Result<(), StoreError> {
         let collection = collection.to_owned();
         self.write_with(move |conn| {

@@ -121,6 +121,20 @@ pub trait RunnerStore: EventStore {
         version: u32,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Every document of `collection`, in key order (for small collections: dead letters, markers).
+    fn list_documents(
+        &self,
+        collection: &str,
+    ) -> impl Future<Output = Result<Vec<(String, Bytes)>, StoreError>> + Send;
+
+    /// Writes or (with `None`) removes one document, outside any runner's checkpoint.
+    fn put_document(
+        &self,
+        collection: &str,
+        key: &str,
+        body: Option<Bytes>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Removes every document of `collection` (an abandoned rebuild's shadow).
     fn clear_documents(&self, collection: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
