@@ -141,7 +141,7 @@ impl<S: RunnerStore, H: EventHandler> BatchHandler<S> for Consumer<H> {
         Ok(self.replay(store).await?)
     }
 
-    async fn handle(&mut self, store: &S, lease: &Lease, batch: &LogBatch) -> Result<(), BatchError> {
+    async fn handle(&mut self, store: &S, lease: &Lease, batch: &LogBatch) -> Result<u64, BatchError> {
         self.replay(store).await?;
         let mut events = &batch.events[..];
         let mut next_position = batch.next_position;
@@ -198,7 +198,7 @@ impl<S: RunnerStore, H: EventHandler> BatchHandler<S> for Consumer<H> {
                 },
             )
             .await?;
-        Ok(())
+        Ok(next_position)
     }
 }
 

@@ -407,7 +407,7 @@ impl<P: Projection> DocumentHandler<P> {
 }
 
 impl<S: RunnerStore, P: Projection> BatchHandler<S> for DocumentHandler<P> {
-    async fn handle(&mut self, store: &S, lease: &Lease, batch: &LogBatch) -> Result<(), BatchError> {
+    async fn handle(&mut self, store: &S, lease: &Lease, batch: &LogBatch) -> Result<u64, BatchError> {
         let mut records = &batch.events[..];
         let mut position = batch.next_position;
         let mut failure = None;
@@ -427,7 +427,7 @@ impl<S: RunnerStore, P: Projection> BatchHandler<S> for DocumentHandler<P> {
                         )
                         .await?;
                     return match failure {
-                        None => Ok(()),
+                        None => Ok(position),
                         Some((position, error)) => Err(BatchError::Event { position, error }),
                     };
                 }

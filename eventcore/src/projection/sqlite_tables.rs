@@ -154,7 +154,7 @@ impl<P: SqliteTableProjection> BatchHandler<SqliteStore> for TableHandler<P> {
         store: &SqliteStore,
         lease: &Lease,
         batch: &LogBatch,
-    ) -> Result<(), BatchError> {
+    ) -> Result<u64, BatchError> {
         let mut events = batch.events.clone();
         let mut position = batch.next_position;
         let mut failure = None;
@@ -190,7 +190,7 @@ impl<P: SqliteTableProjection> BatchHandler<SqliteStore> for TableHandler<P> {
                 Outcome::Committed => {
                     self.set_up = true;
                     return match failure {
-                        None => Ok(()),
+                        None => Ok(position),
                         Some((position, error)) => Err(BatchError::Event { position, error }),
                     };
                 }

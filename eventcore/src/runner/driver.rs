@@ -37,15 +37,16 @@ impl From<StoreError> for BatchError {
 
 /// What a runner does with each batch.
 pub(crate) trait BatchHandler<S: RunnerStore>: Send + 'static {
-    /// Handles `batch` and commits its effects with the checkpoint `batch.next_position`, under
-    /// `lease`, in one transaction. On an event's failure, commits the events before it with the
+    /// Handles `batch` and commits its effects with the checkpoint `batch.next_position` (or a
+    /// lower one, handling only part of the batch), under `lease`, in one transaction; returns the
+    /// checkpoint it committed. On an event's failure, commits the events before it with the
     /// checkpoint at it, and reports it.
     fn handle(
         &mut self,
         store: &S,
         lease: &Lease,
         batch: &LogBatch,
-    ) -> impl Future<Output = Result<(), BatchError>> + Send;
+    ) -> impl Future<Output = Result<u64, BatchError>> + Send;
 
     /// Work to do while caught up (a consumer's requested replays); runs at every wake-up.
     fn idle(&mut self, store: &S) -> impl Future<Output = Result<(), BatchError>> + Send {
@@ -218,12 +219,16 @@ async fn follow<S: RunnerStore, H: BatchHandler<S>>(
         if batch.next_position > position || !batch.events.is_empty() {
             let span = tracing::debug_span!("batch", position, events = batch.events.len());
             match handler.handle(store, lease, &batch).instrument(span).await {
-                Ok(()) => {
-                    let handled = batch.events.len();
+                Ok(committed) => {
+                    let handled = batch
+                        .events
+                        .iter()
+                        .filter(|e| e.global_position < committed)
+                        .count();
                     metrics::counter!("eventcore_runner_events_total", "runner" => config.name.clone())
                         .increment(handled as u64);
                     let elapsed = started.elapsed().as_secs_f64();
-                    position = batch.next_position;
+                    position = committed;
                     attempts = (0, 0);
                     renewed = Instant::now();
                     *delays = Box::new(config.retry.backoff.delays());
