@@ -6,7 +6,6 @@
 mod design_domain;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,30 +31,25 @@ impl EventHandler for Journal {
     const NAME: &'static str = "journal";
     const HANDLED_EVENT_TYPES: &'static [&'static str] = &["account.money_deposited"];
 
-    fn handle<'a>(
-        &'a self,
-        record: &'a RecordedEvent,
-    ) -> impl Future<Output = Result<Handled, HandleError>> + Send + 'a {
-        async move {
-            if record.payload_json().is_ok_and(|p| p["amount"] == 666) {
-                std::process::abort();
-            }
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.log)
-                .map_err(|e| HandleError::Handler {
-                    handler: "deposited",
-                    source: Box::new(e),
-                })?;
-            writeln!(file, "{}", record.event_id)
-                .and_then(|()| file.sync_data())
-                .map_err(|e| HandleError::Handler {
-                    handler: "deposited",
-                    source: Box::new(e),
-                })?;
-            Ok(Handled::Done)
+    async fn handle(&self, record: &RecordedEvent) -> Result<Handled, HandleError> {
+        if record.payload_json().is_ok_and(|p| p["amount"] == 666) {
+            std::process::abort();
         }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| HandleError::Handler {
+                handler: "deposited",
+                source: Box::new(e),
+            })?;
+        writeln!(file, "{}", record.event_id)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| HandleError::Handler {
+                handler: "deposited",
+                source: Box::new(e),
+            })?;
+        Ok(Handled::Done)
     }
 }
 

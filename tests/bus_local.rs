@@ -4,7 +4,6 @@
 
 mod design_domain;
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,33 +28,28 @@ impl EventHandler for Ledger {
     const NAME: &'static str = "ledger";
     const HANDLED_EVENT_TYPES: &'static [&'static str] = &["account.money_deposited"];
 
-    fn handle<'a>(
-        &'a self,
-        record: &'a RecordedEvent,
-    ) -> impl Future<Output = Result<Handled, HandleError>> + Send + 'a {
-        async move {
-            if record.event_type != "account.money_deposited" {
-                return Ok(Handled::Skipped);
-            }
-            let event = record.decode::<AccountEvent>().map_err(|e| HandleError::Decode {
-                global_position: record.global_position,
-                source: Box::new(e),
-            })?;
-            let AccountEvent::Deposited(deposit) = event.payload else {
-                return Ok(Handled::Skipped);
-            };
-            if deposit.amount == 13 && !self.fixed.load(Ordering::SeqCst) {
-                return Err(HandleError::Handler {
-                    handler: "deposited",
-                    source: Box::new(LedgerDown(std::io::Error::other("connection refused"))),
-                });
-            }
-            self.seen
-                .lock()
-                .unwrap()
-                .push((record.aggregate_id.clone(), deposit.amount));
-            Ok(Handled::Done)
+    async fn handle(&self, record: &RecordedEvent) -> Result<Handled, HandleError> {
+        if record.event_type != "account.money_deposited" {
+            return Ok(Handled::Skipped);
         }
+        let event = record.decode::<AccountEvent>().map_err(|e| HandleError::Decode {
+            global_position: record.global_position,
+            source: Box::new(e),
+        })?;
+        let AccountEvent::Deposited(deposit) = event.payload else {
+            return Ok(Handled::Skipped);
+        };
+        if deposit.amount == 13 && !self.fixed.load(Ordering::SeqCst) {
+            return Err(HandleError::Handler {
+                handler: "deposited",
+                source: Box::new(LedgerDown(std::io::Error::other("connection refused"))),
+            });
+        }
+        self.seen
+            .lock()
+            .unwrap()
+            .push((record.aggregate_id.clone(), deposit.amount));
+        Ok(Handled::Done)
     }
 }
 
