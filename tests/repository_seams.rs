@@ -406,7 +406,9 @@ async fn execute_retrying_re_sends_the_same_batch_instead_of_deciding_again() {
     assert!(error.is_ambiguous(), "{error:?}");
     let accounts = Repository::<Account, _>::new(faulty(0, 10));
     let done = accounts
-        .execute_retrying("acc-1", 3, &CommandContext::new(), || OpenAccount { owner: "ada".into() })
+        .execute_retrying("acc-1", 3, &CommandContext::new(), || OpenAccount {
+            owner: "ada".into(),
+        })
         .await
         .unwrap();
     assert_eq!(done.version, 1);
@@ -424,21 +426,25 @@ async fn an_append_that_times_out_inside_the_repository_is_resolved_not_repeated
         .execute("acc-1", OpenAccount { owner: "ada".into() })
         .await
         .unwrap();
-    let done = accounts
-        .execute("acc-1", Deposit { amount: 5 })
-        .await
-        .unwrap();
+    let done = accounts.execute("acc-1", Deposit { amount: 5 }).await.unwrap();
     assert_eq!(done.version, 2);
     // Let the slow first send finish: it is recognised as a re-send and stores nothing.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    assert_eq!(store.stream_version("account-acc-1").await.unwrap(), 2, "opened once");
+    assert_eq!(
+        store.stream_version("account-acc-1").await.unwrap(),
+        2,
+        "opened once"
+    );
     assert!(accounts.store().appends.load(Ordering::SeqCst) >= 3);
 
     // The same fault with a timeout around `execute` applies the command twice on a retry:
     // the outcome of a dropped future cannot be learnt.
     let outer = Repository::<Account, _>::new(faulty(1, 0));
     let store = outer.store().inner.clone();
-    outer.execute("acc-1", OpenAccount { owner: "ada".into() }).await.unwrap();
+    outer
+        .execute("acc-1", OpenAccount { owner: "ada".into() })
+        .await
+        .unwrap();
     outer.store().appends.store(0, Ordering::SeqCst);
     let timed_out = tokio::time::timeout(
         std::time::Duration::from_millis(100),
@@ -451,5 +457,9 @@ async fn an_append_that_times_out_inside_the_repository_is_resolved_not_repeated
     outer.execute("acc-1", Deposit { amount: 5 }).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let loaded = Repository::<Account, _>::new(store).load("acc-1").await.unwrap();
-    assert_eq!(loaded.state().balance, 10, "applied twice: why the timeout belongs inside");
+    assert_eq!(
+        loaded.state().balance,
+        10,
+        "applied twice: why the timeout belongs inside"
+    );
 }
