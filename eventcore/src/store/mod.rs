@@ -133,6 +133,18 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The database itself is damaged: the backend reports a malformed file (`SQLITE_CORRUPT`,
+    /// `SQLITE_NOTADB`), an integrity check failed, or a position of the log is missing. Reads
+    /// stop here rather than skip an event.
+    #[error("the event store's database is corrupt: {reason}")]
+    CorruptDatabase {
+        /// What is known: the file, and what was found.
+        reason: String,
+    },
+    /// The store cannot be written: it was opened read-only, or its file, directory or file
+    /// system is read-only. Nothing was written.
+    #[error("the event store is read-only")]
+    ReadOnly(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// The store could not be reached or was busy (connection refused or lost before anything
     /// was sent, pool or lock timeout, serialization failure, deadlock, `SQLITE_BUSY`): nothing
     /// was written, and the same call may succeed later.
