@@ -756,7 +756,7 @@ async fn a_version_2_file_is_migrated_to_stream_keys_keeping_events_positions_an
     ));
     assert!(matches!(
         store
-            .append(hostile[2], ExpectedVersion::NoStream, events(1))
+            .append(hostile[0], ExpectedVersion::NoStream, events(1))
             .await,
         Err(StoreError::VersionConflict { .. })
     ));
