@@ -415,7 +415,7 @@ async fn hostile_stream_ids_round_trip<S: EventStore>(store: S) {
         "'; DROP TABLE events; --",
         "\"; DELETE FROM events WHERE 1=1; --",
         "Robert'); DROP TABLE students;--",
-        "emoji 🦀🔥👩‍👩‍👧",
+        "emoji 🦀🔥👩👧",
         "rtl txet עברית العربية",
         "combining e\u{301}\u{302}\u{303} Z\u{351}\u{35b}",
         "100%",
