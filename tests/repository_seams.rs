@@ -321,3 +321,145 @@ async fn an_outcome_that_stays_unknown_is_reported_as_ambiguous() {
     let cause = std::error::Error::source(&error).map(ToString::to_string);
     assert_eq!(cause.as_deref(), Some("connection reset by peer"));
 }
+
+/// A store whose first `slow` appends take `delay` to run, in a task of their own that goes on
+/// when the caller gives up (as SQLite's blocking write and PostgreSQL's statement do); the
+/// `unknown` appends after them are lost before they reach the store, with an unknown outcome.
+#[derive(Clone)]
+struct Faulty<S> {
+    inner: S,
+    appends: Arc<AtomicU64>,
+    slow: u64,
+    unknown: u64,
+    delay: std::time::Duration,
+}
+
+impl<S: EventStore> EventStore for Faulty<S> {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        let n = self.appends.fetch_add(1, Ordering::SeqCst);
+        if n < self.slow {
+            let (inner, delay, stream_id) = (self.inner.clone(), self.delay, stream_id.to_owned());
+            let task = tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                inner.append(&stream_id, expected, events).await
+            });
+            return task.await.unwrap();
+        }
+        if n < self.slow + self.unknown {
+            return Err(StoreError::ambiguous(Reset));
+        }
+        self.inner.append(stream_id, expected, events).await
+    }
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_stream(stream_id, from, limit).await
+    }
+    async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_all(from, limit).await
+    }
+    async fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {
+        self.inner.stream_version(stream_id).await
+    }
+    async fn read_batch(
+        &self,
+        from: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<LogBatch, StoreError> {
+        self.inner.read_batch(from, filter, limit).await
+    }
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        self.inner.head_position().await
+    }
+    async fn find_event(&self, event_id: eventcore::uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        self.inner.find_event(event_id).await
+    }
+}
+
+fn faulty(slow: u64, unknown: u64) -> Faulty<MemoryStore> {
+    Faulty {
+        inner: MemoryStore::new(),
+        appends: Arc::default(),
+        slow,
+        unknown,
+        delay: std::time::Duration::from_secs(1),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn execute_retrying_re_sends_the_same_batch_instead_of_deciding_again() {
+    // Ten lost sends: more than `execute_with` makes, fewer than `execute_retrying` with 3 attempts.
+    let accounts = Repository::<Account, _>::new(faulty(0, 10));
+    let error = accounts
+        .execute("acc-1", OpenAccount { owner: "ada".into() })
+        .await
+        .unwrap_err();
+    assert!(error.is_ambiguous(), "{error:?}");
+    let accounts = Repository::<Account, _>::new(faulty(0, 10));
+    let done = accounts
+        .execute_retrying("acc-1", 3, &CommandContext::new(), || OpenAccount {
+            owner: "ada".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(done.version, 1);
+    assert_eq!(accounts.store().appends.load(Ordering::SeqCst), 11);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_append_that_times_out_inside_the_repository_is_resolved_not_repeated() {
+    // The first append takes 1 s and commits; the repository gives up on it after 100 ms and
+    // re-sends the same batch, which the store recognises.
+    let accounts = Repository::<Account, _>::new(faulty(1, 0))
+        .with_append_timeout(std::time::Duration::from_millis(100));
+    let store = accounts.store().inner.clone();
+    accounts
+        .execute("acc-1", OpenAccount { owner: "ada".into() })
+        .await
+        .unwrap();
+    let done = accounts.execute("acc-1", Deposit { amount: 5 }).await.unwrap();
+    assert_eq!(done.version, 2);
+    // Let the slow first send finish: it is recognised as a re-send and stores nothing.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        store.stream_version("account-acc-1").await.unwrap(),
+        2,
+        "opened once"
+    );
+    assert!(accounts.store().appends.load(Ordering::SeqCst) >= 3);
+
+    // The same fault with a timeout around `execute` applies the command twice on a retry:
+    // the outcome of a dropped future cannot be learnt.
+    let outer = Repository::<Account, _>::new(faulty(1, 0));
+    let store = outer.store().inner.clone();
+    outer
+        .execute("acc-1", OpenAccount { owner: "ada".into() })
+        .await
+        .unwrap();
+    outer.store().appends.store(0, Ordering::SeqCst);
+    let timed_out = tokio::time::timeout(
+        std::time::Duration::from_millis(100),
+        outer.execute("acc-1", Deposit { amount: 5 }),
+    )
+    .await;
+    assert!(timed_out.is_err());
+    // A caller's retry after a pause decides again, on a state that already has the deposit.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    outer.execute("acc-1", Deposit { amount: 5 }).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let loaded = Repository::<Account, _>::new(store).load("acc-1").await.unwrap();
+    assert_eq!(
+        loaded.state().balance,
+        10,
+        "applied twice: why the timeout belongs inside"
+    );
+}

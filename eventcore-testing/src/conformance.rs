@@ -246,6 +246,7 @@ macro_rules! store_conformance_tests {
             find_event_by_id,
             oversized_payload_is_refused,
             invalid_stream_ids_are_refused,
+            oversized_metadata_and_batches_are_refused,
             global_order_interleaves_streams,
             read_stream_pages,
             read_all_pages,
@@ -477,17 +478,81 @@ pub async fn oversized_payload_is_refused<H: StoreHarness>(ctx: Ctx<H>) {
     assert_eq!(read[0].payload, at_limit.payload);
 }
 
-/// Empty ids, ids with control characters and over-long ids are refused.
+/// Empty ids, ids with control characters, over-long ids, ids of only whitespace and ids with
+/// characters that spoof a display (bidirectional overrides and isolates, zero-width
+/// characters, a byte-order mark, line and paragraph separators) are refused.
 pub async fn invalid_stream_ids_are_refused<H: StoreHarness>(ctx: Ctx<H>) {
     let s = &ctx.store;
     let too_long = "x".repeat(eventcore::store::MAX_STREAM_ID_BYTES + 1);
-    for id in ["", "tab\there", "nul\0byte", "line\nbreak", too_long.as_str()] {
+    let spoofing = [
+        "order-\u{202E}txet",
+        "order-\u{202A}x",
+        "order-\u{202B}x",
+        "order-\u{202C}x",
+        "order-\u{202D}x",
+        "iso-\u{2066}x",
+        "iso-\u{2067}x",
+        "iso-\u{2068}x",
+        "iso-\u{2069}x",
+        "zero\u{200B}width",
+        "zw\u{200C}nj",
+        "zw\u{200D}j",
+        "word\u{2060}joiner",
+        "\u{FEFF}bom",
+        "line\u{2028}sep",
+        "para\u{2029}sep",
+        " ",
+        "\u{3000}\u{00A0} \u{2003}",
+    ];
+    for id in ["", "tab\there", "nul\0byte", "line\nbreak", too_long.as_str()]
+        .into_iter()
+        .chain(spoofing)
+    {
         match s.append(id, ExpectedVersion::Any, events(0..1)).await {
             Err(StoreError::InvalidStreamId { .. }) => {}
             other => panic!("stream id {id:?} must be refused, got {other:?}"),
         }
     }
     assert!(read_everything(s).await.is_empty());
+}
+
+/// Metadata over [`MAX_METADATA_BYTES`](eventcore::store::MAX_METADATA_BYTES) is an invalid
+/// event, and a batch over [`DEFAULT_MAX_BATCH_BYTES`](eventcore::store::DEFAULT_MAX_BATCH_BYTES)
+/// is refused whole before anything is sent.
+pub async fn oversized_metadata_and_batches_are_refused<H: StoreHarness>(ctx: Ctx<H>) {
+    let s = &ctx.store;
+    let limit = eventcore::store::MAX_METADATA_BYTES;
+    let mut batch = events(0..2);
+    batch[1].metadata.insert("k".to_owned(), "v".repeat(limit));
+    match s.append("meta", ExpectedVersion::Any, batch).await {
+        Err(StoreError::InvalidEvent { index: 1, reason, .. }) => {
+            assert!(reason.contains("metadata"), "{reason}");
+        }
+        other => panic!("oversized metadata must be refused, got {other:?}"),
+    }
+    let mut at_limit = events(0..1);
+    at_limit[0].metadata.insert("k".to_owned(), "v".repeat(limit - 1));
+    s.append("meta", ExpectedVersion::Any, at_limit).await.unwrap();
+
+    // Each event's metadata is under its limit; together they pass the batch's.
+    let filler = "m".repeat(limit - 1);
+    let count = eventcore::store::DEFAULT_MAX_BATCH_BYTES / limit + 1;
+    let big: Vec<_> = events(0..count as u64)
+        .into_iter()
+        .map(|mut e| {
+            e.metadata.insert("k".to_owned(), filler.clone());
+            e
+        })
+        .collect();
+    match s.append("big", ExpectedVersion::Any, big).await {
+        Err(StoreError::BatchTooLarge { events, .. }) => assert_eq!(events, count),
+        other => panic!(
+            "an oversized batch must be refused, got {:?}",
+            other.map(|r| r.positions.len())
+        ),
+    }
+    assert_eq!(s.stream_version("big").await.unwrap(), 0);
+    assert_eq!(read_everything(s).await.len(), 1);
 }
 
 /// The global order is the order of the appends, across streams; each stream keeps its own order.

@@ -19,6 +19,7 @@ pub mod conformance;
 mod diff;
 mod fixture;
 mod projection_fixture;
+pub mod proxy;
 pub mod registry_check;
 mod round_trip;
 mod services;

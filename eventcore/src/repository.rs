@@ -1,6 +1,7 @@
 //! The repository: loads aggregates from their streams and runs commands against them.
 
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use crate::aggregate::{Aggregate, Handle, SnapshotPolicy};
 use crate::codec::RecordDecodeError;
@@ -17,9 +18,14 @@ const READ_PAGE: usize = 1024;
 /// Appends of a batch whose outcome stays unknown, in all, before giving up.
 const RESOLVE_ATTEMPTS: u32 = 6;
 /// First wait before re-sending a batch whose outcome is unknown; it doubles each time.
-const RESOLVE_FIRST_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
+const RESOLVE_FIRST_DELAY: Duration = Duration::from_millis(20);
 /// Longest wait between re-sends.
-const RESOLVE_MAX_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
+const RESOLVE_MAX_DELAY: Duration = Duration::from_millis(500);
+
+/// An append that did not answer within the repository's [append timeout](Repository::with_append_timeout).
+#[derive(Debug, thiserror::Error)]
+#[error("the append did not answer within {0:?}")]
+struct AppendTimedOut(Duration);
 
 /// Applies every event of `page` to `state`; the version of the last one (or `version`).
 fn fold<A: Aggregate>(
@@ -111,6 +117,7 @@ fn committed<E>(
 /// ```
 pub struct Repository<A, S> {
     store: S,
+    append_timeout: Option<Duration>,
     aggregate: PhantomData<fn() -> A>,
 }
 
@@ -118,6 +125,7 @@ impl<A, S: Clone> Clone for Repository<A, S> {
     fn clone(&self) -> Self {
         Self {
             store: self.store.clone(),
+            append_timeout: self.append_timeout,
             aggregate: PhantomData,
         }
     }
@@ -128,6 +136,7 @@ impl<A, S: std::fmt::Debug> std::fmt::Debug for Repository<A, S> {
         f.debug_struct("Repository")
             .field("aggregate", &std::any::type_name::<A>())
             .field("store", &self.store)
+            .field("append_timeout", &self.append_timeout)
             .finish()
     }
 }
@@ -247,8 +256,26 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     pub fn new(store: S) -> Self {
         Self {
             store,
+            append_timeout: None,
             aggregate: PhantomData,
         }
+    }
+
+    /// Bounds each append the repository sends by `timeout`, from inside, so that it can learn
+    /// the outcome of one that runs late.
+    ///
+    /// An append that times out may still commit (SQLite's blocking write and PostgreSQL's
+    /// statement go on), so it counts as an [ambiguous](StoreError::Ambiguous) outcome: the
+    /// repository re-sends the very same batch, which the store never stores twice, until it
+    /// learns whether the batch committed (see [`execute_with`](Self::execute_with)). A command
+    /// therefore returns within about `timeout` per send plus the backoff between sends.
+    ///
+    /// Do not wrap `execute` in `tokio::time::timeout` instead: a command whose future is
+    /// dropped may commit later, and nothing can then tell the caller; running it again could
+    /// apply it twice. Use this timeout, or an [idempotency key](CommandContext::idempotency_key).
+    pub fn with_append_timeout(mut self, timeout: Duration) -> Self {
+        self.append_timeout = Some(timeout);
+        self
     }
 
     /// The underlying store.
@@ -381,6 +408,22 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         A: Handle<C>,
         C: Send,
     {
+        self.run(id, command, context, RESOLVE_ATTEMPTS).await
+    }
+
+    /// [`execute_with`](Self::execute_with), sending an append whose outcome stays unknown up to
+    /// `sends` times in all.
+    async fn run<C>(
+        &self,
+        id: &str,
+        command: C,
+        context: &CommandContext,
+        sends: u32,
+    ) -> Result<Committed<A::Event>, RepositoryError<A::Error>>
+    where
+        A: Handle<C>,
+        C: Send,
+    {
         let stream_id = Self::stream_id(id);
         if context.idempotency_key.is_some() {
             if let Some(earlier) = self.earlier_run(&stream_id, context).await? {
@@ -397,7 +440,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
         let new_events = encode_batch::<A>(&events, &stream_id, id, context)?;
         let written = match self
-            .append_resolving(&stream_id, ExpectedVersion::Exact(loaded.version), &new_events)
+            .append_resolving(
+                &stream_id,
+                ExpectedVersion::Exact(loaded.version),
+                &new_events,
+                sends,
+            )
             .await
         {
             Ok(written) => written,
@@ -428,16 +476,17 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     /// Appends a batch; while the outcome is unknown, re-sends the same batch (same event ids)
-    /// with a short backoff until the store answers for it.
+    /// with a short backoff until the store answers for it, `sends` times at most.
     async fn append_resolving(
         &self,
         stream_id: &str,
         expected: ExpectedVersion,
         batch: &[NewEvent],
+        sends: u32,
     ) -> Result<crate::store::AppendResult, RepositoryError<A::Error>> {
         let mut delay = RESOLVE_FIRST_DELAY;
-        let mut outcome = self.store.append(stream_id, expected, batch.to_vec()).await;
-        for _ in 1..RESOLVE_ATTEMPTS {
+        let mut outcome = self.send(stream_id, expected, batch).await;
+        for _ in 1..sends.max(1) {
             match &outcome {
                 Err(error) if error.is_ambiguous() => {}
                 _ => break,
@@ -445,7 +494,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             tracing::debug!(stream_id, "append outcome unknown; re-sending the same batch");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(RESOLVE_MAX_DELAY);
-            outcome = match self.store.append(stream_id, expected, batch.to_vec()).await {
+            outcome = match self.send(stream_id, expected, batch).await {
                 // Still unreachable: the first attempt's outcome is still unknown.
                 Err(error) if error.is_retryable() && !error.is_ambiguous() => {
                     Err(StoreError::Ambiguous(Box::new(error)))
@@ -454,6 +503,22 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             };
         }
         Ok(outcome?)
+    }
+
+    /// Sends one append, bounded by the append timeout: one that times out has an unknown outcome.
+    async fn send(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        batch: &[NewEvent],
+    ) -> Result<AppendResult, StoreError> {
+        let append = self.store.append(stream_id, expected, batch.to_vec());
+        match self.append_timeout {
+            None => append.await,
+            Some(limit) => tokio::time::timeout(limit, append)
+                .await
+                .unwrap_or_else(|_| Err(StoreError::ambiguous(AppendTimedOut(limit)))),
+        }
     }
 
     /// Whether the stored first event of `batch` is the one encoded here (and not the event
@@ -545,6 +610,11 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// Runs a command, re-running it on fresh state up to `attempts` times while it conflicts.
     ///
     /// `make_command` builds the command for each attempt, so commands need not be `Clone`.
+    ///
+    /// A command is never decided again once its append was sent with an unknown outcome: the
+    /// same batch is re-sent instead (up to `attempts` times as often as by
+    /// [`execute_with`](Self::execute_with)) until the store answers for it. If it still cannot,
+    /// the error [`is_ambiguous`](RepositoryError::is_ambiguous).
     pub async fn execute_retrying<C>(
         &self,
         id: &str,
@@ -558,7 +628,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     {
         let mut attempt = 1;
         loop {
-            match self.execute_with(id, make_command(), context).await {
+            let sends = RESOLVE_ATTEMPTS.saturating_mul(attempts.max(1));
+            match self.run(id, make_command(), context, sends).await {
                 Err(e) if e.is_conflict() && attempt < attempts => {
                     tracing::debug!(
                         aggregate = A::AGGREGATE_TYPE,

@@ -215,13 +215,13 @@ async fn a_file_with_a_newer_schema_is_refused() {
 }
 
 #[tokio::test]
-async fn a_file_that_is_not_a_database_is_a_backend_error() {
+async fn a_file_that_is_not_a_database_is_a_corrupt_database_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.db");
     std::fs::write(&path, vec![0x5a_u8; 8192]).unwrap();
     assert!(matches!(
         SqliteStore::open(&path).await,
-        Err(StoreError::Backend(_))
+        Err(StoreError::CorruptDatabase { reason }) if reason.contains(&path.display().to_string())
     ));
 }
 
@@ -696,7 +696,16 @@ async fn a_version_2_file_is_migrated_to_stream_keys_keeping_events_positions_an
     drop(conn);
 
     let store = open(&path).await;
-    assert_eq!(store.read_all(1, usize::MAX).await.unwrap(), expected);
+    // The hole is kept, and reading the whole log stops at it rather than step over it.
+    let error = store.read_all(1, usize::MAX).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("global position 11 is missing; the next stored is 111"),
+        "{error}"
+    );
+    assert_eq!(store.read_all(1, 10).await.unwrap(), expected[..10]);
+    assert_eq!(store.read_all(111, usize::MAX).await.unwrap(), expected[10..]);
     for stream in hostile {
         let of_stream: Vec<_> = expected
             .iter()
@@ -747,7 +756,7 @@ async fn a_version_2_file_is_migrated_to_stream_keys_keeping_events_positions_an
     ));
     assert!(matches!(
         store
-            .append(hostile[2], ExpectedVersion::NoStream, events(1))
+            .append(hostile[0], ExpectedVersion::NoStream, events(1))
             .await,
         Err(StoreError::VersionConflict { .. })
     ));

@@ -117,6 +117,17 @@ pub enum StoreError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The batch's payloads and metadata together pass [`DEFAULT_MAX_BATCH_BYTES`]; nothing was
+    /// written. Split it into several appends.
+    #[error("the batch of {events} events for stream `{stream_id}` is over the limit of {limit} bytes")]
+    BatchTooLarge {
+        /// The stream appended to.
+        stream_id: String,
+        /// Events in the batch.
+        events: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// An event with the same id is already stored, and not as a re-send of this very batch.
     #[error("event id {event_id} is already stored")]
     DuplicateEventId {
@@ -140,6 +151,18 @@ pub enum StoreError {
         /// The runner (projection, consumer, relay, saga) whose lease was lost.
         name: String,
     },
+    /// The database itself is damaged: the backend reports a malformed file (`SQLITE_CORRUPT`,
+    /// `SQLITE_NOTADB`), an integrity check failed, or a position of the log is missing. Reads
+    /// stop here rather than skip an event.
+    #[error("the event store's database is corrupt: {reason}")]
+    CorruptDatabase {
+        /// What is known: the file, and what was found.
+        reason: String,
+    },
+    /// The store cannot be written: it was opened read-only, or its file, directory or file
+    /// system is read-only. Nothing was written.
+    #[error("the event store is read-only")]
+    ReadOnly(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// The store could not be reached or was busy (connection refused or lost before anything
     /// was sent, pool or lock timeout, serialization failure, deadlock, `SQLITE_BUSY`): nothing
     /// was written, and the same call may succeed later.
@@ -425,7 +448,10 @@ pub struct Snapshot {
     pub taken_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Checks a stream id: non-empty, at most [`MAX_STREAM_ID_BYTES`], no control characters.
+/// Checks a stream id: non-empty, not only whitespace, at most [`MAX_STREAM_ID_BYTES`], no
+/// control characters, and nothing that spoofs or breaks a display: bidirectional overrides and
+/// isolates (U+202A–U+202E, U+2066–U+2069), zero-width characters (U+200B–U+200D, U+2060), a
+/// byte-order mark (U+FEFF), line and paragraph separators (U+2028, U+2029).
 ///
 /// Anything else (quotes, unicode, SQL metacharacters) is stored as is.
 pub fn validate_stream_id(stream_id: &str) -> Result<(), StoreError> {
@@ -435,6 +461,10 @@ pub fn validate_stream_id(stream_id: &str) -> Result<(), StoreError> {
         "it is longer than 512 bytes"
     } else if stream_id.chars().any(char::is_control) {
         "it contains a control character"
+    } else if stream_id.chars().all(char::is_whitespace) {
+        "it is only whitespace"
+    } else if stream_id.chars().any(is_deceptive) {
+        "it contains a bidirectional, zero-width, byte-order-mark or separator character"
     } else {
         return Ok(());
     };
@@ -444,17 +474,40 @@ pub fn validate_stream_id(stream_id: &str) -> Result<(), StoreError> {
     })
 }
 
+/// Characters that reorder, hide or break the text around them when an id is displayed.
+fn is_deceptive(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200B}'..='\u{200D}'
+            | '\u{2060}'
+            | '\u{FEFF}'
+            | '\u{2028}'
+            | '\u{2029}'
+    )
+}
+
+/// Largest metadata of one event, in bytes of its keys and values (64 KiB).
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+
+/// Largest batch accepted, in bytes of its payloads and metadata (64 MiB): a bigger one fails
+/// before anything is sent, rather than as a lost connection.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
+
 /// Largest event version a store accepts (stores keep it as a 32-bit signed integer).
 pub const MAX_EVENT_VERSION: u32 = i32::MAX as u32;
 
 /// Checks an append before any backend sees it: the stream id, and every event's type, version,
-/// text fields and payload size.
+/// text fields, metadata size ([`MAX_METADATA_BYTES`]) and payload size, and the batch's size
+/// ([`DEFAULT_MAX_BATCH_BYTES`]).
 pub fn validate_append(
     stream_id: &str,
     events: &[NewEvent],
     max_payload_bytes: usize,
 ) -> Result<(), StoreError> {
     validate_stream_id(stream_id)?;
+    let mut batch_bytes = 0usize;
     for (index, event) in events.iter().enumerate() {
         let invalid = |reason: String| StoreError::InvalidEvent {
             stream_id: stream_id.to_owned(),
@@ -489,6 +542,22 @@ pub fn validate_append(
             .find(|(_, text)| text.is_some_and(|t| t.contains('\0')))
         {
             return Err(invalid(format!("the {field} contains a NUL character")));
+        }
+        let metadata_bytes: usize = event.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if metadata_bytes > MAX_METADATA_BYTES {
+            return Err(invalid(format!(
+                "its metadata is {metadata_bytes} bytes, over the limit of {MAX_METADATA_BYTES}"
+            )));
+        }
+        batch_bytes = batch_bytes
+            .saturating_add(event.payload.len())
+            .saturating_add(metadata_bytes);
+        if batch_bytes > DEFAULT_MAX_BATCH_BYTES {
+            return Err(StoreError::BatchTooLarge {
+                stream_id: stream_id.to_owned(),
+                events: events.len(),
+                limit: DEFAULT_MAX_BATCH_BYTES,
+            });
         }
         if event.payload.len() > max_payload_bytes {
             return Err(StoreError::PayloadTooLarge {

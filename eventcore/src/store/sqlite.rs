@@ -52,6 +52,8 @@ pub struct SqliteOptions {
     durability: Durability,
     busy_timeout: Duration,
     max_readers: usize,
+    verify_on_open: bool,
+    read_only: bool,
 }
 
 impl Default for SqliteOptions {
@@ -60,6 +62,8 @@ impl Default for SqliteOptions {
             durability: Durability::Full,
             busy_timeout: Duration::from_secs(5),
             max_readers: 4,
+            verify_on_open: false,
+            read_only: false,
         }
     }
 }
@@ -85,6 +89,21 @@ impl SqliteOptions {
     /// Sets how many reads run at once, each on its own connection (at least 1).
     pub fn max_readers(mut self, readers: usize) -> Self {
         self.max_readers = readers.max(1);
+        self
+    }
+
+    /// Runs `PRAGMA quick_check` when the store opens (off by default: it reads the whole file),
+    /// so a damaged file is refused with [`StoreError::CorruptDatabase`] before anything is
+    /// read from or appended to it.
+    pub fn verify_on_open(mut self, verify: bool) -> Self {
+        self.verify_on_open = verify;
+        self
+    }
+
+    /// Opens the file read-only, for tools and readers: nothing is migrated or written, and
+    /// appends fail with [`StoreError::ReadOnly`]. The file must exist with the current schema.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 }
@@ -151,6 +170,14 @@ impl SqliteOptions {
 /// - Durability is [`Durability::Full`] unless chosen otherwise.
 /// - The schema version lives in `PRAGMA user_version` and is migrated on open; a file with a
 ///   newer schema is refused rather than misread.
+/// - Positions have no holes: a rowid is the highest + 1 (no `AUTOINCREMENT`), so an append
+///   that rolls back takes none. Reads of the whole log (`read_all`, `read_batch`,
+///   subscriptions) check it, and a missing position (a row lost to a damaged page, or deleted
+///   by hand) stops them with [`StoreError::CorruptDatabase`] instead of stepping over it, as
+///   does SQLite's own `SQLITE_CORRUPT` / `SQLITE_NOTADB`. [`SqliteOptions::verify_on_open`]
+///   runs `PRAGMA quick_check` before the file is used.
+/// - [`SqliteStore::open_read_only`] opens a file for tools and readers; writes to it, or to a
+///   read-only file or directory, fail with [`StoreError::ReadOnly`].
 /// - An `append` whose future is dropped may still commit; appending the same events again
 ///   then fails with [`StoreError::DuplicateEventId`] instead of storing them twice.
 ///
@@ -159,6 +186,7 @@ impl SqliteOptions {
 pub struct SqliteStore {
     inner: Arc<Inner>,
     max_payload_bytes: usize,
+    read_only: bool,
 }
 
 struct Inner {
@@ -204,6 +232,10 @@ const STREAM: &str = "SELECT s.stream_key, \
      FROM streams AS s WHERE s.stream_id = ?1";
 const NEW_STREAM: &str = "INSERT INTO streams (stream_id) VALUES (?1)";
 const LAST_POSITION: &str = "SELECT COALESCE(MAX(global_position), 0) FROM events";
+const COUNT_RANGE: &str =
+    "SELECT COUNT(*), MIN(global_position) FROM events WHERE global_position BETWEEN ?1 AND ?2";
+const POSITIONS: &str =
+    "SELECT global_position FROM events WHERE global_position BETWEEN ?1 AND ?2 ORDER BY global_position";
 const STORED_EVENT_ID: &str = "SELECT 1 FROM events WHERE event_id = ?1";
 /// Where the event with an id is stored.
 const STORED_AT: &str = "SELECT s.stream_id, e.stream_version, e.global_position \
@@ -224,20 +256,64 @@ impl SqliteStore {
         if path.as_os_str() == ":memory:" {
             return Self::open_in_memory().await;
         }
+        let read_only = options.read_only;
         let opened = tokio::task::spawn_blocking(move || {
-            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            let mut writer = Connection::open_with_flags(&path, flags).map_err(sqlite_error)?;
-            configure_writer(&writer, &options, true)?;
-            schema::migrate(&mut writer)?;
+            let open = || {
+                let flags = if read_only {
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                } else {
+                    OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | OpenFlags::SQLITE_OPEN_CREATE
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                };
+                let mut writer = Connection::open_with_flags(&path, flags).map_err(sqlite_error)?;
+                if read_only {
+                    writer.busy_timeout(options.busy_timeout).map_err(sqlite_error)?;
+                    writer
+                        .pragma_update(None, "query_only", true)
+                        .map_err(sqlite_error)?;
+                    schema::check(&writer)?;
+                } else {
+                    configure_writer(&writer, &options, true)?;
+                    if options.verify_on_open {
+                        quick_check(&writer)?;
+                    }
+                    schema::migrate(&mut writer)?;
+                }
+                if read_only && options.verify_on_open {
+                    quick_check(&writer)?;
+                }
+                Ok::<_, StoreError>(writer)
+            };
+            let writer = open().map_err(|error| in_file(error, Some(&path)))?;
             let readers = Readers::new(path.clone(), options.busy_timeout, options.max_readers);
             Ok::<_, StoreError>((path, writer, readers))
         })
         .await
         .map_err(StoreError::backend)?;
         let (path, writer, readers) = opened?;
-        Ok(Self::from_parts(Some(path), writer, Some(readers)))
+        let mut store = Self::from_parts(Some(path), writer, Some(readers));
+        store.read_only = read_only;
+        Ok(store)
+    }
+
+    /// Opens the existing store in the file at `path` read-only, for tools and readers:
+    /// appends fail with [`StoreError::ReadOnly`].
+    pub async fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteOptions::default().read_only(true)).await
+    }
+
+    /// Whether the store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Refuses a write to a store opened read-only.
+    fn writable(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly(Box::new(OpenedReadOnly)));
+        }
+        Ok(())
     }
 
     /// Opens a private store in memory: nothing is written to disk, and reads share the one
@@ -265,6 +341,7 @@ impl SqliteStore {
                 }),
             }),
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            read_only: false,
         }
     }
 
@@ -308,6 +385,7 @@ impl SqliteStore {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        self.writable()?;
         let max_payload_bytes = self.max_payload_bytes;
         let outcome = self
             .write(move |conn| {
@@ -378,6 +456,7 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || work(&mut writer))
             .await
             .map_err(StoreError::backend)?
+            .map_err(|error| in_file(error, self.path()))
     }
 
     /// Runs `work` on a read connection (the writer's, in memory), on a blocking thread.
@@ -386,10 +465,33 @@ impl SqliteStore {
         work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         match &self.connections()?.readers {
-            Some(readers) => readers.run(work).await,
+            Some(readers) => readers
+                .run(work)
+                .await
+                .map_err(|error| in_file(error, self.path())),
             None => self.write(move |conn| work(conn)).await,
         }
     }
+}
+
+/// A write to a store opened with [`SqliteStore::open_read_only`].
+#[derive(Debug, thiserror::Error)]
+#[error("the SQLite store was opened read-only")]
+struct OpenedReadOnly;
+
+/// Runs `PRAGMA quick_check`: anything but `ok` is [`StoreError::CorruptDatabase`].
+fn quick_check(conn: &Connection) -> Result<(), StoreError> {
+    let mut statement = conn.prepare("PRAGMA quick_check(5)").map_err(sqlite_error)?;
+    let findings = statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(sqlite_error)?;
+    if findings.len() == 1 && findings[0] == "ok" {
+        return Ok(());
+    }
+    Err(StoreError::CorruptDatabase {
+        reason: format!("PRAGMA quick_check found: {}", findings.join("; ")),
+    })
 }
 
 /// The store was used after its connections were closed.
@@ -618,11 +720,86 @@ fn resent(
 }
 
 /// Maps a SQLite error: a busy or locked database is [`StoreError::Unavailable`] (retry later).
+/// A damaged file (`SQLITE_CORRUPT`, `SQLITE_NOTADB`) is [`StoreError::CorruptDatabase`].
 pub(crate) fn sqlite_error(error: rusqlite::Error) -> StoreError {
     match error.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::unavailable(error),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::CorruptDatabase {
+            reason: error.to_string(),
+        },
+        Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(Box::new(error)),
         _ => StoreError::backend(error),
     }
+}
+
+/// Names the file in a [`StoreError::CorruptDatabase`]; other errors pass unchanged.
+fn in_file(error: StoreError, path: Option<&Path>) -> StoreError {
+    match (error, path) {
+        (StoreError::CorruptDatabase { reason }, Some(path)) => StoreError::CorruptDatabase {
+            reason: format!("SQLite file {}: {reason}", path.display()),
+        },
+        (error, _) => error,
+    }
+}
+
+/// Checks that `events`, read in position order from `from`, hold every position from `from`
+/// on: SQLite gives each row the highest rowid + 1 and a rolled-back append takes none, so the
+/// log has no holes, and a missing position means a damaged file.
+fn check_contiguous(events: &[RecordedEvent], from: i64) -> Result<(), StoreError> {
+    for (expected, event) in (from.max(1).unsigned_abs()..).zip(events) {
+        if event.global_position != expected {
+            return Err(missing_position(expected, event.global_position));
+        }
+    }
+    Ok(())
+}
+
+fn missing_position(missing: u64, next: u64) -> StoreError {
+    StoreError::CorruptDatabase {
+        reason: format!("global position {missing} is missing; the next stored is {next}"),
+    }
+}
+
+/// Checks that every position in `from..=to` is stored (for a filtered read, whose events
+/// have holes of their own).
+fn check_range(conn: &Connection, from: i64, to: i64) -> Result<(), StoreError> {
+    let from = from.max(1);
+    if to < from {
+        return Ok(());
+    }
+    let (count, lowest): (i64, Option<i64>) = conn
+        .prepare_cached(COUNT_RANGE)
+        .and_then(|mut s| s.query_row([from, to], |row| Ok((row.get(0)?, row.get(1)?))))
+        .map_err(sqlite_error)?;
+    if count == to - from + 1 {
+        return Ok(());
+    }
+    let missing = match lowest {
+        Some(lowest) if lowest > from => from,
+        _ => first_hole(conn, from, to)?,
+    };
+    Err(StoreError::CorruptDatabase {
+        reason: format!(
+            "global position {missing} is missing ({} of the {} positions {from}..={to} are stored)",
+            count,
+            to - from + 1
+        ),
+    })
+}
+
+/// The first position in `from..=to` that is not stored.
+fn first_hole(conn: &Connection, from: i64, to: i64) -> Result<i64, StoreError> {
+    let mut statement = conn.prepare_cached(POSITIONS).map_err(sqlite_error)?;
+    let mut rows = statement.query([from, to]).map_err(sqlite_error)?;
+    let mut expected = from;
+    while let Some(row) = rows.next().map_err(sqlite_error)? {
+        let position: i64 = row.get(0).map_err(sqlite_error)?;
+        if position != expected {
+            break;
+        }
+        expected += 1;
+    }
+    Ok(expected)
 }
 
 /// The first event of the batch whose id repeats an earlier one of the batch or a stored one:
@@ -785,14 +962,20 @@ fn read_batch_now(
     params.push(&limit_sql);
     params.extend(types.iter().map(|t| t as &dyn rusqlite::ToSql));
     let events = query_events(&tx, &sql, params.as_slice())?;
-    drop(tx);
-    let head = head.unsigned_abs();
     let cut =
         events.len() == limit || events.iter().map(|e| e.payload.len()).sum::<usize>() >= MAX_PAGE_BYTES;
     let next_position = match events.last() {
         Some(last) if cut => last.global_position + 1,
-        _ => (head + 1).max(from.unsigned_abs()),
+        _ => (head.unsigned_abs() + 1).max(from.unsigned_abs()),
     };
+    // Every position the batch steps over must be stored: a hole is a damaged file.
+    if types.is_empty() {
+        check_contiguous(&events, from)?;
+    } else {
+        check_range(&tx, from, i64::try_from(next_position).unwrap_or(i64::MAX) - 1)?;
+    }
+    drop(tx);
+    let head = head.unsigned_abs();
     Ok(LogBatch {
         events,
         next_position,
@@ -836,6 +1019,7 @@ impl EventStore for SqliteStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
+        self.writable()?;
         validate_append(stream_id, &events, self.max_payload_bytes)?;
         let stream_id = stream_id.to_owned();
         let result = self
@@ -873,8 +1057,12 @@ impl EventStore for SqliteStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        self.read(move |conn| query_events(conn, READ_ALL, (from_position, sql_limit(limit))))
-            .await
+        self.read(move |conn| {
+            let events = query_events(conn, READ_ALL, (from_position, sql_limit(limit)))?;
+            check_contiguous(&events, from_position)?;
+            Ok(events)
+        })
+        .await
     }
 
     async fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {
@@ -926,6 +1114,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.writable()?;
         validate_stream_id(&snapshot.stream_id)?;
         self.write(move |conn| snapshots::save(conn, &snapshot)).await
     }

@@ -2,6 +2,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
+use super::sqlite_error;
 use crate::store::StoreError;
 
 /// Migration `i` upgrades a database at `user_version` `i` to `i + 1`.
@@ -122,10 +123,10 @@ pub(super) struct UnknownSchemaVersion {
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(StoreError::backend)?;
+        .map_err(sqlite_error)?;
     let found: i64 = tx
         .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(StoreError::backend)?;
+        .map_err(sqlite_error)?;
     let applied = match usize::try_from(found) {
         Ok(applied) if found <= SCHEMA_VERSION => applied,
         _ => {
@@ -139,9 +140,33 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         return Ok(());
     }
     for migration in &MIGRATIONS[applied..] {
-        tx.execute_batch(migration).map_err(StoreError::backend)?;
+        tx.execute_batch(migration).map_err(sqlite_error)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-        .map_err(StoreError::backend)?;
-    tx.commit().map_err(StoreError::backend)
+        .map_err(sqlite_error)?;
+    tx.commit().map_err(sqlite_error)
+}
+
+/// The database of a read-only store must already have [`SCHEMA_VERSION`]: it cannot migrate.
+#[derive(Debug, thiserror::Error)]
+#[error("the SQLite event store has schema version {found}, not {SCHEMA_VERSION}; open it read-write once to migrate it")]
+pub(super) struct NotMigrated {
+    found: i64,
+}
+
+/// Checks, without writing, that the database has the current schema.
+pub(super) fn check(conn: &Connection) -> Result<(), StoreError> {
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(sqlite_error)?;
+    if found == SCHEMA_VERSION {
+        Ok(())
+    } else if found > SCHEMA_VERSION {
+        Err(StoreError::backend(UnknownSchemaVersion {
+            found,
+            supported: SCHEMA_VERSION,
+        }))
+    } else {
+        Err(StoreError::ReadOnly(Box::new(NotMigrated { found })))
+    }
 }
