@@ -102,6 +102,7 @@ use crate::envelope::{NewEvent, RecordedEvent};
 mod append;
 mod batch;
 mod error;
+mod horizon;
 mod listener;
 mod notifier;
 mod row;
@@ -157,8 +158,8 @@ struct Inner {
     listen: Option<listener::Connect>,
     /// The shared listener's wake count, once a subscription started it.
     listening: OnceLock<watch::Receiver<u64>>,
-    /// Recent gap horizons of `read_batch`.
-    horizons: batch::Horizons,
+    /// Gap horizons of the subscriptions and `read_batch`.
+    horizons: horizon::Horizons,
     max_payload_bytes: usize,
     poll_interval: Duration,
     connect_timeout: Duration,
@@ -413,7 +414,7 @@ impl PostgresStoreBuilder {
                 schema: self.schema,
                 listen: self.listen,
                 listening: OnceLock::new(),
-                horizons: batch::Horizons::default(),
+                horizons: horizon::Horizons::default(),
                 max_payload_bytes: self.max_payload_bytes,
                 poll_interval: self.poll_interval,
                 connect_timeout: self.connect_timeout,
