@@ -861,3 +861,132 @@ fn pool_wait_is_bounded_and_retryable() {
         assert!(small.read_all(1, 10).await.unwrap().is_empty());
     });
 }
+
+/// A connection to `database` of the test server, driven in the background.
+async fn connect_to(database: &str) -> eventcore::store::postgres::tokio_postgres::Client {
+    use eventcore::store::postgres::tokio_postgres::{Config, NoTls};
+    let mut config: Config = postgres_url().unwrap().parse().unwrap();
+    config.dbname(database);
+    let (client, connection) = config.connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// Opens a transaction on `client` that takes a transaction id and then stays idle: it holds
+/// back every snapshot's `xmin` in the cluster until it ends.
+async fn idle_transaction(client: &eventcore::store::postgres::tokio_postgres::Client) {
+    client
+        .batch_execute("BEGIN; SELECT pg_current_xact_id();")
+        .await
+        .unwrap();
+}
+
+/// A rolled-back append (a hole at the next position), then a committed event after it, while
+/// an idle transaction that will not write to the store stays open: the subscription and
+/// `read_batch` step over the hole at once instead of waiting for the idle transaction.
+async fn the_idle_transaction_delays_nothing(
+    store: PostgresStore,
+    idle: eventcore::store::postgres::tokio_postgres::Client,
+) {
+    let mut subscription = store.subscribe_all(1);
+    assert!(within(&mut subscription, Duration::from_millis(200))
+        .await
+        .is_none());
+    idle_transaction(&idle).await;
+    let mut client = store.pool().get().await.unwrap();
+    let doomed = client.transaction().await.unwrap();
+    store
+        .append_in_transaction(&doomed, "doomed", ExpectedVersion::Any, vec![event(1)])
+        .await
+        .unwrap();
+    doomed.rollback().await.unwrap();
+    let kept = store
+        .append("kept", ExpectedVersion::Any, vec![event(2)])
+        .await
+        .unwrap();
+    assert_eq!(kept.positions, [2], "the rolled-back append left a hole at 1");
+    // The idle transaction would stay open for 30 s; delivery must not wait for it.
+    let delivered = within(&mut subscription, Duration::from_secs(5)).await;
+    assert_eq!(
+        delivered.map(|e| e.global_position),
+        Some(2),
+        "an idle transaction that cannot write to the store stalled delivery"
+    );
+    let batch = store.read_batch(1, &EventFilter::all(), 10).await.unwrap();
+    assert_eq!(
+        batch.events.iter().map(|e| e.global_position).collect::<Vec<_>>(),
+        [2]
+    );
+    idle.batch_execute("ROLLBACK").await.unwrap();
+}
+
+/// Issue 14: a transaction left open in another database of the cluster delays nothing.
+#[test]
+fn an_idle_transaction_in_another_database_delays_nothing() {
+    run(PostgresHarness, |ctx| async move {
+        let idle = connect_to("postgres").await;
+        the_idle_transaction_delays_nothing(ctx.store, idle).await;
+    });
+}
+
+/// Issue 14: a transaction left open in the store's database that never touched the store
+/// delays nothing.
+#[test]
+fn an_idle_transaction_that_never_touched_the_store_delays_nothing() {
+    run(PostgresHarness, |ctx| async move {
+        let database = postgres_url()
+            .unwrap()
+            .parse::<eventcore::store::postgres::tokio_postgres::Config>()
+            .unwrap();
+        let idle = connect_to(database.get_dbname().unwrap()).await;
+        the_idle_transaction_delays_nothing(ctx.store, idle).await;
+    });
+}
+
+/// Issue 14: a writer that drew a position and is slow to commit is waited for, whatever idle
+/// transactions are open, and delivered in order when it commits; also from inside a caller's
+/// transaction that took its transaction id long before appending.
+#[test]
+fn a_slow_writer_that_drew_a_position_is_never_skipped() {
+    run(PostgresHarness, |ctx| async move {
+        let store = ctx.store;
+        let idle = connect_to("postgres").await;
+        idle_transaction(&idle).await;
+        let mut subscription = store.subscribe_all(1);
+        let mut slow_client = store.pool().get().await.unwrap();
+        let slow = slow_client.transaction().await.unwrap();
+        slow.batch_execute("SELECT pg_current_xact_id()").await.unwrap();
+        let low = store
+            .append_in_transaction(&slow, "slow", ExpectedVersion::Any, vec![event(1), event(2)])
+            .await
+            .unwrap();
+        let mut high = Vec::new();
+        for n in 3..6 {
+            let fast = store
+                .append("fast", ExpectedVersion::Any, vec![event(n)])
+                .await
+                .unwrap();
+            high.extend(fast.positions);
+        }
+        assert_eq!(low.positions, [1, 2]);
+        // Long enough for the gap probes to back off to their longest wait.
+        assert!(
+            within(&mut subscription, Duration::from_millis(2500))
+                .await
+                .is_none(),
+            "delivered past the positions of a writer still running"
+        );
+        let batch = store.read_batch(1, &EventFilter::all(), 10).await.unwrap();
+        assert!(batch.events.is_empty() && batch.next_position == 1, "{batch:?}");
+        slow.commit().await.unwrap();
+        let mut delivered = Vec::new();
+        for _ in 0..5 {
+            let event = within(&mut subscription, Duration::from_secs(10)).await.unwrap();
+            delivered.push(event.global_position);
+        }
+        assert_eq!(delivered, [1, 2, 3, 4, 5]);
+        let batch = store.read_batch(1, &EventFilter::all(), 10).await.unwrap();
+        assert_eq!(batch.events.len(), 5);
+        idle.batch_execute("ROLLBACK").await.unwrap();
+    });
+}
