@@ -113,6 +113,7 @@ mod subscription;
 pub use deadpool_postgres;
 pub(crate) use error::backend;
 pub use error::PostgresError;
+pub use listener::{ListenerHealth, ListenerState, APPLICATION_NAME as LISTENER_APPLICATION_NAME};
 pub use schema::{SchemaVersionError, SCHEMA_VERSION};
 pub use tokio_postgres;
 
@@ -158,6 +159,8 @@ struct Inner {
     listen: Option<listener::Connect>,
     /// The shared listener's wake count, once a subscription started it.
     listening: OnceLock<watch::Receiver<u64>>,
+    /// The shared listener's health.
+    listener_health: listener::Health,
     /// Gap horizons of the subscriptions and `read_batch`.
     horizons: horizon::Horizons,
     max_payload_bytes: usize,
@@ -407,13 +410,16 @@ impl PostgresStoreBuilder {
         notifier::spawn(pool.clone(), sql.notify.clone(), commits.subscribe());
         Ok(PostgresStore {
             inner: Arc::new(Inner {
+                listen: self.listen.clone(),
                 pool,
                 sql,
                 channel,
                 commits,
                 schema: self.schema,
-                listen: self.listen,
                 listening: OnceLock::new(),
+                listener_health: Arc::new(watch::Sender::new(listener::ListenerHealth::initial(
+                    self.listen.is_some(),
+                ))),
                 horizons: horizon::Horizons::default(),
                 max_payload_bytes: self.max_payload_bytes,
                 poll_interval: self.poll_interval,
@@ -488,6 +494,17 @@ impl PostgresStore {
             .await
             .map_err(backend)?;
         rows.iter().map(row::decode_event).collect()
+    }
+
+    /// The health of the store's shared `LISTEN` connection (started by the first subscription):
+    /// whether it listens, since when, and its last error.
+    pub fn listener_health(&self) -> ListenerHealth {
+        self.inner.listener_health.borrow().clone()
+    }
+
+    /// Follows the health of the store's shared `LISTEN` connection as it changes.
+    pub fn watch_listener_health(&self) -> watch::Receiver<ListenerHealth> {
+        self.inner.listener_health.subscribe()
     }
 
     /// Wakes the live subscriptions of this schema (in every process) to look for new events.

@@ -212,7 +212,13 @@ impl PostgresStore {
         let mut receiver = self
             .inner
             .listening
-            .get_or_init(|| listener::spawn(connect.clone(), self.inner.channel.clone()))
+            .get_or_init(|| {
+                listener::spawn(
+                    connect.clone(),
+                    self.inner.channel.clone(),
+                    self.inner.listener_health.clone(),
+                )
+            })
             .clone();
         let first_attempt = receiver.wait_for(|count| *count > 0);
         let _ = tokio::time::timeout(self.inner.connect_timeout, first_attempt).await;
