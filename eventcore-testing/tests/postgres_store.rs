@@ -1123,3 +1123,67 @@ fn a_subscription_keeps_up_under_sustained_writes() {
         );
     });
 }
+
+/// Issue 14: when the `LISTEN` connection dies, the store reports it (reconnecting, with the
+/// error), reconnects with backoff, reports it is back, and live delivery resumes promptly for
+/// a subscription that never polls.
+#[test]
+fn the_listener_reports_its_health_and_comes_back() {
+    use eventcore::store::postgres::{ListenerState, LISTENER_APPLICATION_NAME};
+    run(PostgresHarness, |ctx| async move {
+        let patient = handle_with_poll(&ctx.store, Duration::from_secs(3600)).await;
+        assert_eq!(patient.listener_health().state, ListenerState::NotStarted);
+        let mut subscription = patient.subscribe_all(1);
+        assert!(within(&mut subscription, Duration::from_millis(300))
+            .await
+            .is_none());
+        let before = patient.listener_health();
+        assert_eq!(
+            (before.state, before.failures, before.last_error.as_deref()),
+            (ListenerState::Connected, 0, None)
+        );
+        let killer = ctx.store.pool().get().await.unwrap();
+        let pid: i32 = killer
+            .query_one(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query = $2",
+                &[
+                    &LISTENER_APPLICATION_NAME,
+                    &format!("LISTEN \"{}_eventcore_events\"", patient.schema()),
+                ],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let mut health = patient.watch_listener_health();
+        killer
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let outcome = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                health.changed().await.unwrap();
+                let now = health.borrow_and_update().clone();
+                seen.push(now.state);
+                if now.state == ListenerState::Connected {
+                    return now;
+                }
+            }
+        })
+        .await;
+        let after = outcome.unwrap_or_else(|_| panic!("the listener did not come back: {seen:?}"));
+        assert_eq!(seen, [ListenerState::Reconnecting, ListenerState::Connected]);
+        assert_eq!(after.failures, 1);
+        assert!(
+            after.last_error.is_some() && after.since > before.since,
+            "{after:?}"
+        );
+        ctx.store
+            .append("ping", ExpectedVersion::Any, vec![event(1)])
+            .await
+            .unwrap();
+        let woken = within(&mut subscription, Duration::from_secs(5)).await;
+        assert_eq!(woken.map(|e| e.stream_id), Some("ping".to_owned()));
+        assert_eq!(patient.listener_health().state, ListenerState::Connected);
+    });
+}
