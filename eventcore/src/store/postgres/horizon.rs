@@ -112,9 +112,21 @@ pub(super) async fn open(
         .map_err(backend)?;
     let row = client.query_one(&statement, &[]).await.map_err(backend)?;
     let writers: Vec<String> = row.try_get(0).map_err(backend)?;
+    let standby: bool = row.try_get(1).map_err(backend)?;
+    if standby {
+        return Err(StoreError::backend(StandbyRead));
+    }
     horizons.open(top, writers);
     Ok(())
 }
+
+/// A gap cannot be settled on a standby: its `pg_locks` shows none of the primary's writers.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the store reads from a hot standby, where an open gap in the positions cannot be settled; \
+     follow the log (subscriptions, read_batch) on the primary"
+)]
+struct StandbyRead;
 
 /// Asks which writers of the open horizons still run, and the lowest position from `from`;
 /// settles the horizons whose writers have all ended.

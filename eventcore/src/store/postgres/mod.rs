@@ -87,7 +87,7 @@
 //! [`PostgresStore::append_in_transaction`], which announce the writer and take the stream lock;
 //! a writer of an older eventcore (schema version 4 or less) does not announce itself, so the
 //! schema's version (5) keeps it out. Readers look at `pg_locks` of the server they read from,
-//! so subscriptions read from the primary, not from a hot standby.
+//! so subscriptions read from the primary: on a hot standby an open gap is an error, never a skip.
 //!
 //! All subscriptions of a store share one `LISTEN` connection, opened with the store's
 //! connector (the TLS setup of [`PostgresStoreBuilder::connect_with_tls`] or

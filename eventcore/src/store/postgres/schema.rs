@@ -353,7 +353,8 @@ pub(super) struct Statements {
     /// The lowest position from `$1`, and which of the transaction ids `$2` still run: the
     /// cheap probe of an open gap.
     pub(super) gap_probe: String,
-    /// The transaction ids of the writers announced now (see `horizon`).
+    /// The transaction ids of the writers announced now (see `horizon`), and whether the server
+    /// is a standby (whose `pg_locks` shows no writer of the primary).
     pub(super) announced_writers: String,
 }
 
@@ -497,7 +498,8 @@ impl Statements {
                      AND a.classid = ({WRITER_LOCK_CLASS})::oid AND a.objid = hashtext('{schema}')::oid \
                      AND a.database = (SELECT oid FROM pg_catalog.pg_database \
                                        WHERE datname = current_database()) \
-                     AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted)"
+                     AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted), \
+                 pg_catalog.pg_is_in_recovery()"
             ),
         }
     }
