@@ -39,10 +39,10 @@
 //!
 //! **Writers announce themselves.** Every append (also
 //! [`append_in_transaction`](PostgresStore::append_in_transaction) and the repository's
-//! commands in a caller's transaction) first runs a statement of its own that takes the schema's *writer lock* in
-//! shared mode (`pg_advisory_xact_lock_shared`, held until the transaction ends; shared holders
-//! never wait for each other) with the stream's lock; only the next statement takes the
-//! transaction id (`pg_current_xact_id()`) and then draws positions. So a writer holding a
+//! commands in a caller's transaction) first runs a statement of its own that takes the
+//! schema's *writer lock* in shared mode (`pg_advisory_xact_lock_shared`, held until the
+//! transaction ends; shared holders never wait for each other) with the stream's lock; only the
+//! next statement takes the transaction id (`pg_current_xact_id()`) and then draws positions. So a writer holding a
 //! position holds the writer lock and has a transaction id.
 //!
 //! **A horizon settles the gaps below it.** At a gap (position `n` missing while the page's

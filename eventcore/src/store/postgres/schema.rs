@@ -389,8 +389,9 @@ const EVENT_COLUMNS: &str = "global_position, stream_id, stream_version, event_i
 /// scalars for one event.
 ///
 /// The writer announced itself in the lock statement before; the transaction id is taken
-/// (`pg_current_xact_id()`) before a position is drawn, which the subscription's gap rule needs; the `CASE` orders the two calls. Positions are drawn after the
-/// sort, so they grow with the stream version.
+/// (`pg_current_xact_id()`) before a position is drawn, which the subscription's gap rule
+/// needs; the `CASE` orders the two calls. Positions are drawn after the sort, so they grow
+/// with the stream version.
 fn append_sql(s: &str, lock_key: &str, batch: bool) -> String {
     let (values, source) = if batch {
         (
