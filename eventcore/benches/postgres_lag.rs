@@ -60,10 +60,16 @@ async fn writer(store: PostgresStore, id: u64, budget: Arc<AtomicI64>) -> Vec<(u
     let stream = format!("writer-{id}");
     let mut committed = Vec::new();
     loop {
-        let size = 1 + dice.below(4);
-        if budget.fetch_sub(size as i64, Ordering::Relaxed) <= 0 {
+        let wanted = 1 + dice.below(4) as i64;
+        let left = budget.fetch_sub(wanted, Ordering::Relaxed);
+        if left <= 0 {
+            // Give it back: a writer whose batch rolls back may still need it.
+            budget.fetch_add(wanted, Ordering::Relaxed);
             return committed;
         }
+        let size = wanted.min(left);
+        budget.fetch_add(wanted - size, Ordering::Relaxed);
+        let size = size as u64;
         let events: Vec<_> = (0..size).map(event).collect();
         let roll = dice.below(100);
         if roll < 10 {
