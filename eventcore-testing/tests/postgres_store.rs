@@ -284,8 +284,8 @@ async fn concurrent_starters_migrate_once() {
     drop_schema(&stores[0]).await;
     assert_eq!(
         applied,
-        [1, 2, 3, 4],
-        "each migration (events, snapshots, lock-based appends, type index) is recorded exactly once"
+        [1, 2, 3, 4, 5, 6],
+        "each migration (events, snapshots, lock-based appends, type index, announced writers) is recorded exactly once"
     );
 }
 
@@ -859,5 +859,331 @@ fn pool_wait_is_bounded_and_retryable() {
         );
         drop(held);
         assert!(small.read_all(1, 10).await.unwrap().is_empty());
+    });
+}
+
+/// A connection to `database` of the test server, driven in the background.
+async fn connect_to(database: &str) -> eventcore::store::postgres::tokio_postgres::Client {
+    use eventcore::store::postgres::tokio_postgres::{Config, NoTls};
+    let mut config: Config = postgres_url().unwrap().parse().unwrap();
+    config.dbname(database);
+    let (client, connection) = config.connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// Opens a transaction on `client` that takes a transaction id and then stays idle: it holds
+/// back every snapshot's `xmin` in the cluster until it ends.
+async fn idle_transaction(client: &eventcore::store::postgres::tokio_postgres::Client) {
+    client
+        .batch_execute("BEGIN; SELECT pg_current_xact_id();")
+        .await
+        .unwrap();
+}
+
+/// A rolled-back append (a hole at the next position), then a committed event after it, while
+/// an idle transaction that will not write to the store stays open: the subscription and
+/// `read_batch` step over the hole at once instead of waiting for the idle transaction.
+async fn the_idle_transaction_delays_nothing(
+    store: PostgresStore,
+    idle: eventcore::store::postgres::tokio_postgres::Client,
+) {
+    let mut subscription = store.subscribe_all(1);
+    assert!(within(&mut subscription, Duration::from_millis(200))
+        .await
+        .is_none());
+    idle_transaction(&idle).await;
+    let mut client = store.pool().get().await.unwrap();
+    let doomed = client.transaction().await.unwrap();
+    store
+        .append_in_transaction(&doomed, "doomed", ExpectedVersion::Any, vec![event(1)])
+        .await
+        .unwrap();
+    doomed.rollback().await.unwrap();
+    let kept = store
+        .append("kept", ExpectedVersion::Any, vec![event(2)])
+        .await
+        .unwrap();
+    assert_eq!(kept.positions, [2], "the rolled-back append left a hole at 1");
+    // The idle transaction would stay open for 30 s; delivery must not wait for it.
+    let delivered = within(&mut subscription, Duration::from_secs(5)).await;
+    assert_eq!(
+        delivered.map(|e| e.global_position),
+        Some(2),
+        "an idle transaction that cannot write to the store stalled delivery"
+    );
+    let batch = store.read_batch(1, &EventFilter::all(), 10).await.unwrap();
+    assert_eq!(
+        batch.events.iter().map(|e| e.global_position).collect::<Vec<_>>(),
+        [2]
+    );
+    idle.batch_execute("ROLLBACK").await.unwrap();
+}
+
+/// Issue 14: a transaction left open in another database of the cluster delays nothing.
+#[test]
+fn an_idle_transaction_in_another_database_delays_nothing() {
+    run(PostgresHarness, |ctx| async move {
+        let idle = connect_to("postgres").await;
+        the_idle_transaction_delays_nothing(ctx.store, idle).await;
+    });
+}
+
+/// Issue 14: a transaction left open in the store's database that never touched the store
+/// delays nothing.
+#[test]
+fn an_idle_transaction_that_never_touched_the_store_delays_nothing() {
+    run(PostgresHarness, |ctx| async move {
+        let database = postgres_url()
+            .unwrap()
+            .parse::<eventcore::store::postgres::tokio_postgres::Config>()
+            .unwrap();
+        let idle = connect_to(database.get_dbname().unwrap()).await;
+        the_idle_transaction_delays_nothing(ctx.store, idle).await;
+    });
+}
+
+/// Issue 14: a writer that drew a position and is slow to commit is waited for, whatever idle
+/// transactions are open, and delivered in order when it commits; also from inside a caller's
+/// transaction that took its transaction id long before appending.
+#[test]
+fn a_slow_writer_that_drew_a_position_is_never_skipped() {
+    run(PostgresHarness, |ctx| async move {
+        let store = ctx.store;
+        let idle = connect_to("postgres").await;
+        idle_transaction(&idle).await;
+        let mut subscription = store.subscribe_all(1);
+        let mut slow_client = store.pool().get().await.unwrap();
+        let slow = slow_client.transaction().await.unwrap();
+        slow.batch_execute("SELECT pg_current_xact_id()").await.unwrap();
+        let low = store
+            .append_in_transaction(&slow, "slow", ExpectedVersion::Any, vec![event(1), event(2)])
+            .await
+            .unwrap();
+        let mut high = Vec::new();
+        for n in 3..6 {
+            let fast = store
+                .append("fast", ExpectedVersion::Any, vec![event(n)])
+                .await
+                .unwrap();
+            high.extend(fast.positions);
+        }
+        assert_eq!(low.positions, [1, 2]);
+        // Long enough for the gap probes to back off to their longest wait.
+        assert!(
+            within(&mut subscription, Duration::from_millis(2500))
+                .await
+                .is_none(),
+            "delivered past the positions of a writer still running"
+        );
+        let batch = store.read_batch(1, &EventFilter::all(), 10).await.unwrap();
+        assert!(batch.events.is_empty() && batch.next_position == 1, "{batch:?}");
+        slow.commit().await.unwrap();
+        let mut delivered = Vec::new();
+        for _ in 0..5 {
+            let event = within(&mut subscription, Duration::from_secs(10)).await.unwrap();
+            delivered.push(event.global_position);
+        }
+        assert_eq!(delivered, [1, 2, 3, 4, 5]);
+        let batch = store.read_batch(1, &EventFilter::all(), 10).await.unwrap();
+        assert_eq!(batch.events.len(), 5);
+        idle.batch_execute("ROLLBACK").await.unwrap();
+    });
+}
+
+/// A small deterministic generator (xorshift), one per writer.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// One writer of the sustained workload until `stop`: batches of 1–4 events, about one in ten
+/// held open 100–500 ms before committing, one in fifty rolled back (after being held open). Returns the committed positions
+/// with the moment each append returned.
+async fn sustained_writer(
+    store: PostgresStore,
+    writer: u64,
+    stop: tokio::time::Instant,
+) -> Vec<(u64, std::time::Instant)> {
+    let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ (writer + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let stream = format!("writer-{writer}");
+    let mut committed = Vec::new();
+    while tokio::time::Instant::now() < stop {
+        let events: Vec<_> = (0..=dice.below(4)).map(event).collect();
+        let roll = dice.below(100);
+        if roll < 12 {
+            let mut client = store.pool().get().await.unwrap();
+            let transaction = client.transaction().await.unwrap();
+            let result = store
+                .append_in_transaction(&transaction, &stream, ExpectedVersion::Any, events)
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(100 + dice.below(400))).await;
+            if roll < 2 {
+                transaction.rollback().await.unwrap();
+            } else {
+                transaction.commit().await.unwrap();
+                let now = std::time::Instant::now();
+                committed.extend(result.positions.iter().map(|&p| (p, now)));
+                store.notify_subscribers().await.unwrap();
+            }
+        } else {
+            let result = store.append(&stream, ExpectedVersion::Any, events).await.unwrap();
+            let now = std::time::Instant::now();
+            committed.extend(result.positions.iter().map(|&p| (p, now)));
+        }
+    }
+    committed
+}
+
+/// Issue 14: under 8 writers appending for 8 s (batches of 1–4, some held open, 2 % rolled
+/// back) the subscription keeps up: when the writes stop, nothing committed more than 2 s
+/// earlier is still undelivered (a fresh horizon per rolled-back gap left it over 3 s behind
+/// and falling further), and every committed event is delivered once, in order.
+#[test]
+fn a_subscription_keeps_up_under_sustained_writes() {
+    run(PostgresHarness, |ctx| async move {
+        let store = ctx.store;
+        let reader = handle_with_poll(&store, Duration::from_millis(500)).await;
+        let delivered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u64, std::time::Instant)>::new()));
+        let subscriber = {
+            let delivered = delivered.clone();
+            let mut subscription = reader.subscribe_all(1);
+            tokio::spawn(async move {
+                while let Some(event) = subscription.next().await {
+                    let position = event.unwrap().global_position;
+                    delivered
+                        .lock()
+                        .unwrap()
+                        .push((position, std::time::Instant::now()));
+                }
+            })
+        };
+        let started = std::time::Instant::now();
+        let stop = tokio::time::Instant::now() + Duration::from_secs(8);
+        let writers: Vec<_> = (0..8)
+            .map(|writer| tokio::spawn(sustained_writer(store.clone(), writer, stop)))
+            .collect();
+        // The backlog (committed, not yet delivered) sampled while the writes go on.
+        let mut samples = Vec::new();
+        while tokio::time::Instant::now() < stop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let head = store.head_position().await.unwrap();
+            let delivered = delivered.lock().unwrap().last().map_or(0, |d| d.0);
+            samples.push(head.saturating_sub(delivered));
+        }
+        let mut committed = Vec::new();
+        for writer in writers {
+            committed.extend(writer.await.unwrap());
+        }
+        let writes_ended = std::time::Instant::now();
+        let delivered_then = delivered.lock().unwrap().len();
+        committed.sort_unstable_by_key(|c| c.0);
+        let expected: Vec<u64> = committed.iter().map(|c| c.0).collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while delivered.lock().unwrap().len() < expected.len() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the subscription never caught up"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        subscriber.abort();
+        let delivered = delivered.lock().unwrap().clone();
+        let positions: Vec<u64> = delivered.iter().map(|d| d.0).collect();
+        assert_eq!(
+            positions, expected,
+            "every committed event once, in order, nothing from a rolled-back append"
+        );
+        let seen_then: std::collections::HashSet<u64> = positions[..delivered_then].iter().copied().collect();
+        let oldest_pending = committed
+            .iter()
+            .filter(|c| !seen_then.contains(&c.0))
+            .map(|c| writes_ended.saturating_duration_since(c.1))
+            .max()
+            .unwrap_or_default();
+        eprintln!(
+            "{} events in {:?}; backlog samples {samples:?}; undelivered at the end of the writes: {} \
+             (oldest committed {oldest_pending:?} earlier)",
+            expected.len(),
+            writes_ended - started,
+            expected.len() - delivered_then,
+        );
+        assert!(
+            oldest_pending < Duration::from_secs(2),
+            "the subscription fell behind: an event committed {oldest_pending:?} before the writes \
+             ended was still undelivered; backlog samples {samples:?}"
+        );
+    });
+}
+
+/// Issue 14: when the `LISTEN` connection dies, the store reports it (reconnecting, with the
+/// error), reconnects with backoff, reports it is back, and live delivery resumes promptly for
+/// a subscription that never polls.
+#[test]
+fn the_listener_reports_its_health_and_comes_back() {
+    use eventcore::store::postgres::{ListenerState, LISTENER_APPLICATION_NAME};
+    run(PostgresHarness, |ctx| async move {
+        let patient = handle_with_poll(&ctx.store, Duration::from_secs(3600)).await;
+        assert_eq!(patient.listener_health().state, ListenerState::NotStarted);
+        let mut subscription = patient.subscribe_all(1);
+        assert!(within(&mut subscription, Duration::from_millis(300))
+            .await
+            .is_none());
+        let before = patient.listener_health();
+        assert_eq!(
+            (before.state, before.failures, before.last_error.as_deref()),
+            (ListenerState::Connected, 0, None)
+        );
+        let killer = ctx.store.pool().get().await.unwrap();
+        let pid: i32 = killer
+            .query_one(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query = $2",
+                &[
+                    &LISTENER_APPLICATION_NAME,
+                    &format!("LISTEN \"{}_eventcore_events\"", patient.schema()),
+                ],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let mut health = patient.watch_listener_health();
+        killer
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let outcome = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                health.changed().await.unwrap();
+                let now = health.borrow_and_update().clone();
+                seen.push(now.state);
+                if now.state == ListenerState::Connected {
+                    return now;
+                }
+            }
+        })
+        .await;
+        let after = outcome.unwrap_or_else(|_| panic!("the listener did not come back: {seen:?}"));
+        assert_eq!(seen, [ListenerState::Reconnecting, ListenerState::Connected]);
+        assert_eq!(after.failures, 1);
+        assert!(
+            after.last_error.is_some() && after.since > before.since,
+            "{after:?}"
+        );
+        ctx.store
+            .append("ping", ExpectedVersion::Any, vec![event(1)])
+            .await
+            .unwrap();
+        let woken = within(&mut subscription, Duration::from_secs(5)).await;
+        assert_eq!(woken.map(|e| e.stream_id), Some("ping".to_owned()));
+        assert_eq!(patient.listener_health().state, ListenerState::Connected);
     });
 }

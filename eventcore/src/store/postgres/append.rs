@@ -1,7 +1,8 @@
 //! Appending a batch: a locked transaction, pipelined into one round trip.
 //!
-//! Every append takes its stream's advisory lock in a statement of its own *before* the insert
-//! statement (`Statements::append`), so the insert's snapshot (READ COMMITTED: one per
+//! Every append announces itself (the schema's shared writer lock, see the `store::postgres`
+//! module doc) and takes its stream's advisory lock in a statement of its own *before* the
+//! insert statement (`Statements::append`), so the insert's snapshot (READ COMMITTED: one per
 //! statement) sees every version committed by earlier lock holders. The insert reads the
 //! stream's version, checks the expectation and that none of the batch's ids is stored, and
 //! only then draws positions: a writer that loses a race or re-sends a batch draws none, so the
@@ -105,8 +106,8 @@ impl PostgresStore {
         }
     }
 
-    /// [`PostgresStore::append_in_transaction`]: locks the stream first, so the insert sees
-    /// every version committed before the lock was granted.
+    /// [`PostgresStore::append_in_transaction`]: announces the writer and locks the stream first,
+    /// so the insert sees every version committed before the lock was granted.
     pub(super) async fn append_batch_in(
         &self,
         transaction: &tokio_postgres::Transaction<'_>,
@@ -143,7 +144,7 @@ impl PostgresStore {
         }
     }
 
-    /// Takes the stream's lock inside `transaction`, until it ends.
+    /// Announces a writer and takes the stream's lock inside `transaction`, until it ends.
     pub(crate) async fn lock_stream_in(
         &self,
         transaction: &tokio_postgres::Transaction<'_>,

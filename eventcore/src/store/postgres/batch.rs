@@ -1,23 +1,23 @@
 //! Settled batches for checkpointed readers ([`EventStore::read_batch`](crate::EventStore::read_batch)).
 //!
-//! One statement reads a snapshot's `xmin`, the head and the positions from the reader's
-//! position (every position, whatever the filter: an index-only scan of the primary key, no
-//! payloads). The positions up to the first gap are settled. A gap is settled by the horizon
-//! argument of the `store::postgres` module doc: after seeing it, the store takes a transaction
-//! id `X`; once a snapshot's `xmin` is above `X`, every writer that could own a position missing
-//! below the highest position of the snapshot that showed the gap has ended. The store
-//! remembers recent horizons, so a reader that comes back finds its gap settled without a new
-//! wait. A gap that does not settle within a short wait ([`SETTLE_PROBES`]) ends the batch:
-//! `next_position` is the gap, and the next call looks again. A gap is never skipped on a timer.
+//! One statement reads the head and the positions from the reader's position (every position,
+//! whatever the filter: an index-only scan of the primary key, no payloads). The positions up
+//! to the first gap are settled. A gap is settled by a horizon (the `horizon` module and the
+//! `store::postgres` module doc): after the snapshot that showed it, the store asks which
+//! writers are announced; once none of them runs, every position missing below the highest
+//! position of that snapshot is final. One horizon settles every gap below that position, and
+//! the store shares its horizons among its readers, so a reader that comes back (or reads the
+//! next gap of the same page) finds it settled without a new wait. A gap that does not settle
+//! within a short wait ([`SETTLE_PROBES`]) ends the batch: `next_position` is the gap, and the
+//! next call looks again. A gap is never skipped on a timer.
 //!
 //! The events themselves are then read below the settled bound, of the filter's types only
 //! (`event_type = ANY(..)` on an index of `(event_type, global_position)`), bounded by count and
 //! by [`MAX_PAGE_BYTES`](crate::store::MAX_PAGE_BYTES).
 
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use super::{backend, row, sql_limit, sql_position, PostgresStore};
+use super::{backend, horizon, row, sql_limit, sql_position, PostgresStore};
 use crate::store::{page_is_last, EventFilter, LogBatch, StoreError};
 
 /// Waits for a fresh gap to settle within one call: an idle database settles it at once.
@@ -34,45 +34,8 @@ const FILTERED_SCAN: usize = 4096;
 const MAX_SCAN: usize = 16384;
 /// Snapshots read per call at most (each after a gap settled).
 const MAX_ROUNDS: usize = 8;
-/// Horizons remembered per store.
-const HORIZONS: usize = 32;
-
-/// Recent gap horizons: `(top, xid)` settles every position missing below `top` once a
-/// snapshot's `xmin` is above `xid`.
-#[derive(Debug, Default)]
-pub(super) struct Horizons(Mutex<Vec<(u64, i64)>>);
-
-impl Horizons {
-    /// Whether the missing positions up to `last_missing` are settled under `xmin`.
-    fn settles(&self, last_missing: u64, xmin: i64) -> bool {
-        let horizons = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        horizons
-            .iter()
-            .any(|&(top, xid)| top > last_missing && xmin > xid)
-    }
-
-    /// The horizon for gaps below `top`, if one is known.
-    fn covering(&self, last_missing: u64) -> Option<i64> {
-        let horizons = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        horizons
-            .iter()
-            .filter(|&&(top, _)| top > last_missing)
-            .map(|&(_, xid)| xid)
-            .min()
-    }
-
-    fn remember(&self, top: u64, xid: i64) {
-        let mut horizons = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if horizons.len() >= HORIZONS {
-            horizons.remove(0);
-        }
-        horizons.push((top, xid));
-    }
-}
-
 /// One snapshot's view of the positions from a reader's position.
 struct Positions {
-    xmin: i64,
     head: u64,
     positions: Vec<u64>,
 }
@@ -113,28 +76,19 @@ impl PostgresStore {
         let mut rounds = 0;
         let (bound, head) = loop {
             rounds += 1;
+            // Read before the snapshot: a settlement applies to later snapshots only.
+            let settled = horizons.settled_below();
             let snapshot = self.positions(&client, from, scan).await?;
-            let xmin = snapshot.xmin;
-            match settled_bound(from, &snapshot.positions, |missing| {
-                horizons.settles(missing, xmin)
-            }) {
+            match settled_bound(from, &snapshot.positions, |missing| missing < settled) {
                 Ok(bound) => break (bound, snapshot.head),
                 Err((last_missing, bound)) => {
-                    let horizon = match horizons.covering(last_missing) {
-                        Some(horizon) => horizon,
-                        None => {
-                            // Taken after the snapshot: above every writer of a missing position.
-                            let row = client
-                                .query_one("SELECT pg_current_xact_id()::text::bigint", &[])
-                                .await
-                                .map_err(backend)?;
-                            let horizon: i64 = row.try_get(0).map_err(backend)?;
-                            let top = snapshot.positions.last().copied().unwrap_or(last_missing);
-                            horizons.remember(top, horizon);
-                            horizon
-                        }
-                    };
-                    if rounds >= MAX_ROUNDS || !self.wait_for_horizon(&client, horizon, &mut probes).await? {
+                    if !horizons.covers(last_missing) {
+                        // After the snapshot: its writers include every owner of a missing position.
+                        horizon::open(&client, sql, horizons, snapshot.head).await?;
+                    }
+                    if rounds >= MAX_ROUNDS
+                        || !self.wait_for_horizon(&client, last_missing, &mut probes).await?
+                    {
                         break (bound, snapshot.head);
                     }
                 }
@@ -181,7 +135,7 @@ impl PostgresStore {
         })
     }
 
-    /// The positions from `from` (at most `scan`) with the snapshot's `xmin` and head.
+    /// The positions from `from` (at most `scan`) with the snapshot's head.
     async fn positions(
         &self,
         client: &deadpool_postgres::Client,
@@ -196,25 +150,32 @@ impl PostgresStore {
             .query_one(&statement, &[&sql_position(from), &sql_limit(scan)])
             .await
             .map_err(backend)?;
-        let xmin: i64 = row.try_get(0).map_err(backend)?;
-        let head: i64 = row.try_get(1).map_err(backend)?;
-        let positions: Vec<i64> = row.try_get(2).map_err(backend)?;
+        let head: i64 = row.try_get(0).map_err(backend)?;
+        let positions: Vec<i64> = row.try_get(1).map_err(backend)?;
         Ok(Positions {
-            xmin,
             head: head.unsigned_abs(),
             positions: positions.into_iter().map(i64::unsigned_abs).collect(),
         })
     }
 
-    /// Waits (a few short probes at most) for a snapshot whose `xmin` is above `horizon`.
+    /// Waits (a few short probes at most) until the position `missing` is settled.
     async fn wait_for_horizon(
         &self,
         client: &deadpool_postgres::Client,
-        horizon: i64,
+        missing: u64,
         probes: &mut std::slice::Iter<'_, Duration>,
     ) -> Result<bool, StoreError> {
+        let horizons = &self.inner.horizons;
         loop {
-            if current_xmin(client).await? > horizon {
+            if horizons.settled_below() > missing {
+                return Ok(true);
+            }
+            if !horizons.covers(missing) {
+                // Its horizon was dropped: the next round opens another.
+                return Ok(true);
+            }
+            horizon::probe(client, &self.inner.sql, horizons, missing).await?;
+            if horizons.settled_below() > missing {
                 return Ok(true);
             }
             match probes.next() {
@@ -223,18 +184,6 @@ impl PostgresStore {
             }
         }
     }
-}
-
-/// The `xmin` of a fresh snapshot.
-pub(super) async fn current_xmin(client: &deadpool_postgres::Client) -> Result<i64, StoreError> {
-    let row = client
-        .query_one(
-            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
-            &[],
-        )
-        .await
-        .map_err(backend)?;
-    row.try_get(0).map_err(backend)
 }
 
 #[cfg(test)]

@@ -33,47 +33,67 @@
 //! # Why the subscription never skips an event
 //!
 //! Global positions come from a sequence, so a writer can draw position 7 and commit after a
-//! writer that drew 8. A reader that advanced past 8 would never see 7. The subscription reads
-//! pages of events together with its snapshot's `xmin` (`pg_current_snapshot()`: every
-//! transaction id below it has ended) and delivers only a gap-free run of positions. At a gap
-//! (position `n` missing while a later row `r` is visible) it takes a transaction id `X`
-//! (`pg_current_xact_id()`, in a statement after the page's) and waits:
+//! writer that drew 8. A reader that advanced past 8 would never see 7. The subscription (and
+//! `read_batch`) delivers only a gap-free run of positions, and steps over a missing position
+//! only once it is *final*: committed, or never to appear.
 //!
-//! 1. An append takes its transaction id before drawing any position, and the sequence
-//!    hands positions out in time order (`CACHE 1`).
-//! 2. Every missing position below `r` was drawn before `r` was, and `r` had committed before
-//!    the page's snapshot; so each writer owning one had its transaction id before `X` was
-//!    assigned, and ids are assigned in increasing order: each is below `X`.
-//! 3. Once a later snapshot has `xmin > X`, every such writer has ended. A position still
-//!    missing then belongs to a rolled-back (or failed) append and never appears: the
-//!    subscription steps over it. If it appears first, it is delivered in order.
+//! **Writers announce themselves.** Every append (also
+//! [`append_in_transaction`](PostgresStore::append_in_transaction) and the repository's
+//! commands in a caller's transaction) first runs a statement of its own that takes the
+//! schema's *writer lock* in shared mode (`pg_advisory_xact_lock_shared`, held until the
+//! transaction ends; shared holders never wait for each other) with the stream's lock; only the
+//! next statement takes the transaction id (`pg_current_xact_id()`) and then draws positions. So a writer holding a
+//! position holds the writer lock and has a transaction id.
 //!
-//! (A snapshot's `xmax` would not do as the bound: it is one past the newest *completed*
-//! transaction, and a writer still running may hold an id above it.)
+//! **A horizon settles the gaps below it.** At a gap (position `n` missing while the page's
+//! snapshot `S` shows rows up to `top`), the reader opens a horizon: in a statement after `S` it
+//! reads from `pg_locks` the transaction ids `W` of the holders of the writer lock in this
+//! database. Once none of `W` is running, every position below `top` is final:
 //!
-//! While a gap is open, the subscription probes cheaply (a snapshot's `xmin` and the lowest
-//! position, no payloads) with a backoff from 5 ms up to the poll interval (at most 1 s), and
-//! reads a page only once the gap may have moved.
+//! 1. A position `p < top` missing from `S` was drawn before `top` was (the sequence hands
+//!    positions out in time order, `CACHE 1`), and `top` committed before `S` was taken. Its
+//!    writer took the writer lock and its transaction id before drawing `p`, so before the
+//!    horizon was opened: if it was still running then, its id is in `W`.
+//! 2. A transaction holds its locks until it has ended, and a later snapshot sees what it
+//!    committed. Once no id of `W` is running, every writer of a missing `p < top` has ended; a
+//!    snapshot taken after that shows `p` if it committed, and it never will otherwise.
+//! 3. Writers that announce themselves later, or take their id later, draw positions above
+//!    `top`: they are not waited for. Nor is anything that does not hold the writer lock: a
+//!    transaction left open in another database of the cluster, or one in this database that
+//!    never appends, delays no delivery.
+//!
+//! So a slow writer that drew a position is always waited for, however long it takes; a
+//! rolled-back (or failed) append's positions are stepped over as soon as it has ended. One
+//! horizon settles every gap below its `top` (the head of the snapshot, not only the first
+//! gap), so under sustained writes a reader waits once for the writers running when it looked,
+//! not again for each later gap. The store shares its horizons among its readers; a reader
+//! reads which positions are settled *before* taking the snapshot it applies that to (see the
+//! `horizon` module).
+//!
+//! While a gap is open, the reader probes cheaply (which ids of `W` still hold their own
+//! transaction-id lock, and the lowest position, no payloads) with a backoff from 5 ms up to
+//! the poll interval (at most 1 s), and reads a page only once the gap may have moved.
 //!
 //! The subscription is woken by `LISTEN`/`NOTIFY`, with a fallback poll
 //! ([`PostgresStoreBuilder::poll_interval`]) for what sends no notification: a rolled-back
 //! append, an append inside the caller's transaction (see
 //! [`PostgresStore::notify_subscribers`]), or a store built from a pool without a
-//! [`listen_config`](PostgresStoreBuilder::listen_config). A gap therefore waits at most until
-//! the transactions running when it was seen have ended; a long-running writing transaction
-//! anywhere in the cluster delays (never breaks) delivery past a gap. A background task of the
+//! [`listen_config`](PostgresStoreBuilder::listen_config). A background task of the
 //! store sends the `NOTIFY` after a commit: an append never waits for it, and commits that come
 //! while one is on its way, or within 2 ms of it, share the next one, so writers do not queue on
 //! PostgreSQL's notification lock. Subscriptions in the same process are woken directly.
 //!
 //! Everything written to the events table must go through [`EventStore::append`] or
-//! [`PostgresStore::append_in_transaction`], which keep rule 1 and take the stream lock.
-//! Subscriptions take transaction ids, so they read from the primary, not from a hot standby.
+//! [`PostgresStore::append_in_transaction`], which announce the writer and take the stream lock;
+//! a writer of an older eventcore (schema version 4 or less) does not announce itself, so the
+//! schema's version (5) keeps it out. Readers look at `pg_locks` of the server they read from,
+//! so subscriptions read from the primary: on a hot standby an open gap is an error, never a skip.
 //!
 //! All subscriptions of a store share one `LISTEN` connection, opened with the store's
 //! connector (the TLS setup of [`PostgresStoreBuilder::connect_with_tls`] or
 //! [`listen_config_with_tls`](PostgresStoreBuilder::listen_config_with_tls)); when it fails they
-//! poll while the store reconnects with backoff (see the `listener` module).
+//! poll while the store reconnects with backoff (up to 10 s between attempts, without end). Its
+//! state is [`PostgresStore::listener_health`], and every change is logged.
 //!
 //! Connections come from a `deadpool-postgres` pool that recycles them without a test query:
 //! after the server drops connections (a restart), the next call on each stale one fails (an
@@ -102,6 +122,7 @@ use crate::envelope::{NewEvent, RecordedEvent};
 mod append;
 mod batch;
 mod error;
+mod horizon;
 mod listener;
 mod notifier;
 mod row;
@@ -113,6 +134,7 @@ pub use deadpool_postgres;
 pub(crate) use error::backend;
 pub use error::PostgresError;
 pub(crate) use schema::quote_ident;
+pub use listener::{ListenerHealth, ListenerState, APPLICATION_NAME as LISTENER_APPLICATION_NAME};
 pub use schema::{SchemaVersionError, SCHEMA_VERSION};
 pub use tokio_postgres;
 
@@ -158,8 +180,10 @@ struct Inner {
     listen: Option<listener::Connect>,
     /// The shared listener's wake count, once a subscription started it.
     listening: OnceLock<watch::Receiver<u64>>,
-    /// Recent gap horizons of `read_batch`.
-    horizons: batch::Horizons,
+    /// The shared listener's health.
+    listener_health: listener::Health,
+    /// Gap horizons of the subscriptions and `read_batch`.
+    horizons: horizon::Horizons,
     max_payload_bytes: usize,
     poll_interval: Duration,
     connect_timeout: Duration,
@@ -407,14 +431,17 @@ impl PostgresStoreBuilder {
         notifier::spawn(pool.clone(), sql.notify.clone(), commits.subscribe());
         Ok(PostgresStore {
             inner: Arc::new(Inner {
+                listen: self.listen.clone(),
                 pool,
                 sql,
                 channel,
                 commits,
                 schema: self.schema,
-                listen: self.listen,
                 listening: OnceLock::new(),
-                horizons: batch::Horizons::default(),
+                listener_health: Arc::new(watch::Sender::new(listener::ListenerHealth::initial(
+                    self.listen.is_some(),
+                ))),
+                horizons: horizon::Horizons::default(),
                 max_payload_bytes: self.max_payload_bytes,
                 poll_interval: self.poll_interval,
                 connect_timeout: self.connect_timeout,
@@ -488,6 +515,17 @@ impl PostgresStore {
             .await
             .map_err(backend)?;
         rows.iter().map(row::decode_event).collect()
+    }
+
+    /// The health of the store's shared `LISTEN` connection (started by the first subscription):
+    /// whether it listens, since when, and its last error.
+    pub fn listener_health(&self) -> ListenerHealth {
+        self.inner.listener_health.borrow().clone()
+    }
+
+    /// Follows the health of the store's shared `LISTEN` connection as it changes.
+    pub fn watch_listener_health(&self) -> watch::Receiver<ListenerHealth> {
+        self.inner.listener_health.subscribe()
     }
 
     /// Wakes the live subscriptions of this schema (in every process) to look for new events.

@@ -29,11 +29,12 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, super::snapshots::MIGRATION_2),
     (3, MIGRATION_3),
     (4, MIGRATION_4),
-    (5, crate::runner::postgres::MIGRATION_RUNNERS),
+    (5, MIGRATION_5),
+    (6, crate::runner::postgres::MIGRATION_RUNNERS),
 ];
 
 /// The schema version this build of eventcore migrates to and runs against.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE {schema}.streams (
@@ -176,6 +177,14 @@ CREATE INDEX events_type_position_idx ON {schema}.events (event_type, global_pos
 ALTER TABLE {schema}.events
     ADD CONSTRAINT events_event_version_check CHECK (event_version >= 1) NOT VALID,
     ADD CONSTRAINT events_event_type_check CHECK (event_type <> '') NOT VALID;
+";
+
+/// Migration 5: writers announce themselves (a shared advisory lock, see the `store::postgres`
+/// module doc) and readers wait only for announced writers. It changes no table; the version
+/// keeps an older eventcore, whose writers do not announce, from writing to the schema.
+const MIGRATION_5: &str = "
+COMMENT ON TABLE {schema}.events IS
+    'eventcore: writers take the schema''s shared writer lock before drawing a position';
 ";
 
 /// The schema was migrated by another version of eventcore, or not at all.
@@ -325,6 +334,7 @@ pub(super) struct Statements {
     pub(super) append: String,
     /// Appends one event passed as scalars, without the arrays' cost.
     pub(super) append_one: String,
+    /// Announces the writer (the schema's shared writer lock) and takes the stream's lock.
     pub(super) lock_stream: String,
     pub(super) read_stream: String,
     pub(super) read_all: String,
@@ -335,18 +345,26 @@ pub(super) struct Statements {
     pub(super) stored_at: String,
     pub(super) find_event: String,
     pub(super) head: String,
-    /// One snapshot's `xmin`, head and the positions from `$1` (at most `$2`): see `batch`.
+    /// One snapshot's head and the positions from `$1` (at most `$2`): see `batch`.
     pub(super) batch_positions: String,
     /// Events in `[$1, $2)`, at most `$3`, bounded by bytes.
     pub(super) batch_events: String,
     /// As `batch_events`, of the types `$4` only.
     pub(super) batch_events_typed: String,
-    /// A snapshot's `xmin` and the lowest position from `$1`: the subscription's cheap gap probe.
+    /// The lowest position from `$1`, and which of the transaction ids `$2` still run: the
+    /// cheap probe of an open gap.
     pub(super) gap_probe: String,
+    /// The transaction ids of the writers announced now (see `horizon`), and whether the server
+    /// is a standby (whose `pg_locks` shows no writer of the primary).
+    pub(super) announced_writers: String,
 }
 
-/// The `xmin` of the statement's snapshot, as a number: every transaction id below it has ended.
-const SNAPSHOT_XMIN: &str = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+/// The first key of the writer lock (the second is the schema's): the two-key form, so it
+/// never meets a stream lock (one 64-bit key).
+const WRITER_LOCK_CLASS: &str = "hashtext('eventcore.writers')";
+
+/// Running transactions hold an exclusive lock on their own transaction id until they end.
+const OWN_XID_LOCK: &str = "locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted";
 
 /// Wraps a query of `EVENT_COLUMNS` ordered by `order` so that it returns rows only until their
 /// payloads reach [`MAX_PAGE_BYTES`](crate::store::MAX_PAGE_BYTES) (at least one), as
@@ -371,9 +389,10 @@ const EVENT_COLUMNS: &str = "global_position, stream_id, stream_version, event_i
 /// `$2`/`$3` the expectation, `$4`..`$13` the columns of the events: arrays for a `batch`,
 /// scalars for one event.
 ///
-/// The transaction id is taken (`pg_current_xact_id()`) before a position is drawn, which the
-/// subscription's gap rule needs; the `CASE` orders the two calls. Positions are drawn after the
-/// sort, so they grow with the stream version.
+/// The writer announced itself in the lock statement before; the transaction id is taken
+/// (`pg_current_xact_id()`) before a position is drawn, which the subscription's gap rule
+/// needs; the `CASE` orders the two calls. Positions are drawn after the sort, so they grow
+/// with the stream version.
 fn append_sql(s: &str, lock_key: &str, batch: bool) -> String {
     let (values, source) = if batch {
         (
@@ -413,10 +432,13 @@ impl Statements {
         // Advisory locks are per database: the schema name seeds the key, so stores in other
         // schemas do not share locks. A hash collision only makes two streams queue.
         let lock_key = format!("hashtextextended($1, hashtext('{schema}'))");
+        let writer_lock = format!("{WRITER_LOCK_CLASS}, hashtext('{schema}')");
         Self {
             append: append_sql(&s, &lock_key, true),
             append_one: append_sql(&s, &lock_key, false),
-            lock_stream: format!("SELECT pg_advisory_xact_lock({lock_key})"),
+            lock_stream: format!(
+                "SELECT pg_advisory_xact_lock_shared({writer_lock}), pg_advisory_xact_lock({lock_key})"
+            ),
             read_stream: bounded_by_bytes(
                 &format!("FROM {s}.events WHERE stream_id = $1 AND stream_version >= $2"),
                 "stream_version",
@@ -433,7 +455,7 @@ impl Statements {
             // One statement, so the rows and the snapshot bounds come from the same snapshot.
             subscription_page: format!(
                 "SELECT {EVENT_COLUMNS}, \
-                 pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS snapshot_xmin \
+                 (SELECT max(global_position) FROM {s}.events) AS snapshot_head \
                  FROM {s}.events WHERE global_position >= $1 ORDER BY global_position LIMIT $2"
             ),
             notify: super::notifier::notify_sql(&channel(schema)),
@@ -444,8 +466,7 @@ impl Statements {
             find_event: format!("SELECT {EVENT_COLUMNS} FROM {s}.events WHERE event_id = $1"),
             head: format!("SELECT coalesce(max(global_position), 0) FROM {s}.events"),
             batch_positions: format!(
-                "SELECT {SNAPSHOT_XMIN} AS snapshot_xmin, \
-                 (SELECT coalesce(max(global_position), 0) FROM {s}.events) AS head, \
+                "SELECT (SELECT coalesce(max(global_position), 0) FROM {s}.events) AS head, \
                  ARRAY(SELECT global_position FROM {s}.events WHERE global_position >= $1 \
                        ORDER BY global_position LIMIT $2) AS positions"
             ),
@@ -463,8 +484,24 @@ impl Statements {
                 "$3",
             ),
             gap_probe: format!(
-                "SELECT {SNAPSHOT_XMIN}, (SELECT global_position FROM {s}.events \
-                 WHERE global_position >= $1 ORDER BY global_position LIMIT 1)"
+                "SELECT (SELECT global_position FROM {s}.events \
+                 WHERE global_position >= $1 ORDER BY global_position LIMIT 1), \
+                 ARRAY(SELECT transactionid::text FROM pg_catalog.pg_locks \
+                       WHERE {OWN_XID_LOCK} AND transactionid::text = ANY($2::text[]))"
+            ),
+            // One call of `pg_locks` (a CTE used twice is computed once): the holders of the
+            // writer lock in this database, by their own transaction id.
+            announced_writers: format!(
+                "WITH locks AS MATERIALIZED (SELECT locktype, database, classid, objid, objsubid, \
+                 virtualtransaction, transactionid, mode, granted FROM pg_catalog.pg_locks) \
+                 SELECT ARRAY(SELECT DISTINCT x.transactionid::text \
+                   FROM locks a JOIN locks x USING (virtualtransaction) \
+                   WHERE a.locktype = 'advisory' AND a.granted AND a.objsubid = 2 \
+                     AND a.classid = ({WRITER_LOCK_CLASS})::oid AND a.objid = hashtext('{schema}')::oid \
+                     AND a.database = (SELECT oid FROM pg_catalog.pg_database \
+                                       WHERE datname = current_database()) \
+                     AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted), \
+                 pg_catalog.pg_is_in_recovery()"
             ),
         }
     }

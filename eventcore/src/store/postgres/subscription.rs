@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{backend, listener, row, sql_limit, sql_position, PostgresStore};
+use super::{backend, horizon, listener, row, sql_limit, sql_position, PostgresStore};
 use crate::envelope::RecordedEvent;
 use crate::store::StoreError;
 use crate::subscription::{EventStream, SubscribeAll, SUBSCRIPTION_PAGE};
@@ -23,7 +23,7 @@ impl SubscribeAll for PostgresStore {
             commits: self.inner.commits.subscribe(),
             store: self.clone(),
             next: from_position.max(1),
-            gap_horizon: None,
+            gap: None,
             gap_delay: GAP_FIRST_DELAY,
             buffer: VecDeque::new(),
             listener: None,
@@ -43,9 +43,9 @@ struct Subscription {
     commits: watch::Receiver<u64>,
     /// The next position to deliver.
     next: u64,
-    /// A transaction id taken just after the snapshot that first showed a gap at `next`: the gap
-    /// is settled once a snapshot's `xmin` is above it.
-    gap_horizon: Option<i64>,
+    /// The last missing position of the gap at `next` being waited on; an open horizon of the
+    /// store covers it.
+    gap: Option<u64>,
     /// How long to wait before probing an open gap again.
     gap_delay: Duration,
     buffer: VecDeque<RecordedEvent>,
@@ -79,8 +79,8 @@ impl Subscription {
                 // Listen before the first read, so that no commit after it goes unnoticed.
                 self.listener = self.store.listener().await;
             }
-            if self.gap_horizon.is_some() && self.buffer.is_empty() {
-                match self.gap_may_have_moved().await {
+            if let Some(missing) = self.gap.filter(|_| self.buffer.is_empty()) {
+                match self.gap_may_have_moved(missing).await {
                     Err(error) => {
                         self.done = true;
                         return Some(Err(error));
@@ -103,33 +103,31 @@ impl Subscription {
         }
     }
 
-    /// The cheap probe of an open gap (a snapshot's `xmin` and the lowest position from
-    /// `next`, no payloads): whether a page read may now deliver or step over it.
-    async fn gap_may_have_moved(&mut self) -> Result<bool, StoreError> {
-        let Some(horizon) = self.gap_horizon else {
-            return Ok(true);
+    /// The cheap probe of an open gap (which of its horizon's writers still run, and the lowest
+    /// position from `next`, no payloads): whether a page read may now deliver or step over it.
+    async fn gap_may_have_moved(&mut self, missing: u64) -> Result<bool, StoreError> {
+        let horizons = &self.store.inner.horizons;
+        let moved = |lowest: Option<u64>| {
+            horizons.settled_below() > missing || !horizons.covers(missing) || lowest == Some(self.next)
         };
+        if moved(None) {
+            return Ok(true);
+        }
         let client = self.store.client().await?;
-        let statement = client
-            .prepare_cached(&self.store.inner.sql.gap_probe)
-            .await
-            .map_err(backend)?;
-        let row = client
-            .query_one(&statement, &[&sql_position(self.next)])
-            .await
-            .map_err(backend)?;
-        let xmin: i64 = row.try_get(0).map_err(backend)?;
-        let lowest: Option<i64> = row.try_get(1).map_err(backend)?;
-        Ok(xmin > horizon || lowest == Some(sql_position(self.next)))
+        let lowest = horizon::probe(&client, &self.store.inner.sql, horizons, self.next).await?;
+        Ok(moved(lowest))
     }
 
     async fn read_page(&mut self) -> Result<Progress, StoreError> {
         let client = self.store.client().await?;
+        let (sql, horizons) = (&self.store.inner.sql, &self.store.inner.horizons);
         let statement = client
-            .prepare_cached(&self.store.inner.sql.subscription_page)
+            .prepare_cached(&sql.subscription_page)
             .await
             .map_err(backend)?;
         let (from, limit) = (sql_position(self.next), sql_limit(SUBSCRIPTION_PAGE));
+        // Read before the page's snapshot: a settlement applies to later snapshots only.
+        let settled = horizons.settled_below();
         let rows = client
             .query(&statement, &[&from, &limit])
             .await
@@ -144,34 +142,28 @@ impl Subscription {
                 Err(error) => return Err(error),
             };
             if event.global_position != self.next {
-                let xmin: i64 = row.try_get("snapshot_xmin").map_err(backend)?;
-                match self.gap_horizon {
-                    // Every writer that could own a missing position has ended: step over it.
-                    Some(horizon) if xmin > horizon => {}
-                    Some(_) => {
+                let missing = event.global_position - 1;
+                // Below `settled`, every writer that could own a missing position has ended:
+                // step over it.
+                if missing >= settled {
+                    self.gap = Some(missing);
+                    if horizons.covers(missing) {
                         if self.buffer.is_empty() {
                             progress = Progress::Wait { gap: true };
                         }
-                        break;
-                    }
-                    None => {
-                        // Taken after the page's snapshot, so it is above the id of every writer
-                        // that drew a missing position.
-                        let horizon: i64 = client
-                            .query_one("SELECT pg_current_xact_id()::text::bigint", &[])
-                            .await
-                            .map_err(backend)?
-                            .try_get(0)
-                            .map_err(backend)?;
-                        self.gap_horizon = Some(horizon);
+                    } else {
+                        // Opened after the page's snapshot, whose highest position bounds it.
+                        let head: Option<i64> = row.try_get("snapshot_head").map_err(backend)?;
+                        let top = head.map_or(event.global_position, i64::unsigned_abs);
+                        horizon::open(&client, sql, horizons, top.max(event.global_position)).await?;
                         if self.buffer.is_empty() {
                             progress = Progress::NewGap;
                         }
-                        break;
                     }
+                    break;
                 }
             }
-            self.gap_horizon = None;
+            self.gap = None;
             self.gap_delay = GAP_FIRST_DELAY;
             self.next = event.global_position + 1;
             self.buffer.push_back(event);
@@ -220,7 +212,13 @@ impl PostgresStore {
         let mut receiver = self
             .inner
             .listening
-            .get_or_init(|| listener::spawn(connect.clone(), self.inner.channel.clone()))
+            .get_or_init(|| {
+                listener::spawn(
+                    connect.clone(),
+                    self.inner.channel.clone(),
+                    self.inner.listener_health.clone(),
+                )
+            })
             .clone();
         let first_attempt = receiver.wait_for(|count| *count > 0);
         let _ = tokio::time::timeout(self.inner.connect_timeout, first_attempt).await;
