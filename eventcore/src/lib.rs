@@ -65,6 +65,7 @@ pub mod envelope;
 pub mod event;
 pub mod projection;
 pub mod repository;
+mod routing;
 pub mod runner;
 pub mod schema;
 pub mod store;
@@ -241,6 +242,10 @@ pub mod prelude {
 /// Items the macros' generated code uses. Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::bus::support::{
+        decode_event, handler_failed, handler_result as event_handler_result, HandlerResult, HandlesEvent,
+    };
+    pub use crate::bus::{EventHandler, HandleError, Handled};
     pub use crate::aggregate::{
         decode_snapshot_json, encode_snapshot_json, Aggregate, Apply, Dispatch, Handle, SnapshotPolicy,
     };
