@@ -23,7 +23,12 @@ pub(crate) fn first_with_same_key<T>(items: &[T], i: usize, key: impl Fn(&T) -> 
 }
 
 /// One `#[on]` per event struct among `handlers`, reported at the later handler's event type.
-pub(crate) fn one_on_per_event<T>(cx: &Ctxt, handlers: &[T], event: impl Fn(&T) -> &Type, method: impl Fn(&T) -> String) {
+pub(crate) fn one_on_per_event<T>(
+    cx: &Ctxt,
+    handlers: &[T],
+    event: impl Fn(&T) -> &Type,
+    method: impl Fn(&T) -> String,
+) {
     for i in 0..handlers.len() {
         if let Some(first) = first_with_same_key(handlers, i, |h| type_key(event(h))) {
             let ty = event(&handlers[i]);

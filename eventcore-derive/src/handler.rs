@@ -17,7 +17,10 @@ pub fn parse_impl(input: TokenStream, usage: &str) -> Result<ItemImpl, TokenStre
         Ok(other) => {
             let error = syn::Error::new_spanned(
                 crate::aggregate::item_keyword(&other),
-                format!("{} goes on an inherent `impl` block, like `{usage}`", attribute_of(usage)),
+                format!(
+                    "{} goes on an inherent `impl` block, like `{usage}`",
+                    attribute_of(usage)
+                ),
             )
             .into_compile_error();
             Err(quote!(#error #other))

@@ -44,7 +44,13 @@ impl<'a> HandlerImpl<'a> {
         ) {
             return None;
         }
-        let name = handler::snake_name(cx, attrs.name.as_ref(), &item.self_ty, "event handler", EVENT_HANDLER);
+        let name = handler::snake_name(
+            cx,
+            attrs.name.as_ref(),
+            &item.self_ty,
+            "event handler",
+            EVENT_HANDLER,
+        );
         let handlers = handler::on_methods(
             cx,
             item,
@@ -172,9 +178,15 @@ mod tests {
 
     #[test]
     fn an_event_handler_without_handlers_is_an_error() {
-        let (_, errors) = build(quote::quote!(), parse_quote!(impl Welcome { fn helper(&self) {} }));
+        let (_, errors) = build(
+            quote::quote!(),
+            parse_quote!(impl Welcome { fn helper(&self) {} }),
+        );
         assert_eq!(errors.len(), 1);
-        assert!(errors[0].contains("a `#[event_handler]` needs at least one `#[on]`"), "{errors:?}");
+        assert!(
+            errors[0].contains("a `#[event_handler]` needs at least one `#[on]`"),
+            "{errors:?}"
+        );
     }
 
     #[test]
