@@ -320,7 +320,8 @@ pub mod __private {
         decode_snapshot_json, encode_snapshot_json, Aggregate, Apply, Dispatch, Handle, SnapshotPolicy,
     };
     pub use crate::bus::support::{
-        decode_event, handler_failed, handler_result as event_handler_result, HandlerResult, HandlesEvent,
+        decode_event, handler_failed, handler_result as event_handler_result, EventHandlerError,
+        HandlerResult, HandlesEvent,
     };
     pub use crate::bus::{EventHandler, HandleError, Handled};
     pub use crate::envelope::{Envelope, RecordedEvent};

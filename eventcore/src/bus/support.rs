@@ -45,11 +45,19 @@ pub fn handler_result<O: HandlerResult>(output: O) -> Result<(), O::Error> {
     output.into_result()
 }
 
+/// What an `#[on]` handler of an event handler fails with: a `std::error::Error` that can cross
+/// threads, boxed into [`HandleError::Handler`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an error type: an `#[on]` handler's error implements `std::error::Error`",
+    label = "implement `std::error::Error + Send + Sync + 'static` for `{Self}`",
+    note = "a failing handler's error is kept with the event when it is dead-lettered"
+)]
+pub trait EventHandlerError: std::error::Error + Send + Sync + 'static {}
+
+impl<E: std::error::Error + Send + Sync + 'static> EventHandlerError for E {}
+
 /// The error of handler method `handler`.
-pub fn handler_failed<E>(handler: &'static str, error: E) -> HandleError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
+pub fn handler_failed<E: EventHandlerError>(handler: &'static str, error: E) -> HandleError {
     HandleError::Handler {
         handler,
         source: Box::new(error),
