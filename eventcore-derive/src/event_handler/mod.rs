@@ -7,9 +7,10 @@ mod expand;
 
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
+use syn::{Attribute, ImplItem, ItemImpl};
 
 use crate::ctxt::Ctxt;
-use crate::handler;
+use crate::handler::{self, On};
 
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let mut item = match handler::parse_impl(input, "#[event_handler] impl Welcome { ... }") {
@@ -20,6 +21,7 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let cx = Ctxt::new();
     let attrs = attr::handler_attrs(&cx, args);
     let markers = handler::strip_on_markers(&mut item);
+    allow_unused_async(&mut item, &markers);
     let ir = ast::HandlerImpl::from_ast(&cx, &attrs, &item, &markers);
     if let Some(ir) = &ir {
         check::event_handler(&cx, ir);
@@ -31,5 +33,17 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
             quote!(#errors #item)
         }
         (Ok(()), None) => item.into_token_stream(),
+    }
+}
+
+/// Handlers are `async` for the bus, even when they await nothing: silence clippy's
+/// `unused_async` on them.
+fn allow_unused_async(item: &mut ItemImpl, markers: &[Vec<(On, Attribute)>]) {
+    for (impl_item, markers) in item.items.iter_mut().zip(markers) {
+        if let (ImplItem::Fn(method), false) = (impl_item, markers.is_empty()) {
+            method
+                .attrs
+                .push(syn::parse_quote!(#[allow(clippy::unused_async)]));
+        }
     }
 }
