@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 mod domain {
     //! An aggregate written the way the docs show, in a module with public items.
-    use super::{aggregate, projection, Deserialize, DomainEvent, JsonSchema, Serialize};
+    use super::{aggregate, event_handler, projection, Deserialize, DomainEvent, JsonSchema, Serialize};
 
     /// A light was switched.
     #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
@@ -102,6 +102,30 @@ mod domain {
             Ok(())
         }
     }
+
+    /// Counts switches as they are committed.
+    #[derive(Debug, Default)]
+    pub struct SwitchWatcher {
+        /// Switches seen.
+        pub seen: std::sync::atomic::AtomicU32,
+    }
+
+    #[event_handler(name = "switch_watcher")]
+    impl SwitchWatcher {
+        #[on]
+        async fn switched(&self, _: &LightSwitched) -> Result<(), EmptyName> {
+            self.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
+
+        #[on]
+        async fn renamed(&self, e: &eventcore::Envelope<LightRenamed>) -> Result<(), EmptyName> {
+            if e.payload.0.is_empty() {
+                return Err(EmptyName);
+            }
+            Ok(())
+        }
+    }
 }
 
 #[test]
@@ -126,6 +150,16 @@ fn strict_lints_accept_the_generated_projection() {
     assert_eq!(domain::SwitchCount::VERSION, 2);
     assert_eq!(
         domain::SwitchCount::HANDLED_EVENT_TYPES,
+        ["light.renamed", "light.switched"]
+    );
+}
+
+#[test]
+fn strict_lints_accept_the_generated_event_handler() {
+    use eventcore::bus::EventHandler;
+    assert_eq!(domain::SwitchWatcher::NAME, "switch_watcher");
+    assert_eq!(
+        domain::SwitchWatcher::HANDLED_EVENT_TYPES,
         ["light.renamed", "light.switched"]
     );
 }

@@ -22,6 +22,7 @@ pub const APPLY: &str = "apply";
 pub const PROJECTION: &str = "projection";
 pub const ON: &str = "on";
 pub const KEY: &str = "key";
+pub const EVENT_HANDLER: &str = "event_handler";
 
 const EVENT_KEYS: &str = "`aggregate`, `name`, `version`, `upcast_from`, `crate`";
 const AGGREGATE_KEYS: &str = "`events`, `error`, `name`, `snapshot_every`, `snapshot_version`, `crate`";

@@ -22,6 +22,28 @@ pub(crate) fn first_with_same_key<T>(items: &[T], i: usize, key: impl Fn(&T) -> 
     items[..i].iter().position(|item| key(item) == wanted)
 }
 
+/// One `#[on]` per event struct among `handlers`, reported at the later handler's event type.
+pub(crate) fn one_on_per_event<T>(
+    cx: &Ctxt,
+    handlers: &[T],
+    event: impl Fn(&T) -> &Type,
+    method: impl Fn(&T) -> String,
+) {
+    for i in 0..handlers.len() {
+        if let Some(first) = first_with_same_key(handlers, i, |h| type_key(event(h))) {
+            let ty = event(&handlers[i]);
+            cx.error_spanned_by(
+                ty,
+                format!(
+                    "a second `#[on]` for `{}`: the method `{}` already handles it",
+                    type_text(ty),
+                    method(&handlers[first])
+                ),
+            );
+        }
+    }
+}
+
 /// Two variants wrapping the same type would emit two conflicting `From` impls; the error names both.
 /// The duplicates are removed so the fallback expansion still compiles.
 pub fn event_enum(cx: &Ctxt, input: &mut EventEnum<'_>) {

@@ -1,5 +1,5 @@
-//! Procedural macros of eventcore: `#[derive(DomainEvent)]`, `#[aggregate]`, `#[upcaster]` and
-//! `#[projection]`.
+//! Procedural macros of eventcore: `#[derive(DomainEvent)]`, `#[aggregate]`, `#[upcaster]`,
+//! `#[projection]` and `#[event_handler]`.
 //!
 //! Use them through the `eventcore` crate, which re-exports them and documents them; the
 //! generated code refers to `eventcore` only through `::eventcore::__private`.
@@ -10,6 +10,7 @@ mod attr;
 mod check;
 mod ctxt;
 mod event;
+mod event_handler;
 mod expand_aggregate;
 mod expand_event;
 mod expand_registration;
@@ -46,4 +47,10 @@ pub fn upcaster(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn projection(args: TokenStream, input: TokenStream) -> TokenStream {
     projection::expand(args.into(), input.into()).into()
+}
+
+/// Implements `EventHandler` (a bus consumer) from an inherent `impl` block of `#[on]` async handlers.
+#[proc_macro_attribute]
+pub fn event_handler(args: TokenStream, input: TokenStream) -> TokenStream {
+    event_handler::expand(args.into(), input.into()).into()
 }

@@ -101,9 +101,8 @@ fn is_aggregate_char(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'
 }
 
-/// Why `name` is not a valid projection name: `[a-z0-9_]`, non-empty.
-pub fn invalid_projection_name(name: &str) -> Option<String> {
-    let what = "projection name";
+/// Why `name` (a projection or consumer name, `what` in messages) is not `[a-z0-9_]`, non-empty.
+pub fn invalid_snake_name(what: &str, name: &str) -> Option<String> {
     invalid_name(what, name).or_else(|| {
         name.chars()
             .find(|c| matches!(c, '.' | '-'))
@@ -174,9 +173,9 @@ mod tests {
         assert!(why("account/opened").contains("`/`"));
         assert!(why("café").contains("`é`"));
         assert!(invalid_aggregate_name("a.b").is_some_and(|m| m.contains("`.`")));
-        assert!(invalid_projection_name("a-b").is_some_and(|m| m.contains("`-`")));
-        assert!(invalid_projection_name("").is_some());
-        assert_eq!(invalid_projection_name("account_summary2"), None);
+        assert!(invalid_snake_name("projection name", "a-b").is_some_and(|m| m.contains("`-`")));
+        assert!(invalid_snake_name("projection name", "").is_some());
+        assert_eq!(invalid_snake_name("projection name", "account_summary2"), None);
     }
 
     #[test]

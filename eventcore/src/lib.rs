@@ -8,6 +8,8 @@
 //!   [`Aggregate`] with one [`Handle`] per command and a `match` for applying events;
 //! - [`macro@projection`] turns an `impl` block with `#[on]` handlers into a [`Projection`]: a
 //!   read-model document folded from the events of any aggregates;
+//! - [`macro@event_handler`] turns an `impl` block with `#[on]` async handlers into an
+//!   [`EventHandler`](bus::EventHandler): a bus consumer that reacts to committed events;
 //! - [`Repository`] loads aggregates from an [`EventStore`] and appends what their commands
 //!   decide, with optimistic concurrency.
 //!
@@ -65,6 +67,7 @@ pub mod envelope;
 pub mod event;
 pub mod projection;
 pub mod repository;
+mod routing;
 pub mod runner;
 pub mod schema;
 pub mod store;
@@ -227,14 +230,86 @@ pub use eventcore_derive::upcaster;
 /// without any `#[on]` handler.
 pub use eventcore_derive::projection;
 
+/// Implements [`EventHandler`](bus::EventHandler) from an `impl` block of `#[on]` async handlers.
+///
+/// An event handler reacts to committed events after the commit, at least once, in its own
+/// time: sending mail, calling other services, publishing. Each handler takes one event struct
+/// `E` of any aggregate:
+///
+/// - `#[on] async fn name(&self, e: &E) -> Result<(), Err>`, or `e: &Envelope<E>` to see the
+///   envelope too (ids, positions, time, correlation, metadata);
+/// - the receiver is `&self`: handlers may run concurrently, so shared state goes behind a
+///   `Mutex` or an atomic;
+/// - `Err` is any `std::error::Error + Send + Sync + 'static`: a failing event is retried with
+///   backoff, then dead-lettered as `HandleError::Handler` naming the method.
+///
+/// The generated `handle` skips a record of a type no handler takes (also reached through an
+/// upcaster from an older name) without decoding it, decodes the others once (upcasting older
+/// versions; a record that an upcaster splits calls the handler once per event), awaits the
+/// handler, and reports a record that does not decode as `HandleError::Decode`, which is never
+/// retried. Handlers run at least once per event: make them idempotent, with the envelope's
+/// `event_id`.
+///
+/// Options of `#[event_handler(...)]`:
+///
+/// - `name = "..."`: the consumer name, `[a-z0-9_]`, which keys its checkpoint, its lease and
+///   its dead letters (default: the snake_case type name, `Welcome` -> `welcome`);
+/// - `crate = "path"`: where the generated code finds `eventcore` when renamed or re-exported.
+///
+/// ```
+/// use eventcore::bus::{EventHandler, Handled};
+/// use eventcore::NewEvent;
+/// use eventcore::prelude::*;
+/// use serde::{Deserialize, Serialize};
+/// use std::sync::{Arc, Mutex};
+/// # use schemars::JsonSchema;
+/// # #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+/// # #[event(aggregate = "account")]
+/// # pub struct AccountOpened { pub owner: String }
+///
+/// #[derive(Clone, Default)]
+/// pub struct Welcome { pub sent: Arc<Mutex<Vec<String>>> }
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("mail server unavailable")]
+/// pub struct MailDown;
+///
+/// #[event_handler] // consumer name "welcome"
+/// impl Welcome {
+///     #[on]
+///     async fn opened(&self, e: &Envelope<AccountOpened>) -> Result<(), MailDown> {
+///         self.sent.lock().map_err(|_| MailDown)?.push(e.payload.owner.clone());
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// assert_eq!(Welcome::NAME, "welcome");
+/// assert_eq!(Welcome::HANDLED_EVENT_TYPES, ["account.opened"]);
+/// let opened = NewEvent::encode(&AccountOpened { owner: "ada".into() }, "account", "acc-1")?
+///     .into_recorded("account-acc-1", 1, 0);
+/// let welcome = Welcome::default();
+/// assert_eq!(welcome.handle(&opened).await?, Handled::Done);
+/// assert_eq!(*welcome.sent.lock().unwrap(), ["ada"]);
+/// # Ok(()) }
+/// ```
+///
+/// Mistakes are compile errors at the offending token: a handler that is not `async`, a
+/// receiver other than `&self`, two handlers for one event, a parameter that is not an event
+/// struct, a return type other than `Result<(), E>`, an error type that is not
+/// `std::error::Error`, an unknown option, an invalid name, and an `impl` block without any
+/// `#[on]` handler.
+pub use eventcore_derive::event_handler;
+
 /// The common imports: `use eventcore::prelude::*;`.
 pub mod prelude {
     #[cfg(feature = "postgres")]
     pub use crate::PostgresStore;
     pub use crate::{
-        aggregate, projection, upcaster, Aggregate, CommandContext, DomainEvent, Envelope, EventStore,
-        ExpectedVersion, Handle, MemoryStore, Projection, RecordedEvent, Repository, RepositoryError,
-        SqliteStore, StoreError, SubscribeAll,
+        aggregate, event_handler, projection, upcaster, Aggregate, CommandContext, DomainEvent, Envelope,
+        EventStore, ExpectedVersion, Handle, MemoryStore, Projection, RecordedEvent, Repository,
+        RepositoryError, SqliteStore, StoreError, SubscribeAll,
     };
 }
 
@@ -244,6 +319,11 @@ pub mod __private {
     pub use crate::aggregate::{
         decode_snapshot_json, encode_snapshot_json, Aggregate, Apply, Dispatch, Handle, SnapshotPolicy,
     };
+    pub use crate::bus::support::{
+        decode_event, handler_failed, handler_result as event_handler_result, EventHandlerError,
+        HandlerResult, HandlesEvent,
+    };
+    pub use crate::bus::{EventHandler, HandleError, Handled};
     pub use crate::envelope::{Envelope, RecordedEvent};
     pub use crate::event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
     pub use crate::projection::support::{

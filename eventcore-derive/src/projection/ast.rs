@@ -1,11 +1,11 @@
 //! The validated IR of a `#[projection]` impl block, borrowing the `syn` input for spans.
 
-use syn::{Attribute, Ident, ImplItem, ImplItemFn, ItemImpl, Member, ReturnType, Type};
+use syn::{Attribute, Ident, ImplItemFn, ItemImpl, Member, ReturnType, Type};
 
 use super::attr::{on_attrs, ProjectionAttrs};
-use crate::attr::{Sp, ON};
+use crate::attr::{Sp, ON, PROJECTION};
 use crate::ctxt::Ctxt;
-use crate::{handler, naming};
+use crate::handler::{self, On};
 
 /// A `#[projection]` impl block.
 pub struct ProjectionImpl<'a> {
@@ -29,13 +29,9 @@ pub struct OnFn<'a> {
     pub output: Option<&'a Type>,
 }
 
-/// Marks `#[on]` methods.
-#[derive(Clone, Copy)]
-pub struct On;
-
 /// Removes `#[on]` from the methods of `item`, returning each method's markers.
 pub fn strip_markers(item: &mut ItemImpl) -> Vec<Vec<(On, Attribute)>> {
-    handler::strip_markers(item, |attr| attr.path().is_ident(ON).then_some(On))
+    handler::strip_on_markers(item)
 }
 
 impl<'a> ProjectionImpl<'a> {
@@ -46,20 +42,15 @@ impl<'a> ProjectionImpl<'a> {
         item: &'a ItemImpl,
         markers: &[Vec<(On, Attribute)>],
     ) -> Option<Self> {
-        if let Some((_, path, _)) = &item.trait_ {
-            cx.error_spanned_by(
-                path,
-                "`#[projection]` goes on an inherent `impl` block, like `#[projection] impl AccountSummary { ... }`",
-            );
+        if !handler::check_inherent(
+            cx,
+            item,
+            "#[projection] impl AccountSummary { ... }",
+            "a projection has one name and one set of documents",
+        ) {
             return None;
         }
-        if !item.generics.params.is_empty() {
-            cx.error_spanned_by(
-                &item.generics,
-                "`#[projection]` cannot be generic: a projection has one name and one set of documents",
-            );
-        }
-        let name = name(cx, attrs, &item.self_ty);
+        let name = handler::snake_name(cx, attrs.name.as_ref(), &item.self_ty, "projection", PROJECTION);
         let version = match attrs.version {
             Some(Sp { value: 0, span }) => {
                 cx.error_at(span, "projection versions start at 1");
@@ -69,22 +60,16 @@ impl<'a> ProjectionImpl<'a> {
             None => 1,
         };
 
-        let mut handlers = Vec::new();
-        for (impl_item, markers) in item.items.iter().zip(markers) {
-            let ImplItem::Fn(method) = impl_item else { continue };
-            match markers.as_slice() {
-                [] => {}
-                [(On, attr)] => handlers.extend(on(cx, method, attr)),
-                [_, (_, second), ..] => cx.error_spanned_by(second, "a method takes `#[on]` once"),
-            }
-        }
-        let marked = markers.iter().filter(|m| !m.is_empty()).count();
-        if marked == 0 {
-            cx.error_spanned_by(
-                &item.self_ty,
-                "a `#[projection]` needs at least one `#[on]` handler, like `#[on] fn opened(&mut self, e: &AccountOpened) { ... }`",
-            );
-        }
+        let handlers = handler::on_methods(
+            cx,
+            item,
+            markers,
+            PROJECTION,
+            "#[on] fn opened(&mut self, e: &AccountOpened) { ... }",
+        )
+        .into_iter()
+        .filter_map(|(method, attr)| on(cx, method, attr))
+        .collect();
 
         Some(ProjectionImpl {
             item,
@@ -99,31 +84,6 @@ impl<'a> ProjectionImpl<'a> {
     }
 }
 
-fn name(cx: &Ctxt, attrs: &ProjectionAttrs, self_ty: &Type) -> Option<String> {
-    if let Some(name) = &attrs.name {
-        if let Some(why) = naming::invalid_projection_name(&name.value) {
-            cx.error_at(name.span, why);
-        }
-        return Some(name.value.clone());
-    }
-    let Type::Path(path) = self_ty else {
-        cx.error_spanned_by(
-            self_ty,
-            "cannot name this projection: add `name = \"...\"` to `#[projection]`",
-        );
-        return None;
-    };
-    let ident = &path.path.segments.last()?.ident;
-    let name = naming::snake_case(&ident.to_string());
-    if let Some(why) = naming::invalid_projection_name(&name) {
-        cx.error_spanned_by(
-            ident,
-            format!("{why}; set one with `#[projection(name = \"...\")]`"),
-        );
-    }
-    Some(name)
-}
-
 fn on<'a>(cx: &Ctxt, method: &'a ImplItemFn, attr: &Attribute) -> Option<OnFn<'a>> {
     let attrs = on_attrs(cx, attr);
     handler::check_sync_and_not_generic(
@@ -133,18 +93,7 @@ fn on<'a>(cx: &Ctxt, method: &'a ImplItemFn, attr: &Attribute) -> Option<OnFn<'a
         "the runner commits a handler's changes with its checkpoint",
     );
     handler::check_receiver(cx, method, ON, true);
-    let param = handler::single_parameter(cx, method, "the event, as `&E` or `&Envelope<E>`")?;
-    let Some(referenced) = handler::shared_reference(param) else {
-        cx.error_spanned_by(
-            param,
-            "the event parameter of an `#[on]` method is a shared reference, like `e: &AccountOpened` or `e: &Envelope<AccountOpened>`",
-        );
-        return None;
-    };
-    let (event, envelope) = match handler::envelope_payload(referenced) {
-        Some(payload) => (payload, true),
-        None => (referenced, false),
-    };
+    let (event, envelope) = handler::event_parameter(cx, method)?;
     let output = match &method.sig.output {
         ReturnType::Type(_, ty) => Some(&**ty),
         ReturnType::Default => None,

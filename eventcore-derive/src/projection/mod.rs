@@ -7,25 +7,14 @@ mod expand;
 
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
-use syn::Item;
 
 use crate::ctxt::Ctxt;
+use crate::handler;
 
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
-    let mut item = match syn::parse2::<Item>(input.clone()) {
-        Ok(Item::Impl(item)) => item,
-        Ok(other) => {
-            let error = syn::Error::new_spanned(
-                crate::aggregate::item_keyword(&other),
-                "`#[projection]` goes on an inherent `impl` block, like `#[projection] impl AccountSummary { ... }`",
-            )
-            .into_compile_error();
-            return quote!(#error #other);
-        }
-        Err(error) => {
-            let error = error.into_compile_error();
-            return quote!(#error #input);
-        }
+    let mut item = match handler::parse_impl(input, "#[projection] impl AccountSummary { ... }") {
+        Ok(item) => item,
+        Err(tokens) => return tokens,
     };
 
     let cx = Ctxt::new();

@@ -9,6 +9,8 @@ mod consumer;
 mod dead_letter;
 mod event_bus;
 mod handler;
+#[doc(hidden)]
+pub mod support;
 
 pub use crate::runner::{Backoff, RetryPolicy, Running};
 pub use dead_letter::{DeadLetter, DeadLetters};

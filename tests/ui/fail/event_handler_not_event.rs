@@ -1,0 +1,27 @@
+use eventcore::prelude::*;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(DomainEvent, Serialize, Deserialize, JsonSchema)]
+#[event(aggregate = "account")]
+pub struct AccountOpened { pub owner: String }
+
+#[derive(DomainEvent, Serialize, Deserialize, JsonSchema)]
+#[event(aggregate = "account")]
+pub struct MoneyDeposited { pub amount: i64 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("mail server unavailable")]
+pub struct MailDown;
+
+#[derive(Default)]
+pub struct Welcome;
+
+pub struct NotAnEvent { pub amount: i64 }
+
+#[event_handler]
+impl Welcome {
+    #[on]
+    async fn deposited(&self, e: &NotAnEvent) -> Result<(), MailDown> { let _ = e.amount; Ok(()) }
+}
+fn main() {}
