@@ -8,7 +8,7 @@ use crate::envelope::RecordedEvent;
 use crate::envelope::{CommandContext, Envelope, NewEvent};
 use crate::event::EncodeError;
 use crate::store::{
-    page_is_last, AppendResult, EventStore, ExpectedVersion, Snapshot, StoreError, UnitOfWork,
+    page_is_last, AppendResult, EventStore, ExpectedVersion, MemoryStore, Snapshot, StoreError, UnitOfWork,
 };
 
 /// Events read per page when rehydrating an aggregate.
@@ -271,6 +271,17 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             mut state,
             mut version,
         } = self.load_snapshot(stream_id).await?;
+        if let Some(memory) = (&self.store as &dyn std::any::Any).downcast_ref::<MemoryStore>() {
+            // Folds the stored events in place instead of copying every page out of the store.
+            loop {
+                let read = memory.visit_stream(stream_id, version + 1, READ_PAGE, |record| {
+                    fold(&mut state, std::slice::from_ref(record), version).map(|v| version = v)
+                })?;
+                if read.is_last(READ_PAGE) {
+                    return Ok(Loaded { state, version });
+                }
+            }
+        }
         loop {
             let page = self.store.read_stream(stream_id, version + 1, READ_PAGE).await?;
             version = fold(&mut state, &page, version)?;
