@@ -71,6 +71,7 @@ async fn an_aggregate_loads_across_read_pages_on_memory_store() -> Result<(), Bo
     load_across_pages(MemoryStore::new(), 1024).await
 }
 
+#[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn an_aggregate_loads_across_read_pages_on_sqlite_store() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;

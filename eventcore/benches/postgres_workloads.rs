@@ -223,7 +223,10 @@ impl Raw {
             }
             Some(amount) => {
                 assert!(state.open);
-                ("account.deposited", serde_json::to_vec(&Deposited { amount }).unwrap())
+                (
+                    "account.deposited",
+                    serde_json::to_vec(&Deposited { amount }).unwrap(),
+                )
             }
         };
         let insert = client.prepare_cached(&self.insert).await.unwrap();

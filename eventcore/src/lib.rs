@@ -74,7 +74,9 @@ pub use envelope::{CommandContext, Envelope, Metadata, NewEvent, RecordedEvent};
 pub use event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
 pub use projection::{Projection, ProjectionError};
 pub use repository::{Committed, Loaded, Repository, RepositoryError};
-pub use store::{AppendResult, EventStore, ExpectedVersion, MemoryStore, Snapshot, SqliteStore, StoreError};
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::{AppendResult, EventStore, ExpectedVersion, MemoryStore, Snapshot, StoreError};
 #[cfg(feature = "postgres")]
 pub use store::{PostgresStore, PostgresStoreBuilder};
 pub use subscription::{EventStream, SubscribeAll};
@@ -227,10 +229,12 @@ pub use eventcore_derive::projection;
 pub mod prelude {
     #[cfg(feature = "postgres")]
     pub use crate::PostgresStore;
+    #[cfg(feature = "sqlite")]
+    pub use crate::SqliteStore;
     pub use crate::{
         aggregate, projection, upcaster, Aggregate, CommandContext, DomainEvent, Envelope, EventStore,
         ExpectedVersion, Handle, MemoryStore, Projection, RecordedEvent, Repository, RepositoryError,
-        SqliteStore, StoreError, SubscribeAll,
+        StoreError, SubscribeAll,
     };
 }
 

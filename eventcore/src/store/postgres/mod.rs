@@ -486,7 +486,7 @@ impl PostgresStore {
             .query(self.inner.sql.read_stream.as_str(), &[&stream_id, &from, &limit])
             .await
             .map_err(backend)?;
-        rows.iter().map(row::decode_event).collect()
+        row::decode_events(&rows)
     }
 
     /// Wakes the live subscriptions of this schema (in every process) to look for new events.
@@ -506,7 +506,7 @@ impl PostgresStore {
         let client = self.client().await?;
         let statement = client.prepare_cached(sql).await.map_err(backend)?;
         let rows = client.query(&statement, params).await.map_err(backend)?;
-        rows.iter().map(row::decode_event).collect()
+        row::decode_events(&rows)
     }
 }
 

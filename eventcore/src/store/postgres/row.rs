@@ -27,13 +27,37 @@ const COLUMNS: [&str; 13] = [
     "payload",
 ];
 
+/// Decodes the rows of one query of `EVENT_COLUMNS`, as [`decode_event`].
+pub(super) fn decode_events(rows: &[Row]) -> Result<Vec<RecordedEvent>, StoreError> {
+    // The rows of one statement share their columns: check them once.
+    if let Some(first) = rows.first() {
+        check_columns(first)?;
+    }
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        events.push(decode_checked(row)?);
+    }
+    Ok(events)
+}
+
 /// Decodes a row of `EVENT_COLUMNS`; a row that does not fit is [`StoreError::Corrupt`],
 /// naming its stream and version when those can be read.
 pub(super) fn decode_event(row: &Row) -> Result<RecordedEvent, StoreError> {
+    check_columns(row)?;
+    decode_checked(row)
+}
+
+/// Refuses a row whose leading columns are not `EVENT_COLUMNS`.
+fn check_columns(row: &Row) -> Result<(), StoreError> {
     let columns = row.columns();
     if columns.len() < COLUMNS.len() || columns.iter().zip(COLUMNS).any(|(c, name)| c.name() != name) {
         return Err(corrupt("?", 0, "the row does not have the event columns"));
     }
+    Ok(())
+}
+
+/// [`decode_event`] of a row whose columns were checked.
+fn decode_checked(row: &Row) -> Result<RecordedEvent, StoreError> {
     let stream_id: &str = get(row, 1).map_err(|e| corrupt("?", 0, e))?;
     let raw_version: i64 = get(row, 2).map_err(|e| corrupt(stream_id, 0, e))?;
     let stream_version = u64::try_from(raw_version)
@@ -59,8 +83,8 @@ pub(super) fn decode_event(row: &Row) -> Result<RecordedEvent, StoreError> {
         .filter(|v| *v >= 1)
         .ok_or_else(|| fail(format!("event version {raw_event_version} is not positive")))?;
     // Decoded straight from the column's JSON text (no `serde_json::Value` in between).
-    let Json(metadata): Json<Metadata> = get(row, 11)
-        .map_err(|e| fail(format!("metadata is not an object of strings: {e}")))?;
+    let Json(metadata): Json<Metadata> =
+        get(row, 11).map_err(|e| fail(format!("metadata is not an object of strings: {e}")))?;
     let payload: &[u8] = get(row, 12).map_err(fail)?;
     let event_id: Uuid = get(row, 3).map_err(fail)?;
     let occurred_at: DateTime<Utc> = get(row, 8).map_err(fail)?;
@@ -107,7 +131,10 @@ mod tests {
 
     #[test]
     fn positions_follow_the_queries_columns() {
-        let queried: Vec<&str> = super::super::schema::EVENT_COLUMNS.split(',').map(str::trim).collect();
+        let queried: Vec<&str> = super::super::schema::EVENT_COLUMNS
+            .split(',')
+            .map(str::trim)
+            .collect();
         assert_eq!(queried, COLUMNS);
     }
 }
