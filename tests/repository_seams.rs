@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use design_domain::*;
 use eventcore::prelude::*;
+use eventcore::store::{AppendResult, EventFilter, LogBatch, MemoryTransaction};
 #[cfg(feature = "sqlite")]
 use eventcore::store::{SqliteTransaction, UnitOfWork};
-use eventcore::store::{AppendResult, EventFilter, LogBatch, MemoryTransaction};
 use eventcore::{NewEvent, RecordedEvent, Snapshot};
 
 #[tokio::test]

@@ -11,7 +11,8 @@
 //! - [`Repository`] loads aggregates from an [`EventStore`] and appends what their commands
 //!   decide, with optimistic concurrency.
 //!
-//! Stores: [`MemoryStore`] for tests, [`SqliteStore`] as the embedded durable default.
+//! Stores: [`MemoryStore`] for tests, [`SqliteStore`] as the embedded durable default (feature
+//! `sqlite`, on by default), `PostgresStore` with feature `postgres`.
 //!
 //! ```
 //! use eventcore::prelude::*;
