@@ -71,6 +71,7 @@ async fn store_and_repository_on_memory() -> Result<(), Box<dyn std::error::Erro
     store_and_repository(store).await
 }
 
+#[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn store_and_repository_on_sqlite() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;

@@ -1,4 +1,5 @@
-//! Loading an aggregate whose stream is longer than one read page (1,024 events) of the repository.
+//! Loading an aggregate whose stream is longer than one read page of the repository (1,024 events;
+//! 8,192 on PostgreSQL).
 #![allow(missing_docs)] // test types, not API
 
 use eventcore::prelude::*;
@@ -45,13 +46,14 @@ impl Ledger {
     }
 }
 
-async fn load_across_pages<S: EventStore>(store: S) -> Result<(), Box<dyn std::error::Error>> {
+/// Loads an aggregate of two full read pages of `page` events (the last page read is empty),
+/// then of two pages and 2 events (a partial third page).
+async fn load_across_pages<S: EventStore>(store: S, page: u64) -> Result<(), Box<dyn std::error::Error>> {
     let ledgers = Repository::<Ledger, _>::new(store);
-    // 2,048 = two full pages (the last page read is empty), then 2,050 (a partial third page).
     for _ in 0..16 {
-        ledgers.execute("l", PostMany(128)).await?;
+        ledgers.execute("l", PostMany(page / 8)).await?;
     }
-    for expected in [2_048u64, 2_050] {
+    for expected in [2 * page, 2 * page + 2] {
         let loaded = ledgers.load("l").await?;
         let state = loaded.state();
         assert_eq!(
@@ -66,11 +68,29 @@ async fn load_across_pages<S: EventStore>(store: S) -> Result<(), Box<dyn std::e
 
 #[tokio::test]
 async fn an_aggregate_loads_across_read_pages_on_memory_store() -> Result<(), Box<dyn std::error::Error>> {
-    load_across_pages(MemoryStore::new()).await
+    load_across_pages(MemoryStore::new(), 1024).await
 }
 
+#[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn an_aggregate_loads_across_read_pages_on_sqlite_store() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    load_across_pages(SqliteStore::open(dir.path().join("pages.db")).await?).await
+    load_across_pages(SqliteStore::open(dir.path().join("pages.db")).await?, 1024).await
+}
+
+/// PostgreSQL reads pages of 8,192 events.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn an_aggregate_loads_across_read_pages_on_postgres_store() -> Result<(), Box<dyn std::error::Error>> {
+    use eventcore_testing::conformance::postgres::{drop_schema, postgres_url, unique_schema};
+    let Some(url) = postgres_url() else {
+        return Ok(());
+    };
+    let store = eventcore::PostgresStore::builder()
+        .schema(unique_schema("ec_pages"))
+        .connect(&url)
+        .await?;
+    let outcome = load_across_pages(store.clone(), 8192).await;
+    drop_schema(&store).await;
+    outcome
 }

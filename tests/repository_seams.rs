@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use design_domain::*;
 use eventcore::prelude::*;
-use eventcore::store::{
-    AppendResult, EventFilter, LogBatch, MemoryTransaction, SqliteTransaction, UnitOfWork,
-};
+use eventcore::store::{AppendResult, EventFilter, LogBatch, MemoryTransaction};
+#[cfg(feature = "sqlite")]
+use eventcore::store::{SqliteTransaction, UnitOfWork};
 use eventcore::{NewEvent, RecordedEvent, Snapshot};
 
 #[tokio::test]
@@ -60,6 +60,7 @@ async fn a_command_run_again_with_its_key_appends_nothing_and_returns_the_first_
         .is_some());
 }
 
+#[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn concurrent_runs_of_one_keyed_command_append_once() {
     let store = SqliteStore::open_in_memory().await.unwrap();
@@ -137,6 +138,7 @@ async fn a_command_inside_a_memory_transaction_commits_with_the_callers_writes()
     assert_eq!(next.events[0].global_position, 3);
 }
 
+#[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn a_command_inside_a_sqlite_transaction_commits_with_the_callers_rows() {
     let dir = tempfile::tempdir().unwrap();

@@ -117,6 +117,7 @@ async fn snapshots_on_memory_store() -> Result<(), Box<dyn std::error::Error>> {
     snapshot_behaviour(MemoryStore::new()).await
 }
 
+#[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn snapshots_on_sqlite_store() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;

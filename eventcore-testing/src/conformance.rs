@@ -26,9 +26,10 @@ use bytes::Bytes;
 use chrono::{SubsecRound, Utc};
 use eventcore::envelope::Metadata;
 use eventcore::store::DEFAULT_MAX_PAYLOAD_BYTES;
+#[cfg(feature = "sqlite")]
+use eventcore::SqliteStore;
 use eventcore::{
-    AppendResult, EventStore, ExpectedVersion, MemoryStore, NewEvent, RecordedEvent, SqliteStore, StoreError,
-    SubscribeAll,
+    AppendResult, EventStore, ExpectedVersion, MemoryStore, NewEvent, RecordedEvent, StoreError, SubscribeAll,
 };
 use futures_util::StreamExt;
 use uuid::Uuid;
@@ -127,9 +128,11 @@ impl StoreHarness for MemoryHarness {
 
 /// The harness of [`SqliteStore`]: a database file in a fresh directory under the system's
 /// temporary directory, removed afterwards.
+#[cfg(feature = "sqlite")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SqliteHarness;
 
+#[cfg(feature = "sqlite")]
 impl StoreHarness for SqliteHarness {
     type Store = SqliteStore;
 

@@ -13,7 +13,8 @@
 //! - [`Repository`] loads aggregates from an [`EventStore`] and appends what their commands
 //!   decide, with optimistic concurrency.
 //!
-//! Stores: [`MemoryStore`] for tests, [`SqliteStore`] as the embedded durable default.
+//! Stores: [`MemoryStore`] for tests, [`SqliteStore`] as the embedded durable default (feature
+//! `sqlite`, on by default), `PostgresStore` with feature `postgres`.
 //!
 //! ```
 //! use eventcore::prelude::*;
@@ -79,7 +80,9 @@ pub use envelope::{CommandContext, Envelope, Metadata, NewEvent, RecordedEvent};
 pub use event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
 pub use projection::{Projection, ProjectionError};
 pub use repository::{Committed, Loaded, Repository, RepositoryError};
-pub use store::{AppendResult, EventStore, ExpectedVersion, MemoryStore, Snapshot, SqliteStore, StoreError};
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::{AppendResult, EventStore, ExpectedVersion, MemoryStore, Snapshot, StoreError};
 #[cfg(feature = "postgres")]
 pub use store::{PostgresStore, PostgresStoreBuilder};
 pub use subscription::{EventStream, SubscribeAll};
@@ -87,6 +90,7 @@ pub use subscription::{EventStream, SubscribeAll};
 /// The `chrono` this crate uses (event times are `chrono::DateTime<Utc>`).
 pub use chrono;
 /// The `rusqlite` this crate uses: table projections and unit-of-work callers name its types.
+#[cfg(feature = "sqlite")]
 pub use rusqlite;
 /// The `schemars` this crate uses: derive `JsonSchema` with it to avoid version skew.
 pub use schemars;
@@ -306,10 +310,12 @@ pub use eventcore_derive::event_handler;
 pub mod prelude {
     #[cfg(feature = "postgres")]
     pub use crate::PostgresStore;
+    #[cfg(feature = "sqlite")]
+    pub use crate::SqliteStore;
     pub use crate::{
         aggregate, event_handler, projection, upcaster, Aggregate, CommandContext, DomainEvent, Envelope,
         EventStore, ExpectedVersion, Handle, MemoryStore, Projection, RecordedEvent, Repository,
-        RepositoryError, SqliteStore, StoreError, SubscribeAll,
+        RepositoryError, StoreError, SubscribeAll,
     };
 }
 

@@ -9,11 +9,24 @@ use crate::envelope::RecordedEvent;
 use crate::envelope::{CommandContext, Envelope, NewEvent};
 use crate::event::EncodeError;
 use crate::store::{
-    page_is_last, AppendResult, EventStore, ExpectedVersion, Snapshot, StoreError, UnitOfWork,
+    page_is_last, AppendResult, EventStore, ExpectedVersion, MemoryStore, Snapshot, StoreError, UnitOfWork,
 };
 
 /// Events read per page when rehydrating an aggregate.
 const READ_PAGE: usize = 1024;
+/// Events read per page from PostgreSQL, where every page costs a round trip (pages stay
+/// bounded by [`MAX_PAGE_BYTES`](crate::store::MAX_PAGE_BYTES)).
+#[cfg(feature = "postgres")]
+const POSTGRES_READ_PAGE: usize = 8192;
+
+/// Events read per page when rehydrating from a store of type `S`.
+fn read_page<S: 'static>() -> usize {
+    #[cfg(feature = "postgres")]
+    if std::any::TypeId::of::<S>() == std::any::TypeId::of::<crate::store::PostgresStore>() {
+        return POSTGRES_READ_PAGE;
+    }
+    READ_PAGE
+}
 
 /// Appends of a batch whose outcome stays unknown, in all, before giving up.
 const RESOLVE_ATTEMPTS: u32 = 6;
@@ -298,10 +311,22 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             mut state,
             mut version,
         } = self.load_snapshot(stream_id).await?;
+        if let Some(memory) = (&self.store as &dyn std::any::Any).downcast_ref::<MemoryStore>() {
+            // Folds the stored events in place instead of copying every page out of the store.
+            loop {
+                let read = memory.visit_stream(stream_id, version + 1, READ_PAGE, |record| {
+                    fold(&mut state, std::slice::from_ref(record), version).map(|v| version = v)
+                })?;
+                if read.is_last(READ_PAGE) {
+                    return Ok(Loaded { state, version });
+                }
+            }
+        }
+        let limit = read_page::<S>();
         loop {
-            let page = self.store.read_stream(stream_id, version + 1, READ_PAGE).await?;
+            let page = self.store.read_stream(stream_id, version + 1, limit).await?;
             version = fold(&mut state, &page, version)?;
-            if page_is_last(&page, READ_PAGE) {
+            if page_is_last(&page, limit) {
                 return Ok(Loaded { state, version });
             }
         }
@@ -673,10 +698,10 @@ impl<A: Aggregate> Repository<A, crate::store::PostgresStore> {
         loop {
             let page = self
                 .store
-                .read_stream_in_transaction(transaction, &stream_id, version + 1, READ_PAGE)
+                .read_stream_in_transaction(transaction, &stream_id, version + 1, POSTGRES_READ_PAGE)
                 .await?;
             version = fold(&mut state, &page, version)?;
-            if page_is_last(&page, READ_PAGE) {
+            if page_is_last(&page, POSTGRES_READ_PAGE) {
                 break;
             }
         }

@@ -8,6 +8,7 @@
 mod error;
 mod routed;
 mod runner;
+#[cfg(feature = "sqlite")]
 mod sqlite_tables;
 #[doc(hidden)]
 pub mod support;
@@ -19,6 +20,7 @@ use crate::envelope::RecordedEvent;
 pub use error::{HandlerError, ProjectionError};
 pub use routed::Routed;
 pub use runner::{Projections, RunningProjections, DEFAULT_BATCH_SIZE, DEFAULT_LEASE_TTL};
+#[cfg(feature = "sqlite")]
 pub use sqlite_tables::{SqliteTableProjection, TableError};
 pub use support::HandlerOutput;
 

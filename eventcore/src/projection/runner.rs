@@ -135,6 +135,7 @@ impl<S: RunnerStore> Projections<S> {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl Projections<crate::SqliteStore> {
     /// Adds a projection that writes its own tables in the SQLite file (see
     /// [`SqliteTableProjection`](super::SqliteTableProjection)).

@@ -21,6 +21,7 @@ mod memory;
 pub(crate) mod postgres;
 mod retry;
 mod running;
+#[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 mod status;
 mod store;

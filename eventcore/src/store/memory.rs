@@ -137,8 +137,53 @@ impl MemoryStore {
         page
     }
 
+    /// Calls `visit` on up to `limit` events of `stream_id` from `from_version`, in order, under
+    /// the read lock and without copying them (the repository's rehydration path); stops at the
+    /// first error. How many events were visited; the page is bounded as `read_stream`'s is.
+    pub(crate) fn visit_stream<E>(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+        mut visit: impl FnMut(&RecordedEvent) -> Result<(), E>,
+    ) -> Result<PageRead, E> {
+        let log = self.log();
+        let Some(indices) = log.streams.get(stream_id) else {
+            return Ok(PageRead::default());
+        };
+        let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
+        let mut read = PageRead::default();
+        for &i in indices.iter().skip(skip).take(limit) {
+            if read.bytes >= super::MAX_PAGE_BYTES {
+                break;
+            }
+            let event = &log.events[i];
+            visit(event)?;
+            read.events += 1;
+            read.bytes = read.bytes.saturating_add(event.payload.len());
+        }
+        Ok(read)
+    }
+
     fn log(&self) -> std::sync::RwLockReadGuard<'_, Log> {
         self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What [`MemoryStore::visit_stream`] read: as many events, with as many payload bytes, as the
+/// page `read_stream` returns.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PageRead {
+    /// Events visited.
+    pub(crate) events: usize,
+    /// Their payload bytes.
+    pub(crate) bytes: usize,
+}
+
+impl PageRead {
+    /// Whether the page is known to be the end of the stream, as [`page_is_last`](super::page_is_last).
+    pub(crate) fn is_last(&self, limit: usize) -> bool {
+        self.events < limit && self.bytes < super::MAX_PAGE_BYTES
     }
 }
 

@@ -8,11 +8,13 @@ use crate::envelope::{NewEvent, RecordedEvent};
 mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
 pub use memory::{MemoryStore, MemoryTransaction};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, SqliteOptions, SqliteStore, SqliteTransaction};
 
 /// Longest stream id accepted, in bytes.

@@ -133,8 +133,8 @@ mod subscription;
 pub use deadpool_postgres;
 pub(crate) use error::backend;
 pub use error::PostgresError;
-pub(crate) use schema::quote_ident;
 pub use listener::{ListenerHealth, ListenerState, APPLICATION_NAME as LISTENER_APPLICATION_NAME};
+pub(crate) use schema::quote_ident;
 pub use schema::{SchemaVersionError, SCHEMA_VERSION};
 pub use tokio_postgres;
 
@@ -514,7 +514,7 @@ impl PostgresStore {
             .query(self.inner.sql.read_stream.as_str(), &[&stream_id, &from, &limit])
             .await
             .map_err(backend)?;
-        rows.iter().map(row::decode_event).collect()
+        row::decode_events(&rows)
     }
 
     /// The health of the store's shared `LISTEN` connection (started by the first subscription):
@@ -555,7 +555,7 @@ impl PostgresStore {
         let client = self.client().await?;
         let statement = client.prepare_cached(sql).await.map_err(backend)?;
         let rows = client.query(&statement, params).await.map_err(backend)?;
-        rows.iter().map(row::decode_event).collect()
+        row::decode_events(&rows)
     }
 }
 

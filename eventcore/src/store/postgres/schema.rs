@@ -369,17 +369,24 @@ const OWN_XID_LOCK: &str = "locktype = 'transactionid' AND mode = 'ExclusiveLock
 /// Wraps a query of `EVENT_COLUMNS` ordered by `order` so that it returns rows only until their
 /// payloads reach [`MAX_PAGE_BYTES`](crate::store::MAX_PAGE_BYTES) (at least one), as
 /// `bound_page_bytes` does; `length(payload)` reads no payload.
+///
+/// A running sum over the page (a window) costs more than reading the rows, so it runs only when
+/// the page's payloads reach the bound; otherwise a plain sum lets every row through.
 fn bounded_by_bytes(inner_from_where: &str, order: &str, limit: &str) -> String {
     format!(
-        "SELECT {EVENT_COLUMNS} FROM (SELECT {EVENT_COLUMNS}, coalesce(sum(length(payload)) OVER \
-         (ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS bytes_before \
-         {inner_from_where} ORDER BY {order} LIMIT {limit}) AS page \
-         WHERE bytes_before < {max} ORDER BY {order}",
-        max = crate::store::MAX_PAGE_BYTES
+        "SELECT {EVENT_COLUMNS} {inner_from_where} AND {order} < \
+         (SELECT CASE WHEN coalesce(sum(length(payload)), 0) < {max} THEN {none} \
+          ELSE coalesce((SELECT min({order}) FROM (SELECT {order}, sum(length(payload)) OVER \
+            (ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS bytes_before \
+            {inner_from_where} ORDER BY {order} LIMIT {limit}) AS w WHERE bytes_before >= {max}), {none}) \
+          END FROM (SELECT payload {inner_from_where} ORDER BY {order} LIMIT {limit}) AS p) \
+         ORDER BY {order} LIMIT {limit}",
+        max = crate::store::MAX_PAGE_BYTES,
+        none = i64::MAX,
     )
 }
 
-const EVENT_COLUMNS: &str = "global_position, stream_id, stream_version, event_id, event_type, \
+pub(super) const EVENT_COLUMNS: &str = "global_position, stream_id, stream_version, event_id, event_type, \
     event_version, aggregate_type, aggregate_id, occurred_at, correlation_id, causation_id, metadata, payload";
 
 /// The append statement: lock the stream, read its version, check the expectation and that no
