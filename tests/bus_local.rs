@@ -64,6 +64,17 @@ async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
 }
 
 #[tokio::test]
+async fn design_block_on_memory() {
+    bus_block(MemoryStore::new()).await.unwrap();
+}
+
+#[tokio::test]
+async fn design_block_on_sqlite() {
+    let (_dir, store) = sqlite().await;
+    bus_block(store).await.unwrap();
+}
+
+#[tokio::test]
 async fn handlers_run_after_the_commit_and_catch_up() {
     let (_dir, store) = sqlite().await;
     let accounts = Repository::<Account, _>::new(store.clone());

@@ -13,25 +13,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 
-// The Event bus block of DESIGN.md, verbatim.
-#[derive(Clone, Default)]
-pub struct Welcome {
-    pub sent: Arc<Mutex<Vec<String>>>,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("mail server unavailable")]
-pub struct MailDown;
-
-#[event_handler] // consumer name "welcome"
-impl Welcome {
-    #[on]
-    async fn opened(&self, e: &Envelope<AccountOpened>) -> Result<(), MailDown> {
-        self.sent.lock().unwrap().push(e.payload.owner.clone());
-        Ok(())
-    }
-}
-
 /// A handler that fails on deposits, takes payloads by `&E`, and follows renames and splits.
 #[derive(Default)]
 struct Ledger {

@@ -14,19 +14,6 @@ use crate::store::{
 
 /// Events read per page when rehydrating an aggregate.
 const READ_PAGE: usize = 1024;
-/// Events read per page from PostgreSQL, where every page costs a round trip (pages stay
-/// bounded by [`MAX_PAGE_BYTES`](crate::store::MAX_PAGE_BYTES)).
-#[cfg(feature = "postgres")]
-const POSTGRES_READ_PAGE: usize = 8192;
-
-/// Events read per page when rehydrating from a store of type `S`.
-fn read_page<S: 'static>() -> usize {
-    #[cfg(feature = "postgres")]
-    if std::any::TypeId::of::<S>() == std::any::TypeId::of::<crate::store::PostgresStore>() {
-        return POSTGRES_READ_PAGE;
-    }
-    READ_PAGE
-}
 
 /// Appends of a batch whose outcome stays unknown, in all, before giving up.
 const RESOLVE_ATTEMPTS: u32 = 6;
@@ -322,7 +309,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 }
             }
         }
-        let limit = read_page::<S>();
+        let limit = S::STREAM_PAGE;
         loop {
             let page = self.store.read_stream(stream_id, version + 1, limit).await?;
             version = fold(&mut state, &page, version)?;
@@ -698,10 +685,15 @@ impl<A: Aggregate> Repository<A, crate::store::PostgresStore> {
         loop {
             let page = self
                 .store
-                .read_stream_in_transaction(transaction, &stream_id, version + 1, POSTGRES_READ_PAGE)
+                .read_stream_in_transaction(
+                    transaction,
+                    &stream_id,
+                    version + 1,
+                    crate::store::PostgresStore::STREAM_PAGE,
+                )
                 .await?;
             version = fold(&mut state, &page, version)?;
-            if page_is_last(&page, POSTGRES_READ_PAGE) {
+            if page_is_last(&page, crate::store::PostgresStore::STREAM_PAGE) {
                 break;
             }
         }

@@ -5,6 +5,7 @@ use eventcore::prelude::*;
 use eventcore::projection::Projections;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
@@ -153,5 +154,54 @@ pub async fn projections_block<S: eventcore::runner::RunnerStore>(
         .await?
         .expect("rebuilt");
     assert_eq!(rebuilt, summary);
+    Ok(())
+}
+
+// The handler of the Event bus block of DESIGN.md, verbatim.
+#[derive(Clone, Default)]
+pub struct Welcome {
+    pub sent: Arc<Mutex<Vec<String>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("mail server unavailable")]
+pub struct MailDown;
+
+#[event_handler] // consumer name "welcome"
+impl Welcome {
+    #[on]
+    async fn opened(&self, e: &Envelope<AccountOpened>) -> Result<(), MailDown> {
+        self.sent.lock().unwrap().push(e.payload.owner.clone());
+        Ok(())
+    }
+}
+
+/// The Event bus block of DESIGN.md, verbatim but for where the store and repository come from.
+pub async fn bus_block<S: eventcore::runner::RunnerStore>(
+    store: S,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use eventcore::bus::{Backoff, EventBus};
+    let accounts = Repository::<Account, _>::new(store.clone());
+    let bus = EventBus::local(store.clone()); // handlers fed from the store's own log; no broker needed
+    let welcome = Welcome::default();
+    let consumer = bus
+        .subscribe(welcome.clone())
+        .max_attempts(5)
+        .backoff(Backoff::exponential(
+            Duration::from_millis(100),
+            Duration::from_secs(30),
+        ))
+        .start();
+    accounts
+        .execute("acc-2", OpenAccount { owner: "bob".into() })
+        .await?;
+    consumer.wait_caught_up(Duration::from_secs(5)).await?;
+    assert!(welcome.sent.lock().unwrap().contains(&"bob".to_string()));
+
+    let dead = bus.dead_letters("welcome"); // events that failed max_attempts times, payload and error kept
+    for letter in dead.list().await? {
+        dead.replay(letter.id).await?; // back to the consumer, same event id
+    }
+    consumer.stop().await?;
     Ok(())
 }

@@ -213,6 +213,10 @@ impl StoreError {
 ///
 /// Implementations are cheap to clone (shared handles) and usable from any task.
 pub trait EventStore: Clone + Send + Sync + 'static {
+    /// Events per page that suit this store when a whole stream is read (rehydration): larger
+    /// where a round trip costs more.
+    const STREAM_PAGE: usize = 1024;
+
     /// Appends `events` to `stream_id` if the stream is at `expected`, all or nothing.
     fn append(
         &self,

@@ -568,6 +568,9 @@ fn sql_position(position: u64) -> i64 {
 }
 
 impl EventStore for PostgresStore {
+    /// Rehydration reads large pages: a round trip costs more than the rows.
+    const STREAM_PAGE: usize = 8192;
+
     async fn append(
         &self,
         stream_id: &str,

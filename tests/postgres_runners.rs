@@ -1,4 +1,4 @@
-//! Document projections on PostgreSQL: the DESIGN block, a late commit of a lower position,
+//! Runners on PostgreSQL: the DESIGN projections and bus blocks, a late commit of a lower position,
 //! and two processes' worth of runners sharing one projection under a fenced lease.
 #![cfg(feature = "postgres")]
 #![allow(missing_docs)] // test types, not API
@@ -32,6 +32,16 @@ async fn design_block_on_postgres() {
         return;
     };
     let outcome = projections_block(store.clone()).await;
+    drop_schema(&store).await;
+    outcome.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bus_design_block_on_postgres() {
+    let Some(store) = store("ec_bus_design").await else {
+        return;
+    };
+    let outcome = bus_block(store.clone()).await;
     drop_schema(&store).await;
     outcome.unwrap();
 }
