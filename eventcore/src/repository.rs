@@ -9,7 +9,7 @@ use crate::envelope::RecordedEvent;
 use crate::envelope::{CommandContext, Envelope, NewEvent};
 use crate::event::EncodeError;
 use crate::store::{
-    page_is_last, AppendResult, EventStore, ExpectedVersion, MemoryStore, Snapshot, StoreError, UnitOfWork,
+    page_is_last, AppendResult, EventStore, ExpectedVersion, Snapshot, StoreError, UnitOfWork,
 };
 
 /// Events read per page when rehydrating an aggregate.
@@ -298,22 +298,15 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             mut state,
             mut version,
         } = self.load_snapshot(stream_id).await?;
-        if let Some(memory) = (&self.store as &dyn std::any::Any).downcast_ref::<MemoryStore>() {
-            // Folds the stored events in place instead of copying every page out of the store.
-            loop {
-                let read = memory.visit_stream(stream_id, version + 1, READ_PAGE, |record| {
-                    fold(&mut state, std::slice::from_ref(record), version).map(|v| version = v)
-                })?;
-                if read.is_last(READ_PAGE) {
-                    return Ok(Loaded { state, version });
-                }
-            }
-        }
         let limit = S::STREAM_PAGE;
         loop {
-            let page = self.store.read_stream(stream_id, version + 1, limit).await?;
-            version = fold(&mut state, &page, version)?;
-            if page_is_last(&page, limit) {
+            let page = self
+                .store
+                .visit_stream(stream_id, version + 1, limit, |record| {
+                    fold(&mut state, std::slice::from_ref(record), version).map(|v| version = v)
+                })
+                .await??;
+            if page.is_last(limit) {
                 return Ok(Loaded { state, version });
             }
         }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{
     bound_page_bytes, resent_batch, validate_append, AppendResult, EventFilter, EventStore, ExpectedVersion,
-    LogBatch, Snapshot, StoreError, UnitOfWork, DEFAULT_MAX_PAYLOAD_BYTES,
+    LogBatch, Snapshot, StoreError, StreamPage, UnitOfWork, DEFAULT_MAX_PAYLOAD_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::subscription::{ordered_subscription, EventStream, SubscribeAll};
@@ -138,21 +138,21 @@ impl MemoryStore {
     }
 
     /// Calls `visit` on up to `limit` events of `stream_id` from `from_version`, in order, under
-    /// the read lock and without copying them (the repository's rehydration path); stops at the
-    /// first error. How many events were visited; the page is bounded as `read_stream`'s is.
-    pub(crate) fn visit_stream<E>(
+    /// the read lock and without copying them; stops at the first error. The page is bounded as
+    /// `read_stream`'s is.
+    fn visit_now<E>(
         &self,
         stream_id: &str,
         from_version: u64,
         limit: usize,
         mut visit: impl FnMut(&RecordedEvent) -> Result<(), E>,
-    ) -> Result<PageRead, E> {
+    ) -> Result<StreamPage, E> {
         let log = self.log();
         let Some(indices) = log.streams.get(stream_id) else {
-            return Ok(PageRead::default());
+            return Ok(StreamPage::default());
         };
         let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
-        let mut read = PageRead::default();
+        let mut read = StreamPage::default();
         for &i in indices.iter().skip(skip).take(limit) {
             if read.bytes >= super::MAX_PAGE_BYTES {
                 break;
@@ -167,23 +167,6 @@ impl MemoryStore {
 
     fn log(&self) -> std::sync::RwLockReadGuard<'_, Log> {
         self.inner.read().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// What [`MemoryStore::visit_stream`] read: as many events, with as many payload bytes, as the
-/// page `read_stream` returns.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct PageRead {
-    /// Events visited.
-    pub(crate) events: usize,
-    /// Their payload bytes.
-    pub(crate) bytes: usize,
-}
-
-impl PageRead {
-    /// Whether the page is known to be the end of the stream, as [`page_is_last`](super::page_is_last).
-    pub(crate) fn is_last(&self, limit: usize) -> bool {
-        self.events < limit && self.bytes < super::MAX_PAGE_BYTES
     }
 }
 
@@ -415,6 +398,17 @@ impl EventStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         Ok(Self::read_stream_now(&self.log(), stream_id, from_version, limit))
+    }
+
+    /// Lends the stored events without copying them, under the read lock.
+    async fn visit_stream<E: Send>(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+        visit: impl FnMut(&RecordedEvent) -> Result<(), E> + Send,
+    ) -> Result<Result<StreamPage, E>, StoreError> {
+        Ok(self.visit_now(stream_id, from_version, limit, visit))
     }
 
     async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {

@@ -233,6 +233,32 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
 
+    /// Calls `visit` on each event of the page [`read_stream`](Self::read_stream) would return,
+    /// in order, stopping at its first error; what the page held, to know whether to go on.
+    ///
+    /// Stores that can lend their events without copying them override it: the repository
+    /// rehydrates aggregates through it.
+    fn visit_stream<E: Send>(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+        mut visit: impl FnMut(&RecordedEvent) -> Result<(), E> + Send,
+    ) -> impl Future<Output = Result<Result<StreamPage, E>, StoreError>> + Send {
+        async move {
+            let page = self.read_stream(stream_id, from_version, limit).await?;
+            for event in &page {
+                if let Err(error) = visit(event) {
+                    return Ok(Err(error));
+                }
+            }
+            Ok(Ok(StreamPage {
+                events: page.len(),
+                bytes: page_bytes(&page),
+            }))
+        }
+    }
+
     /// Reads up to `limit` events of the whole store with a global position of at least `from_position`.
     fn read_all(
         &self,
@@ -295,6 +321,22 @@ pub const MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
 /// Whether `page`, read with `limit`, is known to be the end of what there is to read.
 pub fn page_is_last(page: &[RecordedEvent], limit: usize) -> bool {
     page.len() < limit && page_bytes(page) < MAX_PAGE_BYTES
+}
+
+/// What one page of a stream held: as many events, with as many payload bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StreamPage {
+    /// Events in the page.
+    pub events: usize,
+    /// Their payload bytes.
+    pub bytes: usize,
+}
+
+impl StreamPage {
+    /// Whether the page, read with `limit`, is the end of the stream (as [`page_is_last`]).
+    pub fn is_last(&self, limit: usize) -> bool {
+        self.events < limit && self.bytes < MAX_PAGE_BYTES
+    }
 }
 
 /// Total payload bytes of `page`.
