@@ -457,3 +457,99 @@ async fn a_table_projection_commits_its_rows_with_its_checkpoint() {
     assert_eq!(balances(&store).await[1], ("acc-1".into(), "ada".into(), 21));
     running.stop().await.unwrap();
 }
+
+/// Refuses a cursed amount: run inline, it vetoes the append.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Audited {
+    pub deposits: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cursed amount {0}")]
+pub struct Cursed(i64);
+
+#[projection]
+impl Audited {
+    #[on]
+    fn deposited(&mut self, e: &MoneyDeposited) -> Result<(), Cursed> {
+        if e.amount == 666 {
+            return Err(Cursed(e.amount));
+        }
+        self.deposits += 1;
+        Ok(())
+    }
+}
+
+async fn inline_projections_commit_with_the_append<S>(store: S)
+where
+    S: RunnerStore + eventcore::projection::InlineStore,
+{
+    let accounts = Repository::<Account, _>::new(store.clone())
+        .with_inline::<AccountSummary>()
+        .with_inline::<Audited>();
+    let projections = Projections::new(store.clone());
+    accounts
+        .execute("acc-1", OpenAccount { owner: "ada".into() })
+        .await
+        .unwrap();
+    accounts.execute("acc-1", Deposit { amount: 10 }).await.unwrap();
+    // Readable at once: updated in the append's transaction, no runner involved.
+    let summary = projections.get::<AccountSummary>("acc-1").await.unwrap().unwrap();
+    assert_eq!(
+        (summary.owner.as_str(), summary.balance, summary.movements),
+        ("ada", 10, 1)
+    );
+    assert_eq!(
+        projections
+            .get::<Audited>("acc-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .deposits,
+        1
+    );
+
+    // A failing handler rolls the append back and reaches the caller.
+    let refused = accounts
+        .execute("acc-1", Deposit { amount: 666 })
+        .await
+        .unwrap_err();
+    match &refused {
+        RepositoryError::Store(StoreError::ProjectionFailed { projection, .. }) => {
+            assert_eq!(projection, "audited")
+        }
+        other => panic!("expected the projection's failure, got {other:?}"),
+    }
+    assert!(eventcore::runner::error_chain(&refused).contains("cursed amount 666"));
+    assert_eq!(
+        accounts.load("acc-1").await.unwrap().version(),
+        2,
+        "nothing appended"
+    );
+    let summary = projections.get::<AccountSummary>("acc-1").await.unwrap().unwrap();
+    assert_eq!(summary.balance, 10, "no document changed either");
+
+    // A keyed command re-run appends nothing and projects nothing twice.
+    let context = CommandContext::new().idempotency_key("once");
+    accounts
+        .execute_with("acc-1", Deposit { amount: 5 }, &context)
+        .await
+        .unwrap();
+    accounts
+        .execute_with("acc-1", Deposit { amount: 5 }, &context)
+        .await
+        .unwrap();
+    let summary = projections.get::<AccountSummary>("acc-1").await.unwrap().unwrap();
+    assert_eq!((summary.balance, summary.movements), (15, 2));
+}
+
+#[tokio::test]
+async fn inline_projections_on_memory() {
+    inline_projections_commit_with_the_append(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn inline_projections_on_sqlite() {
+    let (_dir, store) = sqlite().await;
+    inline_projections_commit_with_the_append(store).await;
+}

@@ -1,6 +1,7 @@
 //! The repository: loads aggregates from their streams and runs commands against them.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::aggregate::{Aggregate, Handle, SnapshotPolicy};
@@ -118,6 +119,10 @@ fn committed<E>(
 pub struct Repository<A, S> {
     store: S,
     append_timeout: Option<Duration>,
+    /// Projections updated in each append's transaction.
+    inline: Vec<Arc<dyn crate::projection::InlineProjector>>,
+    /// Appends through the store's inline path, when there are inline projections.
+    inline_append: Option<Arc<dyn crate::projection::InlineAppend>>,
     aggregate: PhantomData<fn() -> A>,
 }
 
@@ -126,6 +131,8 @@ impl<A, S: Clone> Clone for Repository<A, S> {
         Self {
             store: self.store.clone(),
             append_timeout: self.append_timeout,
+            inline: self.inline.clone(),
+            inline_append: self.inline_append.clone(),
             aggregate: PhantomData,
         }
     }
@@ -257,6 +264,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         Self {
             store,
             append_timeout: None,
+            inline: Vec::new(),
+            inline_append: None,
             aggregate: PhantomData,
         }
     }
@@ -275,6 +284,23 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// apply it twice. Use this timeout, or an [idempotency key](CommandContext::idempotency_key).
     pub fn with_append_timeout(mut self, timeout: Duration) -> Self {
         self.append_timeout = Some(timeout);
+        self
+    }
+
+    /// Runs projection `P` inline: its documents are updated in the transaction of every append
+    /// this repository makes, so readers never see the events without them, and a handler that
+    /// fails rolls the append back ([`StoreError::ProjectionFailed`]). Events appended other
+    /// ways do not reach it; run the projection with [`Projections`](crate::projection::Projections)
+    /// for those. Read its documents with `Projections::get`.
+    pub fn with_inline<P: crate::projection::Projection>(mut self) -> Self
+    where
+        S: crate::projection::InlineStore,
+    {
+        self.inline.push(crate::projection::projector::<P>());
+        self.inline_append = Some(Arc::new(crate::projection::InlineAppender {
+            store: self.store.clone(),
+            projectors: self.inline.clone().into(),
+        }));
         self
     }
 
@@ -517,7 +543,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         expected: ExpectedVersion,
         batch: &[NewEvent],
     ) -> Result<AppendResult, StoreError> {
-        let append = self.store.append(stream_id, expected, batch.to_vec());
+        let append = async {
+            match &self.inline_append {
+                Some(inline) => inline.append(stream_id, expected, batch.to_vec()).await,
+                None => self.store.append(stream_id, expected, batch.to_vec()).await,
+            }
+        };
         match self.append_timeout {
             None => append.await,
             Some(limit) => tokio::time::timeout(limit, append)

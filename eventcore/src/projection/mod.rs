@@ -6,6 +6,7 @@
 //! store's log, and `eventcore_testing::ProjectionFixture` tests it without a store.
 
 mod error;
+mod inline;
 mod routed;
 mod runner;
 #[cfg(feature = "sqlite")]
@@ -18,6 +19,8 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::envelope::RecordedEvent;
 
 pub use error::{HandlerError, ProjectionError};
+pub(crate) use inline::{projector, InlineAppend, InlineAppender};
+pub use inline::{DocumentAccess, InlineProjector, InlineStore};
 pub use routed::Routed;
 pub use runner::{Projections, RunningProjections, DEFAULT_BATCH_SIZE, DEFAULT_LEASE_TTL};
 #[cfg(feature = "sqlite")]

@@ -359,8 +359,8 @@ async fn pause(cancel: &CancellationToken, delay: Option<Duration>) -> bool {
     }
 }
 
-/// An error and its causes on one line.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its causes on one line (`outer: cause: root cause`), as runners report them.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(inner) = cause {

@@ -13,7 +13,7 @@ use crate::store::{MemoryStore, MemoryTransaction, StoreError};
 const RUNNERS: &str = "eventcore.runners";
 
 /// Documents of `collection` live in their own table.
-fn documents_table(collection: &str) -> String {
+pub(crate) fn documents_table(collection: &str) -> String {
     format!("eventcore.documents.{collection}")
 }
 

@@ -26,8 +26,10 @@ pub(crate) mod sqlite;
 mod status;
 mod store;
 
-pub(crate) use driver::{drive, error_chain, wait_reached, BatchError, BatchHandler, DriverConfig, Ended};
+pub use driver::error_chain;
+pub(crate) use driver::{drive, wait_reached, BatchError, BatchHandler, DriverConfig, Ended};
 pub use error::RunnerError;
+pub(crate) use memory::documents_table;
 pub use retry::{Backoff, RetryPolicy};
 pub(crate) use running::Runner;
 pub use running::Running;

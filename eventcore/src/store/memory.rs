@@ -303,6 +303,11 @@ impl Drop for MemoryTransaction<'_> {
 }
 
 impl MemoryTransaction<'_> {
+    /// The highest position written so far, this transaction's appends included.
+    pub(crate) fn head(&self) -> u64 {
+        self.log.events.len() as u64
+    }
+
     /// The value under `key` in `table`, as this transaction sees it.
     pub fn get(&self, table: &str, key: &str) -> Option<&Bytes> {
         self.log.tables.get(table).and_then(|t| t.get(key))

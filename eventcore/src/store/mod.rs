@@ -146,6 +146,15 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A projection run inline, in the append's transaction, failed: the append was rolled back.
+    #[error("inline projection `{projection}` failed; nothing was appended")]
+    ProjectionFailed {
+        /// The projection.
+        projection: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// A runner's lease was taken over by another owner (or a rebuild): its write was refused
     /// by the fencing token, and nothing of it was committed.
     #[error("the lease of `{name}` is held by another owner")]
