@@ -371,7 +371,7 @@ impl SqliteStore {
     ///     .transaction(|tx| {
     ///         tx.execute_batch("CREATE TABLE IF NOT EXISTS notes (body TEXT)")
     ///             .and_then(|()| tx.execute("INSERT INTO notes VALUES ('kept')", []))
-    ///             .map_err(sqlite_error)
+    ///             .map_err(StoreError::backend)
     ///     })
     ///     .await?;
     /// assert_eq!(rows, 1);
