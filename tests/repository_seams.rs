@@ -3,15 +3,14 @@
 
 mod design_domain;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::time::Duration;
 
 use design_domain::*;
 use eventcore::prelude::*;
-use eventcore::store::{AppendResult, EventFilter, LogBatch, MemoryTransaction};
+use eventcore::store::MemoryTransaction;
 #[cfg(feature = "sqlite")]
 use eventcore::store::{SqliteTransaction, UnitOfWork};
-use eventcore::{NewEvent, RecordedEvent, Snapshot};
+use eventcore_testing::faulty_store::{Call, Fault, FaultyStore};
 
 #[tokio::test]
 async fn a_command_run_again_with_its_key_appends_nothing_and_returns_the_first_outcome() {
@@ -205,79 +204,24 @@ async fn a_command_inside_a_sqlite_transaction_commits_with_the_callers_rows() {
     assert_eq!(rows, 1, "the rolled-back row is gone");
 }
 
-/// A store whose appends lose their reply: it commits (or not) and then reports the outcome as
-/// unknown, as a dropped connection would.
-#[derive(Clone)]
-struct LostReplies<S> {
-    inner: S,
-    appends: Arc<AtomicU64>,
-    /// Every n-th append commits and reports an ambiguous error; every (n+1)-th fails before
-    /// committing with an ambiguous error.
-    every: u64,
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("connection reset by peer")]
 struct Reset;
 
-impl<S: EventStore> EventStore for LostReplies<S> {
-    async fn append(
-        &self,
-        stream_id: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendResult, StoreError> {
-        let n = self.appends.fetch_add(1, Ordering::SeqCst);
-        if n % self.every == 0 {
-            self.inner.append(stream_id, expected, events).await?;
-            return Err(StoreError::ambiguous(Reset));
-        }
-        if n % self.every == 1 {
-            return Err(StoreError::ambiguous(Reset));
-        }
-        self.inner.append(stream_id, expected, events).await
-    }
-    async fn read_stream(
-        &self,
-        stream_id: &str,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream_id, from, limit).await
-    }
-    async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(from, limit).await
-    }
-    async fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {
-        self.inner.stream_version(stream_id).await
-    }
-    async fn read_batch(
-        &self,
-        from: u64,
-        filter: &EventFilter,
-        limit: usize,
-    ) -> Result<LogBatch, StoreError> {
-        self.inner.read_batch(from, filter, limit).await
-    }
-    async fn head_position(&self) -> Result<u64, StoreError> {
-        self.inner.head_position().await
-    }
-    async fn find_event(&self, event_id: eventcore::uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        self.inner.find_event(event_id).await
-    }
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        self.inner.save_snapshot(snapshot).await
-    }
+/// A store whose appends lose their reply: every `every`-th commits and reports an unknown
+/// outcome, the one after it fails before committing with an unknown outcome.
+fn lost_replies(every: u64) -> FaultyStore<MemoryStore> {
+    FaultyStore::new(MemoryStore::new(), move |call| match call {
+        Call::Append { n, .. } if n % every == 0 => Fault::CommitThenFail(StoreError::ambiguous(Reset)),
+        Call::Append { n, .. } if n % every == 1 => Fault::Fail(StoreError::ambiguous(Reset)),
+        _ => Fault::None,
+    })
 }
 
 // Paused time: the repository's waits before re-sending pass at once.
 #[tokio::test(start_paused = true)]
 async fn lost_replies_never_apply_a_command_twice_or_lose_it() {
-    let store = LostReplies {
-        inner: MemoryStore::new(),
-        appends: Arc::default(),
-        every: 3,
-    };
+    let store = lost_replies(3);
     let accounts = Repository::<Account, _>::new(store.clone());
     accounts
         .execute("acc-1", OpenAccount { owner: "ada".into() })
@@ -290,7 +234,7 @@ async fn lost_replies_never_apply_a_command_twice_or_lose_it() {
             .unwrap();
         assert_eq!(done.events.len(), 1);
     }
-    assert!(store.appends.load(Ordering::SeqCst) > 400, "replies were lost");
+    assert!(store.appends() > 400, "replies were lost");
     let loaded = accounts.load("acc-1").await.unwrap();
     assert_eq!(
         (loaded.state().balance, loaded.version()),
@@ -301,11 +245,7 @@ async fn lost_replies_never_apply_a_command_twice_or_lose_it() {
 
 #[tokio::test(start_paused = true)]
 async fn an_outcome_that_stays_unknown_is_reported_as_ambiguous() {
-    let store = LostReplies {
-        inner: MemoryStore::new(),
-        appends: Arc::default(),
-        every: 1,
-    };
+    let store = lost_replies(1);
     let accounts = Repository::<Account, _>::new(store);
     let error = accounts
         .execute("acc-1", OpenAccount { owner: "ada".into() })
@@ -324,77 +264,15 @@ async fn an_outcome_that_stays_unknown_is_reported_as_ambiguous() {
     assert_eq!(cause.as_deref(), Some("connection reset by peer"));
 }
 
-/// A store whose first `slow` appends take `delay` to run, in a task of their own that goes on
+/// A store whose first `slow` appends take a second to run, in a task of their own that goes on
 /// when the caller gives up (as SQLite's blocking write and PostgreSQL's statement do); the
 /// `unknown` appends after them are lost before they reach the store, with an unknown outcome.
-#[derive(Clone)]
-struct Faulty<S> {
-    inner: S,
-    appends: Arc<AtomicU64>,
-    slow: u64,
-    unknown: u64,
-    delay: std::time::Duration,
-}
-
-impl<S: EventStore> EventStore for Faulty<S> {
-    async fn append(
-        &self,
-        stream_id: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendResult, StoreError> {
-        let n = self.appends.fetch_add(1, Ordering::SeqCst);
-        if n < self.slow {
-            let (inner, delay, stream_id) = (self.inner.clone(), self.delay, stream_id.to_owned());
-            let task = tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                inner.append(&stream_id, expected, events).await
-            });
-            return task.await.unwrap();
-        }
-        if n < self.slow + self.unknown {
-            return Err(StoreError::ambiguous(Reset));
-        }
-        self.inner.append(stream_id, expected, events).await
-    }
-    async fn read_stream(
-        &self,
-        stream_id: &str,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream_id, from, limit).await
-    }
-    async fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(from, limit).await
-    }
-    async fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {
-        self.inner.stream_version(stream_id).await
-    }
-    async fn read_batch(
-        &self,
-        from: u64,
-        filter: &EventFilter,
-        limit: usize,
-    ) -> Result<LogBatch, StoreError> {
-        self.inner.read_batch(from, filter, limit).await
-    }
-    async fn head_position(&self) -> Result<u64, StoreError> {
-        self.inner.head_position().await
-    }
-    async fn find_event(&self, event_id: eventcore::uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        self.inner.find_event(event_id).await
-    }
-}
-
-fn faulty(slow: u64, unknown: u64) -> Faulty<MemoryStore> {
-    Faulty {
-        inner: MemoryStore::new(),
-        appends: Arc::default(),
-        slow,
-        unknown,
-        delay: std::time::Duration::from_secs(1),
-    }
+fn faulty(slow: u64, unknown: u64) -> FaultyStore<MemoryStore> {
+    FaultyStore::new(MemoryStore::new(), move |call| match call {
+        Call::Append { n, .. } if n < slow => Fault::Delay(Duration::from_secs(1)),
+        Call::Append { n, .. } if n < slow + unknown => Fault::Fail(StoreError::ambiguous(Reset)),
+        _ => Fault::None,
+    })
 }
 
 #[tokio::test(start_paused = true)]
@@ -414,7 +292,7 @@ async fn execute_retrying_re_sends_the_same_batch_instead_of_deciding_again() {
         .await
         .unwrap();
     assert_eq!(done.version, 1);
-    assert_eq!(accounts.store().appends.load(Ordering::SeqCst), 11);
+    assert_eq!(accounts.store().appends(), 11);
 }
 
 #[tokio::test(start_paused = true)]
@@ -423,7 +301,7 @@ async fn an_append_that_times_out_inside_the_repository_is_resolved_not_repeated
     // re-sends the same batch, which the store recognises.
     let accounts = Repository::<Account, _>::new(faulty(1, 0))
         .with_append_timeout(std::time::Duration::from_millis(100));
-    let store = accounts.store().inner.clone();
+    let store = accounts.store().inner().clone();
     accounts
         .execute("acc-1", OpenAccount { owner: "ada".into() })
         .await
@@ -437,17 +315,17 @@ async fn an_append_that_times_out_inside_the_repository_is_resolved_not_repeated
         2,
         "opened once"
     );
-    assert!(accounts.store().appends.load(Ordering::SeqCst) >= 3);
+    assert!(accounts.store().appends() >= 3);
 
     // The same fault with a timeout around `execute` applies the command twice on a retry:
     // the outcome of a dropped future cannot be learnt.
-    let outer = Repository::<Account, _>::new(faulty(1, 0));
-    let store = outer.store().inner.clone();
+    // The opening and the deposit are both slow.
+    let outer = Repository::<Account, _>::new(faulty(2, 0));
+    let store = outer.store().inner().clone();
     outer
         .execute("acc-1", OpenAccount { owner: "ada".into() })
         .await
         .unwrap();
-    outer.store().appends.store(0, Ordering::SeqCst);
     let timed_out = tokio::time::timeout(
         std::time::Duration::from_millis(100),
         outer.execute("acc-1", Deposit { amount: 5 }),

@@ -2,7 +2,8 @@
 #![allow(missing_docs)] // test types, not API
 
 use eventcore::prelude::*;
-use eventcore::{AppendResult, NewEvent, Snapshot};
+use eventcore::Snapshot;
+use eventcore_testing::faulty_store::{Call, Fault, FaultyStore};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -125,55 +126,11 @@ async fn snapshots_on_sqlite_store() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// A store whose snapshot reads fail the way `fault` says; everything else goes to `inner`.
-#[derive(Clone)]
-struct SnapshotFault<S> {
-    inner: S,
-    fault: fn(&str) -> StoreError,
-}
-
-impl<S: EventStore> EventStore for SnapshotFault<S> {
-    async fn append(
-        &self,
-        stream_id: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendResult, StoreError> {
-        self.inner.append(stream_id, expected, events).await
-    }
-    async fn read_stream(
-        &self,
-        stream_id: &str,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream_id, from_version, limit).await
-    }
-    async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(from_position, limit).await
-    }
-    async fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {
-        self.inner.stream_version(stream_id).await
-    }
-    async fn read_batch(
-        &self,
-        from_position: u64,
-        filter: &eventcore::store::EventFilter,
-        limit: usize,
-    ) -> Result<eventcore::store::LogBatch, StoreError> {
-        self.inner.read_batch(from_position, filter, limit).await
-    }
-    async fn head_position(&self) -> Result<u64, StoreError> {
-        self.inner.head_position().await
-    }
-    async fn find_event(&self, event_id: eventcore::uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        self.inner.find_event(event_id).await
-    }
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        self.inner.save_snapshot(snapshot).await
-    }
-    async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
-        Err((self.fault)(stream_id))
-    }
+fn snapshot_fault(inner: MemoryStore, fault: fn(&str) -> StoreError) -> FaultyStore<MemoryStore> {
+    FaultyStore::new(inner, move |call| match call {
+        Call::LoadSnapshot { stream_id } => Fault::Fail(fault(stream_id)),
+        _ => Fault::None,
+    })
 }
 
 fn corrupt(stream_id: &str) -> StoreError {
@@ -198,10 +155,7 @@ async fn a_snapshot_the_store_reads_as_corrupt_is_a_cache_miss() -> Result<(), B
     for n in 1..=7 {
         tallies.execute("t", Add(n)).await?;
     }
-    let faulty = Repository::<Tally, _>::new(SnapshotFault {
-        inner: store,
-        fault: corrupt,
-    });
+    let faulty = Repository::<Tally, _>::new(snapshot_fault(store, corrupt));
     let loaded = faulty.load("t").await?;
     assert_eq!(
         (loaded.state().sum, loaded.state().applied, loaded.version()),
@@ -218,10 +172,7 @@ async fn a_backend_error_reading_a_snapshot_fails_the_load() -> Result<(), Box<d
     Repository::<Tally, _>::new(store.clone())
         .execute("t", Add(1))
         .await?;
-    let faulty = Repository::<Tally, _>::new(SnapshotFault {
-        inner: store,
-        fault: backend,
-    });
+    let faulty = Repository::<Tally, _>::new(snapshot_fault(store, backend));
     let error = faulty.load("t").await.err().ok_or("the load passed")?;
     assert!(
         matches!(error, RepositoryError::Store(StoreError::Backend(_))),

@@ -17,6 +17,7 @@
 
 pub mod conformance;
 mod diff;
+pub mod faulty_store;
 mod fixture;
 mod projection_fixture;
 pub mod proxy;
