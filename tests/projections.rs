@@ -357,7 +357,8 @@ async fn a_new_version_rebuilds_on_start() {
             .version,
         2
     );
-    assert_eq!(running.status()[0].state, RunnerState::Live);
+    // Caught up means the position passed the head; the state turns live at the next read.
+    wait_for_state(&running, RunnerState::Live).await;
     running.stop().await.unwrap();
 }
 

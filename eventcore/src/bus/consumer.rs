@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,9 @@ use super::handler::EventHandler;
 use crate::envelope::RecordedEvent;
 use crate::runner::{BatchError, BatchHandler, DocumentCommit, Lease, RetryPolicy, RunnerStore};
 use crate::store::{LogBatch, StoreError};
+
+/// How often a busy consumer looks for requested replays.
+const BUSY_REPLAY_CHECK: Duration = Duration::from_secs(1);
 
 /// The collection of consumers' delivery markers.
 const DELIVERIES: &str = "eventcore.deliveries";
@@ -35,6 +39,8 @@ pub(crate) struct Consumer<H> {
     marker: Option<Marker>,
     /// Streams with a dead letter: later events of theirs wait behind it.
     blocked: Option<HashMap<String, Uuid>>,
+    /// When requested replays were last looked for while busy (idle wake-ups always look).
+    replays_checked: Option<Instant>,
 }
 
 impl<H: EventHandler> Consumer<H> {
@@ -45,6 +51,7 @@ impl<H: EventHandler> Consumer<H> {
             letters: collection(H::NAME),
             marker: None,
             blocked: None,
+            replays_checked: None,
         }
     }
 
@@ -142,7 +149,14 @@ impl<S: RunnerStore, H: EventHandler> BatchHandler<S> for Consumer<H> {
     }
 
     async fn handle(&mut self, store: &S, lease: &Lease, batch: &LogBatch) -> Result<u64, BatchError> {
-        self.replay(store).await?;
+        // Listing the dead letters costs a read: while busy, look for replays once a second.
+        if self
+            .replays_checked
+            .is_none_or(|at| at.elapsed() >= BUSY_REPLAY_CHECK)
+        {
+            self.replay(store).await?;
+            self.replays_checked = Some(Instant::now());
+        }
         let mut events = &batch.events[..];
         let mut next_position = batch.next_position;
         let mut first_attempt = 1;

@@ -220,29 +220,25 @@ impl RunnerStore for SqliteStore {
 
     async fn commit_documents(&self, lease: &Lease, commit: DocumentCommit) -> Result<(), StoreError> {
         let lease = lease.clone();
-        let last = self
-            .write_with(move |conn| {
-                let tx = conn.transaction().map_err(sqlite_error)?;
-                write_checkpoint(&tx, &lease, commit.position, commit.version)?;
-                {
-                    let mut upsert = tx
-                        .prepare_cached(
-                            "INSERT INTO documents (collection, key, body) VALUES (?1, ?2, ?3) \
+        self.write_with(move |conn| {
+            let tx = conn.transaction().map_err(sqlite_error)?;
+            write_checkpoint(&tx, &lease, commit.position, commit.version)?;
+            {
+                let mut upsert = tx
+                    .prepare_cached(
+                        "INSERT INTO documents (collection, key, body) VALUES (?1, ?2, ?3) \
                              ON CONFLICT (collection, key) DO UPDATE SET body = excluded.body",
-                        )
+                    )
+                    .map_err(sqlite_error)?;
+                for (key, body) in &commit.upserts {
+                    upsert
+                        .execute(rusqlite::params![commit.collection, key, &body[..]])
                         .map_err(sqlite_error)?;
-                    for (key, body) in &commit.upserts {
-                        upsert
-                            .execute(rusqlite::params![commit.collection, key, &body[..]])
-                            .map_err(sqlite_error)?;
-                    }
                 }
-                tx.commit().map_err(sqlite_error)?;
-                Ok(commit.position)
-            })
-            .await?;
-        let _ = last;
-        Ok(())
+            }
+            tx.commit().map_err(sqlite_error)
+        })
+        .await
     }
 
     async fn swap_documents(
