@@ -554,3 +554,80 @@ async fn inline_projections_on_sqlite() {
     let (_dir, store) = sqlite().await;
     inline_projections_commit_with_the_append(store).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_or_dropped_rebuild_leaves_the_live_model_and_hands_the_lease_back() {
+    let (_dir, store) = sqlite().await;
+    let accounts = Repository::<Account, _>::new(store.clone());
+    for i in 0..5 {
+        accounts
+            .execute(&format!("acc-{i}"), OpenAccount { owner: "ada".into() })
+            .await
+            .unwrap();
+    }
+    for n in 0..200 {
+        accounts
+            .execute(&format!("acc-{}", n % 5), Deposit { amount: 1 })
+            .await
+            .unwrap();
+    }
+    // One event per batch: the rebuild is still replaying when it is cancelled.
+    let projections = Projections::new(store.clone())
+        .with::<AccountSummary>()
+        .batch_size(1)
+        .lease_ttl(Duration::from_millis(500));
+    let running = projections.start();
+    running.wait_caught_up(Duration::from_secs(20)).await.unwrap();
+    let movements = |projections: Projections<SqliteStore>| async move {
+        let mut all = Vec::new();
+        for i in 0..5 {
+            let summary = projections
+                .get::<AccountSummary>(&format!("acc-{i}"))
+                .await
+                .unwrap()
+                .unwrap();
+            all.push(summary.movements);
+        }
+        all
+    };
+    assert_eq!(movements(projections.clone()).await, [40; 5]);
+
+    let cancel = eventcore::runner::CancellationToken::new();
+    let rebuild = {
+        let (projections, cancel) = (projections.clone(), cancel.clone());
+        tokio::spawn(async move { projections.rebuild_cancellable::<AccountSummary>(cancel).await })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    cancel.cancel();
+    let outcome = rebuild.await.unwrap();
+    assert!(
+        outcome.is_err(),
+        "the rebuild ran to the end before it was cancelled"
+    );
+    assert_eq!(
+        movements(projections.clone()).await,
+        [40; 5],
+        "the live model is untouched"
+    );
+    // The lease is back with the live runner: a new event is applied.
+    accounts.execute("acc-0", Deposit { amount: 1 }).await.unwrap();
+    running.wait_caught_up(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(movements(projections.clone()).await, [41, 40, 40, 40, 40]);
+
+    // A rebuild whose future is dropped stops renewing its lease; the live runner resumes.
+    let rebuild = {
+        let projections = projections.clone();
+        tokio::spawn(async move { projections.rebuild::<AccountSummary>().await })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    rebuild.abort();
+    let _ = rebuild.await;
+    accounts.execute("acc-1", Deposit { amount: 1 }).await.unwrap();
+    running.wait_caught_up(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(movements(projections.clone()).await, [41, 41, 40, 40, 40]);
+
+    // A later rebuild starts its shadow afresh and swaps in a complete model.
+    projections.rebuild::<AccountSummary>().await.unwrap();
+    assert_eq!(movements(projections.clone()).await, [41, 41, 40, 40, 40]);
+    running.stop().await.unwrap();
+}

@@ -46,7 +46,10 @@ impl Latest {
 async fn round_trip<S: RunnerStore>(store: &S, running: &RunningProjections<S>, n: i64) -> Duration {
     let mut status = running.watch("latest").expect("registered");
     let event = eventcore::NewEvent::encode(&Read { value: n }, "meter", "m-1").unwrap();
-    let result = store.append("meter-m-1", ExpectedVersion::Any, vec![event]).await.unwrap();
+    let result = store
+        .append("meter-m-1", ExpectedVersion::Any, vec![event])
+        .await
+        .unwrap();
     let committed = Instant::now();
     let position = result.positions[0];
     status.wait_for(|s| s.position > position).await.unwrap();

@@ -37,6 +37,16 @@ pub struct Projections<S> {
     options: Options,
 }
 
+impl<S: Clone> Clone for Projections<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            entries: self.entries.clone(),
+            options: self.options.clone(),
+        }
+    }
+}
+
 impl<S: std::fmt::Debug> std::fmt::Debug for Projections<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Projections")
@@ -130,8 +140,18 @@ impl<S: RunnerStore> Projections<S> {
     /// live documents (which readers keep seeing) and swaps it in, with the checkpoint, when it
     /// reaches the head. A runner of `P` elsewhere is fenced out meanwhile and resumes after.
     pub async fn rebuild<P: Projection>(&self) -> Result<(), RunnerError> {
+        self.rebuild_cancellable::<P>(CancellationToken::new()).await
+    }
+
+    /// [`rebuild`](Self::rebuild), stopped early when `cancel` fires (or when the future is
+    /// dropped): the live documents stay as they were, the half-built shadow is discarded at the
+    /// next rebuild, and the projection's lease is released so its live runner resumes.
+    pub async fn rebuild_cancellable<P: Projection>(
+        &self,
+        cancel: CancellationToken,
+    ) -> Result<(), RunnerError> {
         let board = StatusBoard::new(P::NAME, P::VERSION);
-        rebuild::<S, P>(&self.store, &self.options, &board, &CancellationToken::new()).await
+        rebuild::<S, P>(&self.store, &self.options, &board, &cancel).await
     }
 }
 
@@ -258,6 +278,8 @@ async fn rebuild<S: RunnerStore, P: Projection>(
     // Fence out every live runner of `P`, and keep the lease while replaying.
     let live = store.take_over_lease(P::NAME, &owner, options.lease_ttl).await?;
     let renewing = CancellationToken::new();
+    // Dropping the rebuild's future stops the renewals too, so the live runner gets its lease back.
+    let _stop_renewing = renewing.clone().drop_guard();
     let renewer = {
         let (store, live, stop) = (store.clone(), live.clone(), renewing.clone());
         tokio::spawn(async move {

@@ -36,6 +36,8 @@ pub use running::Running;
 pub(crate) use status::StatusBoard;
 pub use status::{RunnerState, RunnerStatus};
 pub use store::{Checkpoint, CommitSignal, DocumentCommit, Lease, RunnerStore};
+/// Stops long runner work such as a rebuild early (tokio-util's token, re-exported).
+pub use tokio_util::sync::CancellationToken;
 
 /// A lease owner id unique to this process and call: `{host pid}/{uuid}`.
 pub(crate) fn new_owner() -> String {
