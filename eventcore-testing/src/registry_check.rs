@@ -1,13 +1,17 @@
 //! The registry check for a project's CI: the event registry the code builds against the JSON
 //! committed in the repository.
 //!
-//! ```no_run
+//! ```ignore
 //! #[test]
 //! fn event_schemas_are_compatible() {
-//!     eventcore_testing::assert_registry("schemas/registry.json");
+//!     // Every event set of the application: naming them links their crates into this test.
+//!     eventcore_testing::assert_registry::<(BookEvent, MemberEvent)>("schemas/registry.json");
 //! }
 //! ```
 //!
+//! - The registry must not be empty, and every event type of the named sets must be in it;
+//!   otherwise the check fails with a message about linking and writes nothing. A committed
+//!   type of which no version is registered any more is a finding (its crate may not be linked).
 //! - `EVENTCORE_UPDATE_REGISTRY=1`: the file is written, and the test passes.
 //! - The file is missing: it is written and the test passes, except in CI (`CI` set to anything
 //!   but empty, `false` or `0`), where a missing file fails: create it by running the tests
@@ -24,14 +28,17 @@
 //!   and prints a note that the file is out of date.
 //!
 //! Paths are relative to the working directory, which `cargo test` sets to the package root.
-//! The test binary must link every crate that defines events (see [`eventcore::schema`]).
+//! The test binary must link every crate that defines events (see [`eventcore::schema`]): name
+//! every event set in the type parameter ([`EventSets`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use eventcore::schema::check::Finding;
 use eventcore::schema::check::{check, same_contract, CheckReport};
 use eventcore::schema::compat::{CompatConfig, Compatibility};
-use eventcore::schema::{registry, Registry, RegistryFormatError};
+use eventcore::schema::{registry, EventSets, Registry, RegistryFormatError};
+use eventcore::EventDescriptor;
 
 /// The environment variable that makes the check rewrite the committed registry.
 pub const UPDATE_ENV: &str = "EVENTCORE_UPDATE_REGISTRY";
@@ -57,17 +64,21 @@ fn create_missing(ci: bool, update: bool) -> bool {
     update || !ci
 }
 
-/// Checks the linked event registry against the JSON at `path`, in compatibility mode `NONE`;
-/// panics with a readable report. See [`RegistryCheck`] for modes and other options.
+/// Checks the event registry against the JSON at `path`, in compatibility mode `NONE`; panics
+/// with a readable report. `E` names every event set of the application (`BookEvent`, or a tuple
+/// `(BookEvent, MemberEvent)`), which links their crates and makes a missing one a failure. See
+/// [`RegistryCheck`] for modes and other options.
 #[track_caller]
-pub fn assert_registry(path: impl AsRef<Path>) {
-    RegistryCheck::new(path).assert();
+pub fn assert_registry<E: EventSets>(path: impl AsRef<Path>) {
+    RegistryCheck::new::<E>(path).assert();
 }
 
 /// A configurable registry check: compatibility mode, per-event overrides, the registry to check.
 #[derive(Debug, Clone)]
 pub struct RegistryCheck {
     path: PathBuf,
+    linked: Vec<EventDescriptor>,
+    sets: Vec<&'static str>,
     config: CompatConfig,
     registry: Option<Registry>,
     update: Option<bool>,
@@ -91,8 +102,18 @@ pub enum RegistryOutcome {
 /// Why a registry check failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryCheckError {
+    /// The registry lacks event types it must have: their crates are not linked into this binary.
+    #[error("{}", unlinked_message(path, missing, sets))]
+    Unlinked {
+        /// The committed file.
+        path: DisplayPath,
+        /// The event types of the named sets that are not registered; empty when nothing is.
+        missing: Vec<String>,
+        /// The event sets the check names.
+        sets: Vec<&'static str>,
+    },
     /// The registries disagree.
-    #[error("{report}\nThe committed registry is {path}. If these changes are intended, rerun with {UPDATE_ENV}=1 to rewrite it.")]
+    #[error("{report}\nThe committed registry is {path}.{}", drift_advice(report))]
     Drift {
         /// The committed file.
         path: DisplayPath,
@@ -133,6 +154,40 @@ pub enum RegistryCheckError {
     },
 }
 
+fn unlinked_message(path: &DisplayPath, missing: &[String], sets: &[&str]) -> String {
+    let fix = "Name every event set of the application in the check, as in \
+               `assert_registry::<(BookEvent, MemberEvent)>(path)` (or `RegistryCheck::new::<(BookEvent, MemberEvent)>`): \
+               that links their crates into the test binary. Nothing was written to";
+    if missing.is_empty() {
+        let named = if sets.is_empty() {
+            "the check names no event set".to_owned()
+        } else {
+            format!("the check names {}", sets.join(", "))
+        };
+        format!("no event types are linked into this binary ({named}), so there is nothing to check. {fix} {path}.")
+    } else {
+        format!(
+            "the event sets named in the check ({}) have event types that are not registered: {}; their \
+             registrations were not linked into this binary. {fix} {path}.",
+            sets.join(", "),
+            missing.join(", ")
+        )
+    }
+}
+
+/// What a drift report advises: a rewrite only when nothing would be lost by it.
+fn drift_advice(report: &CheckReport) -> &'static str {
+    let loses_entries = report
+        .findings
+        .iter()
+        .any(|f| matches!(f, Finding::TypeMissing { .. } | Finding::Removed { .. }));
+    if loses_entries {
+        " Do not rewrite it: fix each problem as it says."
+    } else {
+        " If these changes are intended, rerun with EVENTCORE_UPDATE_REGISTRY=1 to rewrite it."
+    }
+}
+
 /// A path, shown as is in messages.
 #[derive(Debug, Clone)]
 pub struct DisplayPath(pub PathBuf);
@@ -144,10 +199,13 @@ impl fmt::Display for DisplayPath {
 }
 
 impl RegistryCheck {
-    /// A check of the linked registry against the JSON at `path`, in mode `NONE`.
-    pub fn new(path: impl AsRef<Path>) -> Self {
+    /// A check of the registry against the JSON at `path`, in mode `NONE`. `E` names every event
+    /// set of the application ([`EventSets`]: a set, a tuple of sets, or `()` for none).
+    pub fn new<E: EventSets>(path: impl AsRef<Path>) -> Self {
         Self {
             path: path.as_ref().to_owned(),
+            linked: E::descriptors(),
+            sets: E::names(),
             config: CompatConfig::default(),
             registry: None,
             update: None,
@@ -194,6 +252,7 @@ impl RegistryCheck {
             .update
             .unwrap_or_else(|| update_requested(env(UPDATE_ENV).as_deref()));
         let ci = self.ci.unwrap_or_else(|| is_ci(env(CI_ENV).as_deref()));
+        self.check_linked(&current)?;
         let committed = match std::fs::read_to_string(&self.path) {
             Ok(json) => json,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -248,6 +307,24 @@ impl RegistryCheck {
         if let Err(error) = self.run() {
             panic!("event registry check failed: {error}");
         }
+    }
+
+    /// Fails unless the registry has events, among them every type of the named sets.
+    fn check_linked(&self, current: &Registry) -> Result<(), RegistryCheckError> {
+        let missing: Vec<String> = self
+            .linked
+            .iter()
+            .filter(|d| current.get(d.event_type, d.version).is_none())
+            .map(|d| format!("`{}` v{}", d.event_type, d.version))
+            .collect();
+        if current.events.is_empty() || !missing.is_empty() {
+            return Err(RegistryCheckError::Unlinked {
+                path: DisplayPath(self.path.clone()),
+                missing,
+                sets: self.sets.clone(),
+            });
+        }
+        Ok(())
     }
 
     fn write(&self, registry: &Registry) -> Result<(), RegistryCheckError> {

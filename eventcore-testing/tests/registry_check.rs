@@ -48,7 +48,7 @@ fn registry(events: Vec<RegistryEntry>, with_upcaster: bool) -> Registry {
 }
 
 fn checker(path: &std::path::Path, registry: Registry) -> RegistryCheck {
-    RegistryCheck::new(path)
+    RegistryCheck::new::<()>(path)
         .registry(registry)
         .update(false)
         .ci(false)
@@ -153,7 +153,7 @@ fn an_unreadable_file_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("registry.json");
     std::fs::write(&path, "not json").unwrap();
-    let text = checker(&path, registry(vec![], false))
+    let text = checker(&path, registry(vec![entry(1, &["amount"])], false))
         .run()
         .unwrap_err()
         .to_string();

@@ -178,6 +178,36 @@ fn a_property_named_like_an_annotation_is_still_compared() {
 #[test]
 fn a_committed_version_that_is_gone_is_caught() {
     let committed = registry(
+        vec![
+            deposited(1, &["amount"]),
+            entry("account.closed", 1, schema(&[])),
+            entry("account.closed", 2, schema(&[])),
+        ],
+        vec![],
+    );
+    let current = registry(
+        vec![deposited(1, &["amount"]), entry("account.closed", 2, schema(&[]))],
+        vec![],
+    );
+    let report = check(&committed, &current, &CompatConfig::default());
+    assert_eq!(
+        report.findings[0],
+        Finding::Removed {
+            event: EventRef {
+                event_type: "account.closed".into(),
+                version: 1
+            }
+        },
+        "{report}"
+    );
+    assert!(report
+        .to_string()
+        .contains("no longer registered, and no upcaster reads it"));
+}
+
+#[test]
+fn a_committed_type_with_no_version_left_may_be_unlinked() {
+    let committed = registry(
         vec![deposited(1, &["amount"]), entry("account.closed", 1, schema(&[]))],
         vec![],
     );
@@ -185,16 +215,17 @@ fn a_committed_version_that_is_gone_is_caught() {
     let report = check(&committed, &current, &CompatConfig::default());
     assert_eq!(
         report.findings,
-        vec![Finding::Removed {
-            event: EventRef {
-                event_type: "account.closed".into(),
-                version: 1
-            }
+        vec![Finding::TypeMissing {
+            event_type: "account.closed".into(),
+            versions: vec![1],
         }]
     );
-    assert!(report
-        .to_string()
-        .contains("no longer registered, and no upcaster reads it"));
+    let text = report.to_string();
+    assert!(text.contains("a crate this binary does not link"), "{text}");
+    assert!(
+        text.contains("assert_registry::<(BookEvent, MemberEvent)>"),
+        "{text}"
+    );
 }
 
 #[test]

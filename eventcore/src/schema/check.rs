@@ -7,12 +7,13 @@
 //!   (fix: restore it, give the change a new version and an upcaster). Annotations (`title`,
 //!   `description`, `examples`, `$comment`, `deprecated`: doc comments, in schemars) and the Rust
 //!   type name are not part of the contract: changing them is no finding ([`strip_annotations`]);
+//! - a committed type of which no version is registered (its crate may not be linked);
 //! - a committed (type, version) that is gone, neither registered nor read by an upcaster;
 //! - a committed version with no upcaster path to the current version of its type;
 //! - problems of the current registry itself ([`Registry::validate`]: ambiguous steps, duplicates);
 //! - a new version that breaks the type's [`Compatibility`] mode against older versions.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde_json::Value;
@@ -31,6 +32,14 @@ pub enum Finding {
         /// Where the schemas differ (at most a few), each a JSON pointer and the change, like
         /// `/properties/owner/type: "string" -> "integer"`.
         differences: Vec<String>,
+    },
+    /// No version of a committed event type is registered or upcast here: its crate may not be
+    /// linked into this binary, or the type was deleted.
+    TypeMissing {
+        /// The type.
+        event_type: String,
+        /// Its committed versions.
+        versions: Vec<u32>,
     },
     /// A committed type and version is neither registered nor upcast any more.
     Removed {
@@ -66,6 +75,17 @@ impl fmt::Display for Finding {
                 write!(
                     f,
                     "\n    fix: restore that schema, give the change a new version and add an upcaster to it"
+                )
+            }
+            Self::TypeMissing { event_type, versions } => {
+                let versions: Vec<String> = versions.iter().map(|v| format!("v{v}")).collect();
+                write!(
+                    f,
+                    "`{event_type}` ({}) is in the committed registry, but no version of it is registered here.\n    \
+                     fix: if it is defined in a crate this binary does not link, name its event set in the check, \
+                     as in `assert_registry::<(BookEvent, MemberEvent)>(path)`; if the type was deleted, restore it: \
+                     stored events of it must stay readable (keep its struct, or an upcaster from each version)",
+                    versions.join(", ")
                 )
             }
             Self::Removed { event } => write!(
@@ -127,7 +147,17 @@ impl fmt::Display for CheckReport {
 pub fn check(committed: &Registry, current: &Registry, config: &CompatConfig) -> CheckReport {
     let mut findings = Vec::new();
     let mut path_issues = BTreeSet::new();
+    let missing = missing_types(committed, current);
+    for (event_type, versions) in &missing {
+        findings.push(Finding::TypeMissing {
+            event_type: (*event_type).to_owned(),
+            versions: versions.clone(),
+        });
+    }
     for old in &committed.events {
+        if missing.contains_key(old.event_type.as_str()) {
+            continue;
+        }
         let event = EventRef {
             event_type: old.event_type.clone(),
             version: old.version,
@@ -161,6 +191,20 @@ pub fn check(committed: &Registry, current: &Registry, config: &CompatConfig) ->
     findings.extend(path_issues.into_iter().map(Finding::Registry));
     findings.extend(compatibility(committed, current, config));
     CheckReport { findings }
+}
+
+/// The committed event types of which `current` has no version and no upcaster, with their versions.
+fn missing_types<'a>(committed: &'a Registry, current: &Registry) -> BTreeMap<&'a str, Vec<u32>> {
+    let mut missing: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for old in &committed.events {
+        let event_type = old.event_type.as_str();
+        let known = current.events.iter().any(|e| e.event_type == event_type)
+            || current.upcasters.iter().any(|u| u.event_type == event_type);
+        if !known {
+            missing.entry(event_type).or_default().push(old.version);
+        }
+    }
+    missing
 }
 
 /// The compatibility findings of every version in `current` that `committed` does not have.

@@ -1,0 +1,164 @@
+//! Mistakes the registry check must never let pass (issue #13): each test failed before its fix.
+
+use eventcore::schema::compat::Compatibility;
+use eventcore::schema::{EventRef, Registry, RegistryEntry, UpcasterEntry, UpcasterKind};
+use eventcore_testing::RegistryCheck;
+use serde_json::{json, Value};
+
+fn entry(event_type: &str, version: u32, rust_type: &str, schema: Value) -> RegistryEntry {
+    RegistryEntry {
+        event_type: event_type.into(),
+        version,
+        aggregate: event_type.split('.').next().map(str::to_owned),
+        rust_type: rust_type.into(),
+        schema,
+        upcasters: Vec::new(),
+    }
+}
+
+/// A closed object schema with these string properties, all required.
+fn closed(properties: &[&str]) -> Value {
+    let props: serde_json::Map<String, Value> = properties
+        .iter()
+        .map(|p| ((*p).to_owned(), json!({ "type": "string" })))
+        .collect();
+    json!({ "type": "object", "properties": props, "required": properties, "additionalProperties": false })
+}
+
+/// An open object schema (unknown properties allowed, as serde's default) with these properties.
+fn open(properties: &[&str], required: &[&str]) -> Value {
+    let props: serde_json::Map<String, Value> = properties
+        .iter()
+        .map(|p| ((*p).to_owned(), json!({ "type": "string" })))
+        .collect();
+    json!({ "type": "object", "properties": props, "required": required })
+}
+
+fn step(event_type: &str, from: u32, name: &str, kind: UpcasterKind, to: (&str, u32)) -> UpcasterEntry {
+    UpcasterEntry {
+        event_type: event_type.into(),
+        from_version: from,
+        kind,
+        name: name.into(),
+        produces: vec![EventRef {
+            event_type: to.0.into(),
+            version: to.1,
+        }],
+    }
+}
+
+fn registry(events: Vec<RegistryEntry>, upcasters: Vec<UpcasterEntry>) -> Registry {
+    let mut registry = Registry::from_registrations([], []);
+    registry.events = events;
+    registry.upcasters = upcasters;
+    registry
+}
+
+fn checker(path: &std::path::Path, registry: Registry) -> RegistryCheck {
+    RegistryCheck::new::<()>(path)
+        .registry(registry)
+        .update(false)
+        .ci(false)
+}
+
+fn loaned(version: u32) -> RegistryEntry {
+    entry(
+        "book.lent",
+        version,
+        &format!("library::BookLentV{version}"),
+        closed(&["member"]),
+    )
+}
+
+fn suspended() -> RegistryEntry {
+    entry(
+        "member.suspended",
+        1,
+        "library::MemberSuspended",
+        closed(&["reason"]),
+    )
+}
+
+// 1. An unlinked registry.
+
+#[test]
+fn an_empty_registry_is_neither_written_nor_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let text = checker(&path, registry(vec![], vec![]))
+        .run()
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("no event types are linked"), "{text}");
+    assert!(!path.exists(), "an empty registry is never written");
+}
+
+#[test]
+fn an_empty_registry_against_a_committed_one_fails_about_linking_and_keeps_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let committed = registry(vec![loaned(1), suspended()], vec![]);
+    checker(&path, committed.clone()).run().unwrap();
+    for update in [false, true] {
+        let text = checker(&path, registry(vec![], vec![]))
+            .update(update)
+            .run()
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("no event types are linked"), "{text}");
+        assert!(!text.contains("EVENTCORE_UPDATE_REGISTRY=1"), "{text}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), committed.to_json());
+    }
+}
+
+#[test]
+fn a_partial_registry_names_the_missing_types_and_linking_and_keeps_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let committed = registry(vec![loaned(1), suspended()], vec![]);
+    checker(&path, committed.clone()).run().unwrap();
+    for update in [false] {
+        let text = checker(&path, registry(vec![loaned(1)], vec![]))
+            .update(update)
+            .run()
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("`member.suspended`"), "{text}");
+        assert!(text.contains("assert_registry::<("), "{text}");
+        assert!(!text.contains("rerun with EVENTCORE_UPDATE_REGISTRY=1"), "{text}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), committed.to_json());
+    }
+}
+
+/// The named sets must be registered: here a set whose event is not in the checked registry.
+#[derive(eventcore::DomainEvent, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[event(aggregate = "member")]
+struct MemberJoined {
+    name: String,
+}
+
+#[test]
+fn a_named_event_set_missing_from_the_registry_fails_about_linking() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let error = RegistryCheck::new::<(MemberJoined,)>(&path)
+        .registry(registry(vec![loaned(1)], vec![]))
+        .ci(false)
+        .update(true)
+        .run()
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("`member.joined` v1"), "{text}");
+    assert!(text.contains("registry_holes::MemberJoined"), "{text}");
+    assert!(text.contains("links their crates"), "{text}");
+    assert!(!path.exists());
+}
+
+#[test]
+fn the_linked_registry_has_the_named_sets() {
+    // Without `.registry(..)`: the registrations of this binary, which include `MemberJoined`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    RegistryCheck::new::<MemberJoined>(&path).ci(false).assert();
+    assert!(std::fs::read_to_string(&path).unwrap().contains("member.joined"));
+}
