@@ -22,6 +22,9 @@
 //!   version with no upcaster path to the new one, an ambiguous upcaster, a new version that
 //!   breaks the compatibility mode. Doc comments (schema annotations) and Rust type names are not
 //!   compared.
+//! - A version whose struct is gone but whose stored events an upcaster reads stays in the file
+//!   as retired (with its schema and the upcasters reading it); a committed upcaster that
+//!   disappears or reads another type or version is a finding.
 //! - When nothing is wrong but the code has new types or versions, the file is rewritten so the
 //!   change shows in `git diff`; in CI it fails instead, asking for the update. When only doc
 //!   comments or Rust type names changed, the file is rewritten locally; in CI the test passes
@@ -177,10 +180,15 @@ fn unlinked_message(path: &DisplayPath, missing: &[String], sets: &[&str]) -> St
 
 /// What a drift report advises: a rewrite only when nothing would be lost by it.
 fn drift_advice(report: &CheckReport) -> &'static str {
-    let loses_entries = report
-        .findings
-        .iter()
-        .any(|f| matches!(f, Finding::TypeMissing { .. } | Finding::Removed { .. }));
+    let loses_entries = report.findings.iter().any(|f| {
+        matches!(
+            f,
+            Finding::TypeMissing { .. }
+                | Finding::Removed { .. }
+                | Finding::UpcasterRemoved { .. }
+                | Finding::UpcasterRetargeted { .. }
+        )
+    });
     if loses_entries {
         " Do not rewrite it: fix each problem as it says."
     } else {
@@ -267,13 +275,19 @@ impl RegistryCheck {
             Err(source) => return Err(self.io(source)),
         };
         if update {
-            self.write(&current)?;
+            // Versions still read by upcasters stay, even over an update.
+            let written = match Registry::from_json(&committed) {
+                Ok(committed) => current.keeping_retired(&committed),
+                Err(_) => current,
+            };
+            self.write(&written)?;
             return Ok(RegistryOutcome::Updated);
         }
         let committed = Registry::from_json(&committed).map_err(|source| RegistryCheckError::Format {
             path: DisplayPath(self.path.clone()),
             source,
         })?;
+        let current = current.keeping_retired(&committed);
         let report = check(&committed, &current, &self.config);
         if !report.is_ok() {
             return Err(RegistryCheckError::Drift {

@@ -44,6 +44,7 @@ fn registry(events: Vec<RegistryEntry>, with_upcaster: bool) -> Registry {
         format_version: REGISTRY_FORMAT_VERSION,
         events,
         upcasters,
+        retired: Vec::new(),
     }
 }
 

@@ -130,6 +130,132 @@ fn a_partial_registry_names_the_missing_types_and_linking_and_keeps_the_file() {
     }
 }
 
+// 2. Upcasters.
+
+#[test]
+fn a_committed_upcaster_that_disappears_is_a_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let up = step(
+        "book.lent",
+        1,
+        "library::lent_v1",
+        UpcasterKind::Raw,
+        ("book.lent", 2),
+    );
+    checker(&path, registry(vec![loaned(2)], vec![up])).run().unwrap();
+    let text = checker(&path, registry(vec![loaned(2)], vec![]))
+        .run()
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("library::lent_v1"), "{text}");
+    assert!(text.contains("`book.lent` v1"), "{text}");
+}
+
+#[test]
+fn a_committed_upcaster_that_reads_another_event_type_is_a_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let up = |event_type| {
+        step(
+            event_type,
+            1,
+            "library::lent_v1",
+            UpcasterKind::Raw,
+            ("book.lent", 2),
+        )
+    };
+    checker(&path, registry(vec![loaned(2)], vec![up("book.lent")]))
+        .run()
+        .unwrap();
+    let text = checker(&path, registry(vec![loaned(2)], vec![up("book.lend")]))
+        .run()
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("now reads `book.lend` v1"), "{text}");
+    assert!(text.contains("`book.lent` v1"), "{text}");
+}
+
+#[test]
+fn a_gap_behind_a_new_upcaster_is_a_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    checker(
+        &path,
+        registry(
+            vec![loaned(1), loaned(2)],
+            vec![step("book.lent", 1, "a", UpcasterKind::Typed, ("book.lent", 2))],
+        ),
+    )
+    .run()
+    .unwrap();
+    // A new raw upcaster from a renamed type that produces an old version with no step onwards.
+    let upcasters = vec![
+        step("book.lent", 1, "a", UpcasterKind::Typed, ("book.lent", 2)),
+        step(
+            "book.loaned",
+            1,
+            "library::rename",
+            UpcasterKind::Raw,
+            ("book.lent", 3),
+        ),
+    ];
+    let text = checker(&path, registry(vec![loaned(1), loaned(2)], upcasters))
+        .run()
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("`book.loaned` v1 cannot be upcast"), "{text}");
+}
+
+#[test]
+fn a_version_retired_for_a_raw_upcaster_stays_in_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let typed = step(
+        "book.lent",
+        1,
+        "From<BookLentV1> for BookLent",
+        UpcasterKind::Typed,
+        ("book.lent", 2),
+    );
+    checker(&path, registry(vec![loaned(1), loaned(2)], vec![typed]))
+        .run()
+        .unwrap();
+    let raw = step(
+        "book.lent",
+        1,
+        "library::lent_v1",
+        UpcasterKind::Raw,
+        ("book.lent", 2),
+    );
+    checker(&path, registry(vec![loaned(2)], vec![raw.clone()]))
+        .run()
+        .unwrap();
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(written["retired"][0]["event_type"], "book.lent", "{written:#}");
+    assert_eq!(written["retired"][0]["version"], 1, "{written:#}");
+    assert_eq!(
+        written["retired"][0]["read_by"],
+        json!(["library::lent_v1"]),
+        "{written:#}"
+    );
+    assert_eq!(
+        written["retired"][0]["schema"],
+        closed(&["member"]),
+        "{written:#}"
+    );
+    // And it stays across the next rewrite; removing its upcaster now is a finding.
+    checker(&path, registry(vec![loaned(2)], vec![raw]))
+        .update(true)
+        .run()
+        .unwrap();
+    let text = checker(&path, registry(vec![loaned(2)], vec![]))
+        .run()
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("`book.lent` v1"), "{text}");
+}
+
 /// The named sets must be registered: here a set whose event is not in the checked registry.
 #[derive(eventcore::DomainEvent, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[event(aggregate = "member")]

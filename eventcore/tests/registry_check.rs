@@ -45,6 +45,7 @@ fn registry(events: Vec<RegistryEntry>, upcasters: Vec<UpcasterEntry>) -> Regist
         format_version: REGISTRY_FORMAT_VERSION,
         events,
         upcasters,
+        retired: Vec::new(),
     }
 }
 

@@ -9,8 +9,10 @@
 //!   type name are not part of the contract: changing them is no finding ([`strip_annotations`]);
 //! - a committed type of which no version is registered (its crate may not be linked);
 //! - a committed (type, version) that is gone, neither registered nor read by an upcaster;
+//! - a committed upcaster step that is gone, or now reads another type or version;
 //! - a committed version with no upcaster path to the current version of its type;
-//! - problems of the current registry itself ([`Registry::validate`]: ambiguous steps, duplicates);
+//! - problems of the current registry itself ([`Registry::validate`]: gaps behind any upcaster,
+//!   ambiguous steps, duplicates, cycles);
 //! - a new version that breaks the type's [`Compatibility`] mode against older versions.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,6 +47,22 @@ pub enum Finding {
     Removed {
         /// The type and version.
         event: EventRef,
+    },
+    /// A committed upcaster step is no longer registered: stored events of its source cannot load.
+    UpcasterRemoved {
+        /// The type and version it read.
+        step: EventRef,
+        /// Its name in the committed registry.
+        name: String,
+    },
+    /// A committed upcaster now reads another type or version (a typo in `#[upcaster(event = ...)]`?).
+    UpcasterRetargeted {
+        /// Its name.
+        name: String,
+        /// The type and version it read in the committed registry.
+        was: EventRef,
+        /// What it reads now.
+        now: EventRef,
     },
     /// A committed version cannot reach the current version of its type, or the current registry
     /// has an ambiguity or duplicate.
@@ -93,6 +111,19 @@ impl fmt::Display for Finding {
                 "{event} is in the committed registry but no longer registered, and no upcaster reads it.\n    \
                  fix: keep the old struct, or add an upcaster from version {} of `{}`",
                 event.version, event.event_type
+            ),
+            Self::UpcasterRemoved { step, name } => write!(
+                f,
+                "the upcaster `{name}` from {step} is in the committed registry but no longer registered: \
+                 stored events of {step} can no longer be loaded.\n    \
+                 fix: restore it (or another upcaster from {step})"
+            ),
+            Self::UpcasterRetargeted { name, was, now } => write!(
+                f,
+                "the upcaster `{name}` read {was} in the committed registry and now reads {now}: \
+                 stored events of {was} can no longer be loaded.\n    \
+                 fix: an upcaster reads what was stored, so its source stays {was}; check its `event` and \
+                 `from` (or the name and version of its `upcast_from` struct)"
             ),
             Self::Registry(issue) => write!(f, "{issue}.\n    fix: add the missing upcaster or remove the duplicate"),
             Self::Incompatible {
@@ -154,17 +185,22 @@ pub fn check(committed: &Registry, current: &Registry, config: &CompatConfig) ->
             versions: versions.clone(),
         });
     }
-    for old in &committed.events {
-        if missing.contains_key(old.event_type.as_str()) {
+    let stored = committed
+        .events
+        .iter()
+        .map(|e| (&e.event_type, e.version, Some(&e.schema)))
+        .chain(committed.retired.iter().map(|r| (&r.event_type, r.version, None)));
+    for (event_type, version, schema) in stored {
+        if missing.contains_key(event_type.as_str()) {
             continue;
         }
         let event = EventRef {
-            event_type: old.event_type.clone(),
-            version: old.version,
+            event_type: event_type.clone(),
+            version,
         };
-        match current.get(&old.event_type, old.version) {
-            Some(new) => {
-                let (old, new) = (strip_annotations(&old.schema), strip_annotations(&new.schema));
+        match (current.get(event_type, version), schema) {
+            (Some(new), Some(old)) => {
+                let (old, new) = (strip_annotations(old), strip_annotations(&new.schema));
                 if new != old {
                     findings.push(Finding::SchemaChanged {
                         differences: differences(&old, &new),
@@ -172,25 +208,53 @@ pub fn check(committed: &Registry, current: &Registry, config: &CompatConfig) ->
                     });
                 }
             }
-            None if current.steps_from(&old.event_type, old.version).is_empty() => {
-                findings.push(Finding::Removed { event });
+            (None, _) if current.steps_from(event_type, version).is_empty() => {
+                // A committed step from it that is gone is reported as such, below.
+                if committed.steps_from(event_type, version).is_empty() {
+                    findings.push(Finding::Removed { event });
+                }
                 continue;
             }
             _ => {}
         }
         path_issues.extend(current.path_issues(&event));
     }
+    findings.extend(upcaster_findings(committed, current));
     if let Err(report) = current.validate() {
-        path_issues.extend(
-            report
-                .issues
-                .into_iter()
-                .filter(|issue| !matches!(issue, RegistryIssue::Gap { .. })),
-        );
+        path_issues.extend(report.issues);
     }
     findings.extend(path_issues.into_iter().map(Finding::Registry));
     findings.extend(compatibility(committed, current, config));
     CheckReport { findings }
+}
+
+/// The committed upcaster steps that `current` no longer has: gone, or reading something else.
+fn upcaster_findings(committed: &Registry, current: &Registry) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for old in &committed.upcasters {
+        if !current.steps_from(&old.event_type, old.from_version).is_empty() {
+            continue;
+        }
+        let was = EventRef {
+            event_type: old.event_type.clone(),
+            version: old.from_version,
+        };
+        match current.upcasters.iter().find(|u| u.name == old.name) {
+            Some(now) => findings.push(Finding::UpcasterRetargeted {
+                name: old.name.clone(),
+                was,
+                now: EventRef {
+                    event_type: now.event_type.clone(),
+                    version: now.from_version,
+                },
+            }),
+            None => findings.push(Finding::UpcasterRemoved {
+                step: was,
+                name: old.name.clone(),
+            }),
+        }
+    }
+    findings
 }
 
 /// The committed event types of which `current` has no version and no upcaster, with their versions.
@@ -261,6 +325,9 @@ pub fn same_contract(a: &Registry, b: &Registry) -> bool {
         let mut registry = registry.clone();
         for entry in &mut registry.events {
             entry.rust_type.clear();
+            entry.schema = strip_annotations(&entry.schema);
+        }
+        for entry in &mut registry.retired {
             entry.schema = strip_annotations(&entry.schema);
         }
         registry

@@ -33,8 +33,8 @@ pub use chain::MAX_UPCAST_STEPS;
 pub use linked::EventSets;
 pub use registration::{registered_aggregates, registered_events, AggregateRegistration, EventRegistration};
 pub use registry::{
-    registry, EventRef, Registry, RegistryEntry, RegistryFormatError, UpcasterEntry, UpcasterRef,
-    REGISTRY_FORMAT_VERSION,
+    registry, EventRef, Registry, RegistryEntry, RegistryFormatError, RetiredEntry, UpcasterEntry,
+    UpcasterRef, REGISTRY_FORMAT_VERSION,
 };
 pub use upcast::{
     into_upcasted, one_step, registered_upcasters, typed_upcast, IntoUpcasted, UpcastError, UpcastFn,
