@@ -12,7 +12,10 @@
 //! - The registry must not be empty, and every event type of the named sets must be in it;
 //!   otherwise the check fails with a message about linking and writes nothing. A committed
 //!   type of which no version is registered any more is a finding (its crate may not be linked).
-//! - `EVENTCORE_UPDATE_REGISTRY=1`: the file is written, and the test passes.
+//! - `EVENTCORE_UPDATE_REGISTRY=1`: the file is rewritten, and the test passes, unless the check
+//!   finds a breaking change (below). Breaking findings are never written automatically: an update
+//!   writes them only when `EVENTCORE_ACCEPT_BREAKING` names every one (`book.lent@1,member.joined`),
+//!   and the advice never offers to accept one that would take an entry out of the file.
 //! - The file is missing: it is written and the test passes, except in CI (`CI` set to anything
 //!   but empty, `false` or `0`), where a missing file fails: create it by running the tests
 //!   locally (or with `EVENTCORE_UPDATE_REGISTRY=1`) and commit it.
@@ -34,6 +37,7 @@
 //! The test binary must link every crate that defines events (see [`eventcore::schema`]): name
 //! every event set in the type parameter ([`EventSets`]).
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -45,6 +49,10 @@ use eventcore::EventDescriptor;
 
 /// The environment variable that makes the check rewrite the committed registry.
 pub const UPDATE_ENV: &str = "EVENTCORE_UPDATE_REGISTRY";
+
+/// The environment variable naming the breaking findings an update may write:
+/// `type@version` (or `type`, for all its versions), comma separated.
+pub const ACCEPT_ENV: &str = "EVENTCORE_ACCEPT_BREAKING";
 
 /// The environment variable CI services set.
 pub const CI_ENV: &str = "CI";
@@ -85,6 +93,7 @@ pub struct RegistryCheck {
     config: CompatConfig,
     registry: Option<Registry>,
     update: Option<bool>,
+    accepted: Option<Vec<String>>,
     ci: Option<bool>,
 }
 
@@ -115,13 +124,15 @@ pub enum RegistryCheckError {
         /// The event sets the check names.
         sets: Vec<&'static str>,
     },
-    /// The registries disagree.
-    #[error("{report}\nThe committed registry is {path}.{}", drift_advice(report))]
+    /// The registries disagree: breaking changes, never written without being accepted by name.
+    #[error("{report}\nThe committed registry is {path}. {}", drift_advice(report, *update))]
     Drift {
         /// The committed file.
         path: DisplayPath,
         /// Everything found.
         report: CheckReport,
+        /// Whether a rewrite was requested (and refused).
+        update: bool,
     },
     /// Nothing is wrong, but the code has types or versions the committed registry lacks (in CI).
     #[error("the code registers event types or versions that {path} lacks; run the tests locally (or with {UPDATE_ENV}=1) and commit the file")]
@@ -178,22 +189,52 @@ fn unlinked_message(path: &DisplayPath, missing: &[String], sets: &[&str]) -> St
     }
 }
 
-/// What a drift report advises: a rewrite only when nothing would be lost by it.
-fn drift_advice(report: &CheckReport) -> &'static str {
-    let loses_entries = report.findings.iter().any(|f| {
-        matches!(
-            f,
-            Finding::TypeMissing { .. }
-                | Finding::Removed { .. }
-                | Finding::UpcasterRemoved { .. }
-                | Finding::UpcasterRetargeted { .. }
-        )
-    });
-    if loses_entries {
-        " Do not rewrite it: fix each problem as it says."
-    } else {
-        " If these changes are intended, rerun with EVENTCORE_UPDATE_REGISTRY=1 to rewrite it."
+/// What a drift report advises: fixing each finding; accepting by name only what loses no entry.
+fn drift_advice(report: &CheckReport, update: bool) -> String {
+    let mut advice = format!(
+        "These are breaking changes: they are never written automatically{}. Fix each as it says.",
+        if update {
+            format!(", and {UPDATE_ENV}=1 alone does not rewrite them")
+        } else {
+            String::new()
+        }
+    );
+    let acceptable: BTreeSet<String> = report
+        .findings
+        .iter()
+        .filter(|f| !f.removes_entries())
+        .flat_map(Finding::events)
+        .map(|e| format!("{}@{}", e.event_type, e.version))
+        .collect();
+    if !acceptable.is_empty() {
+        let names: Vec<String> = acceptable.into_iter().collect();
+        advice.push_str(&format!(
+            " Only if no stored event depends on it (nothing of it was ever written outside tests), accept a \
+             change by naming it: {UPDATE_ENV}=1 {ACCEPT_ENV}={}.",
+            names.join(",")
+        ));
     }
+    advice
+}
+
+/// The accepted findings named in `EVENTCORE_ACCEPT_BREAKING`: `type@version` or `type`, comma
+/// or space separated.
+pub fn accepted_from(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or_default()
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether every event `finding` concerns is named in `accepted` (as `type@version` or `type`).
+fn accepts(accepted: &[String], finding: &Finding) -> bool {
+    finding.events().iter().all(|e| {
+        accepted
+            .iter()
+            .any(|a| *a == e.event_type || *a == format!("{}@{}", e.event_type, e.version))
+    })
 }
 
 /// A path, shown as is in messages.
@@ -217,6 +258,7 @@ impl RegistryCheck {
             config: CompatConfig::default(),
             registry: None,
             update: None,
+            accepted: None,
             ci: None,
         }
     }
@@ -242,6 +284,13 @@ impl RegistryCheck {
     /// Rewrites the file (`true`) or never does on a failure (`false`), whatever the environment says.
     pub fn update(mut self, update: bool) -> Self {
         self.update = Some(update);
+        self
+    }
+
+    /// The breaking findings an update may write, whatever `EVENTCORE_ACCEPT_BREAKING` says:
+    /// each `type@version`, or `type` for all its versions.
+    pub fn accept_breaking<S: Into<String>>(mut self, accepted: impl IntoIterator<Item = S>) -> Self {
+        self.accepted = Some(accepted.into_iter().map(Into::into).collect());
         self
     }
 
@@ -274,26 +323,42 @@ impl RegistryCheck {
             }
             Err(source) => return Err(self.io(source)),
         };
-        if update {
-            // Versions still read by upcasters stay, even over an update.
-            let written = match Registry::from_json(&committed) {
-                Ok(committed) => current.keeping_retired(&committed),
-                Err(_) => current,
-            };
-            self.write(&written)?;
-            return Ok(RegistryOutcome::Updated);
-        }
-        let committed = Registry::from_json(&committed).map_err(|source| RegistryCheckError::Format {
-            path: DisplayPath(self.path.clone()),
-            source,
-        })?;
+        let committed = match Registry::from_json(&committed) {
+            Ok(committed) => committed,
+            // An unreadable file has nothing to keep: an update request replaces it.
+            Err(_) if update => {
+                self.write(&current)?;
+                return Ok(RegistryOutcome::Updated);
+            }
+            Err(source) => {
+                return Err(RegistryCheckError::Format {
+                    path: DisplayPath(self.path.clone()),
+                    source,
+                })
+            }
+        };
+        // Versions still read by upcasters stay in the file.
         let current = current.keeping_retired(&committed);
         let report = check(&committed, &current, &self.config);
         if !report.is_ok() {
+            let accepted = self
+                .accepted
+                .clone()
+                .unwrap_or_else(|| accepted_from(env(ACCEPT_ENV).as_deref()));
+            let all_accepted = report.findings.iter().all(|f| accepts(&accepted, f));
+            if update && all_accepted {
+                self.write(&current)?;
+                return Ok(RegistryOutcome::Updated);
+            }
             return Err(RegistryCheckError::Drift {
                 path: DisplayPath(self.path.clone()),
                 report,
+                update,
             });
+        }
+        if update {
+            self.write(&current)?;
+            return Ok(RegistryOutcome::Updated);
         }
         if committed == current {
             return Ok(RegistryOutcome::Matched);

@@ -101,10 +101,19 @@ fn drift_fails_with_a_report_and_the_file_is_kept() {
         text.contains("the schema of `account.deposited` v1 changed"),
         "{text}"
     );
-    assert!(text.contains("EVENTCORE_UPDATE_REGISTRY=1"), "{text}");
+    assert!(
+        text.contains("EVENTCORE_UPDATE_REGISTRY=1 EVENTCORE_ACCEPT_BREAKING=account.deposited@1"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), v1.to_json());
+    assert!(checker(&path, changed.clone()).update(true).run().is_err());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), v1.to_json());
     assert_eq!(
-        checker(&path, changed.clone()).update(true).run().unwrap(),
+        checker(&path, changed.clone())
+            .update(true)
+            .accept_breaking(["account.deposited"])
+            .run()
+            .unwrap(),
         RegistryOutcome::Updated
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), changed.to_json());

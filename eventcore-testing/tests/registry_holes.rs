@@ -117,7 +117,7 @@ fn a_partial_registry_names_the_missing_types_and_linking_and_keeps_the_file() {
     let path = dir.path().join("registry.json");
     let committed = registry(vec![loaned(1), suspended()], vec![]);
     checker(&path, committed.clone()).run().unwrap();
-    for update in [false] {
+    for update in [false, true] {
         let text = checker(&path, registry(vec![loaned(1)], vec![]))
             .update(update)
             .run()
@@ -254,6 +254,37 @@ fn a_version_retired_for_a_raw_upcaster_stays_in_the_registry() {
         .unwrap_err()
         .to_string();
     assert!(text.contains("`book.lent` v1"), "{text}");
+}
+
+// 3. Breaking findings are never rewritten automatically.
+
+#[test]
+fn an_update_request_refuses_a_breaking_change_unless_it_is_accepted_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let committed = registry(vec![loaned(1)], vec![]);
+    checker(&path, committed.clone()).run().unwrap();
+    let mut changed = loaned(1);
+    changed.schema = closed(&["member", "due"]);
+    let changed = registry(vec![changed], vec![]);
+    let text = checker(&path, changed.clone())
+        .update(true)
+        .run()
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("EVENTCORE_ACCEPT_BREAKING=book.lent@1"), "{text}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), committed.to_json());
+    let wrong = checker(&path, changed.clone())
+        .update(true)
+        .accept_breaking(["book.lent@2"]);
+    assert!(wrong.run().is_err());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), committed.to_json());
+    checker(&path, changed.clone())
+        .update(true)
+        .accept_breaking(["book.lent@1"])
+        .run()
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), changed.to_json());
 }
 
 /// The named sets must be registered: here a set whose event is not in the checked registry.

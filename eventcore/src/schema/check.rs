@@ -82,6 +82,45 @@ pub enum Finding {
     },
 }
 
+impl Finding {
+    /// The stored types and versions the finding concerns, which name it when it is accepted.
+    pub fn events(&self) -> Vec<EventRef> {
+        match self {
+            Self::TypeMissing { event_type, versions } => versions
+                .iter()
+                .map(|&version| EventRef {
+                    event_type: event_type.clone(),
+                    version,
+                })
+                .collect(),
+            Self::SchemaChanged { event, .. }
+            | Self::Removed { event }
+            | Self::Incompatible { event, .. } => {
+                vec![event.clone()]
+            }
+            Self::UpcasterRemoved { step, .. } => vec![step.clone()],
+            Self::UpcasterRetargeted { was, .. } => vec![was.clone()],
+            Self::Registry(issue) => vec![match issue {
+                RegistryIssue::Gap { from, .. } | RegistryIssue::Cycle { from, .. } => from.clone(),
+                RegistryIssue::AmbiguousUpcaster { step, .. } => step.clone(),
+                RegistryIssue::DuplicateEvent { event, .. } => event.clone(),
+            }],
+        }
+    }
+
+    /// Whether accepting it would take entries out of the committed registry, so that stored
+    /// events of them could no longer be loaded.
+    pub fn removes_entries(&self) -> bool {
+        matches!(
+            self,
+            Self::TypeMissing { .. }
+                | Self::Removed { .. }
+                | Self::UpcasterRemoved { .. }
+                | Self::UpcasterRetargeted { .. }
+        )
+    }
+}
+
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
