@@ -287,6 +287,75 @@ fn an_update_request_refuses_a_breaking_change_unless_it_is_accepted_by_name() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), changed.to_json());
 }
 
+// 4. Compatibility modes know upcasters.
+
+#[test]
+fn a_version_reached_by_an_upcaster_is_backward_and_full_compatible() {
+    let v1 = entry(
+        "book.lent",
+        1,
+        "library::BookLentV1",
+        open(&["member"], &["member"]),
+    );
+    let v2 = entry(
+        "book.lent",
+        2,
+        "library::BookLent",
+        open(&["member", "due"], &["member", "due"]),
+    );
+    let up = step(
+        "book.lent",
+        1,
+        "From<BookLentV1> for BookLent",
+        UpcasterKind::Typed,
+        ("book.lent", 2),
+    );
+    for mode in [
+        Compatibility::Backward,
+        Compatibility::Full,
+        Compatibility::FullTransitive,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.json");
+        checker(&path, registry(vec![v1.clone()], vec![])).run().unwrap();
+        let current = registry(vec![v1.clone(), v2.clone()], vec![up.clone()]);
+        let outcome = checker(&path, current).compatibility(mode).run();
+        assert!(outcome.is_ok(), "{mode}: {}", outcome.unwrap_err());
+    }
+}
+
+#[test]
+fn compatibility_findings_say_what_to_do_without_jargon() {
+    // v2 adds a property that v1 payloads, which allow unknown properties, may carry as anything;
+    // v3 forbids unknown properties and drops `note`.
+    let v1 = entry(
+        "book.lent",
+        1,
+        "library::BookLentV1",
+        open(&["member", "note"], &["member"]),
+    );
+    let v2 = entry(
+        "book.lent",
+        2,
+        "library::BookLentV2",
+        open(&["member", "note", "due"], &["member"]),
+    );
+    let v3 = entry("book.lent", 3, "library::BookLent", closed(&["member"]));
+    for (old, new) in [(v1, v2.clone()), (v2, v3)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.json");
+        checker(&path, registry(vec![old.clone()], vec![])).run().unwrap();
+        let text = checker(&path, registry(vec![old, new], vec![]))
+            .compatibility(Compatibility::Backward)
+            .run()
+            .unwrap_err()
+            .to_string();
+        assert!(!text.contains("content model"), "{text}");
+        assert!(text.contains("unknown properties"), "{text}");
+        assert!(text.contains("fix: add an upcaster from version"), "{text}");
+    }
+}
+
 /// The named sets must be registered: here a set whose event is not in the checked registry.
 #[derive(eventcore::DomainEvent, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[event(aggregate = "member")]

@@ -13,7 +13,10 @@
 //! - a committed version with no upcaster path to the current version of its type;
 //! - problems of the current registry itself ([`Registry::validate`]: gaps behind any upcaster,
 //!   ambiguous steps, duplicates, cycles);
-//! - a new version that breaks the type's [`Compatibility`] mode against older versions.
+//! - a new version that breaks the type's [`Compatibility`] mode against older versions. An older
+//!   version that upcasters carry to the new one is read through them, so the backward half of
+//!   the mode (the new version reading old payloads) holds for it; the forward half (code on the
+//!   old version reading new payloads) is still checked.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -176,7 +179,22 @@ impl fmt::Display for Finding {
                 for reason in reasons {
                     write!(f, "\n      {reason}")?;
                 }
-                write!(f, "\n    fix: change the schema, or choose another compatibility mode for `{}`", event.event_type)
+                match direction {
+                    Direction::Backward => write!(
+                        f,
+                        "\n    fix: add an upcaster from version {against} to version {} (stored events are then \
+                         read through it, which satisfies {mode}), or make version {} read the old payloads as \
+                         they are (a new field optional with `#[serde(default)]`, no field narrowed)",
+                        event.version, event.version
+                    ),
+                    Direction::Forward => write!(
+                        f,
+                        "\n    fix: code still on version {against} must read the new payloads (keep the fields \
+                         it requires, and unknown properties allowed where it reads them), or check `{}` in a \
+                         mode without FORWARD (BACKWARD, or NONE)",
+                        event.event_type
+                    ),
+                }
             }
         }
     }
@@ -331,8 +349,22 @@ fn compatibility(committed: &Registry, current: &Registry, config: &CompatConfig
             older.truncate(1);
         }
         for (version, schema) in older {
+            // Stored events of an older version that upcasters carry to the new one are read
+            // through them: the new version need not read their payloads itself.
+            let upcast = reaches(
+                current,
+                &EventRef {
+                    event_type: new.event_type.clone(),
+                    version,
+                },
+                &new.event_type,
+                new.version,
+            );
             let mut by_direction: Vec<(Direction, Vec<Incompatibility>)> = Vec::new();
             for (direction, reason) in compare(mode, schema, &new.schema) {
+                if upcast && direction == Direction::Backward {
+                    continue;
+                }
                 match by_direction.iter_mut().find(|(d, _)| *d == direction) {
                     Some((_, reasons)) => reasons.push(reason),
                     None => by_direction.push((direction, vec![reason])),
@@ -355,6 +387,26 @@ fn compatibility(committed: &Registry, current: &Registry, config: &CompatConfig
         }
     }
     findings
+}
+
+/// Whether following the upcaster steps of `registry` from `from` produces `event_type` at `version`.
+fn reaches(registry: &Registry, from: &EventRef, event_type: &str, version: u32) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![from.clone()];
+    while let Some(at) = todo.pop() {
+        if !seen.insert(at.clone()) {
+            continue;
+        }
+        for step in registry.steps_from(&at.event_type, at.version) {
+            for next in &step.produces {
+                if next.event_type == event_type && next.version == version {
+                    return true;
+                }
+                todo.push(next.clone());
+            }
+        }
+    }
+    false
 }
 
 /// Whether two registries agree on everything but annotations and Rust type names: what
