@@ -97,10 +97,33 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
 
     let registration = crate::expand_registration::aggregate_registration(input);
 
+    // An event declared for another aggregate is only known after constant evaluation: the
+    // panic points at `events = ...`. (A const item cannot see the impl's generics: skipped there.)
+    let aggregate_check = item.generics.params.is_empty().then(|| {
+        let panic = call_at(
+            events.span(),
+            quote!(::core::panic!),
+            quote!("{}", message.as_str()),
+        );
+        quote! {
+            const _: () = {
+                if let ::core::option::Option::Some(message) = #private::foreign_event(
+                    #aggregate_type,
+                    <#events as #private::DomainEvent>::EVENT_TYPES,
+                    <#events as #private::DomainEvent>::EVENT_AGGREGATES,
+                ) {
+                    #panic
+                }
+            };
+        }
+    });
+
     quote! {
         #item
 
         #registration
+
+        #aggregate_check
 
         #[automatically_derived]
         #aggregate_impl #self_ty #where_clause {

@@ -356,6 +356,38 @@ fn compatibility_findings_say_what_to_do_without_jargon() {
     }
 }
 
+// 5. Naming traps.
+
+#[test]
+fn an_upcast_from_source_the_committed_registry_never_had_is_a_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let on = |version, rust_type: &str| entry("lamp.on", version, rust_type, closed(&["room"]));
+    checker(&path, registry(vec![on(1, "home::LampOn")], vec![]))
+        .run()
+        .unwrap();
+    // `LampOnV1` without `name = "lamp.on"` is the event type `lamp.on_v1`, never stored.
+    let v1 = entry("lamp.on_v1", 1, "home::LampOnV1", closed(&["room"]));
+    let up = step(
+        "lamp.on_v1",
+        1,
+        "From<LampOnV1> for LampOn",
+        UpcasterKind::Typed,
+        ("lamp.on", 2),
+    );
+    let text = checker(&path, registry(vec![v1, on(2, "home::LampOn")], vec![up]))
+        .run()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains(
+            "`From<LampOnV1> for LampOn` reads `lamp.on_v1` v1, which the committed registry never had"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"name = "lamp.on""#), "{text}");
+}
+
 /// The named sets must be registered: here a set whose event is not in the checked registry.
 #[derive(eventcore::DomainEvent, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[event(aggregate = "member")]

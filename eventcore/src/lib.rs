@@ -403,6 +403,37 @@ pub mod __private {
         None
     }
 
+    /// The error message when an event of the set of the aggregate `aggregate` declares another
+    /// aggregate; `#[aggregate]` panics with it in constant evaluation.
+    pub const fn foreign_event(
+        aggregate: &str,
+        event_types: &[EventDescriptor],
+        aggregates: &[Option<&str>],
+    ) -> Option<ConstMessage> {
+        let mut i = 0;
+        while i < aggregates.len() && i < event_types.len() {
+            if let Some(declared) = aggregates[i] {
+                if !str_eq(declared, aggregate) {
+                    let mut message = ConstMessage::new();
+                    message.push("the event `");
+                    message.push(event_types[i].event_type);
+                    message.push("` declares `aggregate = \"");
+                    message.push(declared);
+                    message.push("\"` but is in the event set of the aggregate `");
+                    message.push(aggregate);
+                    message.push("`: declare `#[event(aggregate = \"");
+                    message.push(aggregate);
+                    message.push("\")]` on it, or move it to the set of `");
+                    message.push(declared);
+                    message.push("`");
+                    return Some(message);
+                }
+            }
+            i += 1;
+        }
+        None
+    }
+
     /// `a == b`, in constant evaluation.
     pub const fn str_eq(a: &str, b: &str) -> bool {
         let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -447,7 +478,7 @@ pub mod __private {
         pub const fn as_str(&self) -> &str {
             match core::str::from_utf8(self.bytes.split_at(self.len).0) {
                 Ok(text) => text,
-                Err(_) => "two variants of an event enum have the same event type",
+                Err(_) => "an event set is invalid: check the event types and aggregates of its variants",
             }
         }
     }

@@ -10,6 +10,8 @@
 //! - a committed type of which no version is registered (its crate may not be linked);
 //! - a committed (type, version) that is gone, neither registered nor read by an upcaster;
 //! - a committed upcaster step that is gone, or now reads another type or version;
+//! - an upcaster that renames a type the committed registry never had (an `upcast_from` struct
+//!   without `name = "..."` is its own type, `LampOnV1` is `lamp.on_v1`);
 //! - a committed version with no upcaster path to the current version of its type;
 //! - problems of the current registry itself ([`Registry::validate`]: gaps behind any upcaster,
 //!   ambiguous steps, duplicates, cycles);
@@ -67,6 +69,19 @@ pub enum Finding {
         /// What it reads now.
         now: EventRef,
     },
+    /// An upcaster renames a type the committed registry never had, so it reads no stored event:
+    /// typically an `upcast_from` struct without `name = "..."`, whose type name comes from the
+    /// struct name (`LampOnV1` is `lamp.on_v1`).
+    UpcastSourceUnknown {
+        /// The upcaster.
+        name: String,
+        /// The type and version it reads.
+        source: EventRef,
+        /// The Rust type registering that source, if one does.
+        rust_type: Option<String>,
+        /// What it produces, and so the stored type it was probably meant to read.
+        target: EventRef,
+    },
     /// A committed version cannot reach the current version of its type, or the current registry
     /// has an ambiguity or duplicate.
     Registry(RegistryIssue),
@@ -103,6 +118,7 @@ impl Finding {
             }
             Self::UpcasterRemoved { step, .. } => vec![step.clone()],
             Self::UpcasterRetargeted { was, .. } => vec![was.clone()],
+            Self::UpcastSourceUnknown { source, .. } => vec![source.clone()],
             Self::Registry(issue) => vec![match issue {
                 RegistryIssue::Gap { from, .. } | RegistryIssue::Cycle { from, .. } => from.clone(),
                 RegistryIssue::AmbiguousUpcaster { step, .. } => step.clone(),
@@ -167,6 +183,30 @@ impl fmt::Display for Finding {
                  fix: an upcaster reads what was stored, so its source stays {was}; check its `event` and \
                  `from` (or the name and version of its `upcast_from` struct)"
             ),
+            Self::UpcastSourceUnknown {
+                name,
+                source,
+                rust_type,
+                target,
+            } => {
+                write!(
+                    f,
+                    "the upcaster `{name}` reads {source}, which the committed registry never had: no stored \
+                     event has that type, so it carries nothing to {target}.\n    fix: "
+                )?;
+                let old = rust_type.as_deref().map_or_else(
+                    || "the struct it reads".to_owned(),
+                    |t| format!("`{}`", t.rsplit("::").next().unwrap_or(t)),
+                );
+                write!(
+                    f,
+                    "if {old} is an older version of `{}`, name it so: `#[event(name = \"{}\", version = {})]` \
+                     (without `name`, the type name comes from the struct name)",
+                    target.event_type,
+                    target.event_type,
+                    target.version.saturating_sub(1).max(1)
+                )
+            }
             Self::Registry(issue) => write!(f, "{issue}.\n    fix: add the missing upcaster or remove the duplicate"),
             Self::Incompatible {
                 event,
@@ -277,6 +317,9 @@ pub fn check(committed: &Registry, current: &Registry, config: &CompatConfig) ->
         path_issues.extend(current.path_issues(&event));
     }
     findings.extend(upcaster_findings(committed, current));
+    if !committed.events.is_empty() {
+        findings.extend(unknown_sources(committed, current));
+    }
     if let Err(report) = current.validate() {
         path_issues.extend(report.issues);
     }
@@ -312,6 +355,41 @@ fn upcaster_findings(committed: &Registry, current: &Registry) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// The renames in `current` from a (type, version) the committed registry never had.
+fn unknown_sources(committed: &Registry, current: &Registry) -> Vec<Finding> {
+    let stored = |event_type: &str, version: u32| {
+        committed.get(event_type, version).is_some()
+            || committed
+                .retired
+                .iter()
+                .any(|r| r.event_type == event_type && r.version == version)
+            || !committed.steps_from(event_type, version).is_empty()
+    };
+    current
+        .upcasters
+        .iter()
+        .filter(|u| !stored(&u.event_type, u.from_version))
+        .filter_map(|u| {
+            // A step within one type (a new type's v1 -> v2) is no rename.
+            let target = u.produces.iter().find(|p| p.event_type != u.event_type)?;
+            if u.produces.iter().any(|p| p.event_type == u.event_type) {
+                return None;
+            }
+            Some(Finding::UpcastSourceUnknown {
+                name: u.name.clone(),
+                source: EventRef {
+                    event_type: u.event_type.clone(),
+                    version: u.from_version,
+                },
+                rust_type: current
+                    .get(&u.event_type, u.from_version)
+                    .map(|e| e.rust_type.clone()),
+                target: target.clone(),
+            })
+        })
+        .collect()
 }
 
 /// The committed event types of which `current` has no version and no upcaster, with their versions.
