@@ -64,6 +64,7 @@ pub mod aggregate;
 pub mod bus;
 pub mod cloudevents;
 pub mod codec;
+mod decision;
 pub mod envelope;
 pub mod event;
 pub mod projection;
@@ -76,6 +77,7 @@ pub mod subscription;
 
 pub use aggregate::{Aggregate, Apply, Dispatch, Handle, SnapshotPolicy};
 pub use codec::RecordDecodeError;
+pub use decision::Decision;
 pub use envelope::{CommandContext, Envelope, Metadata, NewEvent, RecordedEvent};
 pub use event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
 pub use projection::{Projection, ProjectionError};

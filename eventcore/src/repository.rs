@@ -44,7 +44,7 @@ fn fold<A: Aggregate>(
 }
 
 /// Encodes a command's events with the context's ids and causal data.
-fn encode_batch<A: Aggregate>(
+pub(crate) fn encode_batch<A: Aggregate>(
     events: &[A::Event],
     stream_id: &str,
     id: &str,
@@ -319,7 +319,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         self.load_stream(&Self::stream_id(id)).await
     }
 
-    async fn load_stream(&self, stream_id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+    /// [`load`](Self::load) for a caller with its own rejection type (a [`Decision`](crate::Decision)).
+    pub(crate) async fn load_for<E>(&self, id: &str) -> Result<Loaded<A>, RepositoryError<E>> {
+        self.load_stream(&Self::stream_id(id)).await
+    }
+
+    async fn load_stream<E>(&self, stream_id: &str) -> Result<Loaded<A>, RepositoryError<E>> {
         let Loaded {
             mut state,
             mut version,
@@ -343,7 +348,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// A snapshot of another snapshot version, one the store reads as corrupt, or one that no
     /// longer decodes is ignored: the state is rebuilt from the events and a fresh snapshot
     /// replaces it at the next append. Backend errors still fail the load.
-    async fn load_snapshot(&self, stream_id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+    async fn load_snapshot<E>(&self, stream_id: &str) -> Result<Loaded<A>, RepositoryError<E>> {
         let empty = Loaded {
             state: A::default(),
             version: 0,

@@ -302,21 +302,20 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let store = MemoryStore::new();
-    /// let lent = NewEvent::encode(&BookLent { member: "ada".into() }, "book", "b1")?;
-    /// store.append("member-ada", ExpectedVersion::Any, vec![lent.clone()]).await?;
+    /// let lend = |book: &str| NewEvent::encode(&BookLent { member: "ada".into() }, "book", book);
+    /// store.append("member-ada", ExpectedVersion::Any, vec![lend("b0")?]).await?;
     /// // Lend only if the member's stream is still at version 1.
     /// let results = store
     ///     .append_all(vec![
-    ///         StreamAppend::new("book-b1", ExpectedVersion::NoStream, vec![lent.clone()]),
+    ///         StreamAppend::new("book-b1", ExpectedVersion::NoStream, vec![lend("b1")?]),
     ///         StreamAppend::unchanged("member-ada", 1),
     ///     ])
     ///     .await?;
     /// assert_eq!(results[0].last_version, 1);
     /// // The member moved on: nothing of the next one is written.
-    /// let other = NewEvent::encode(&BookLent { member: "ada".into() }, "book", "b2")?;
     /// let stale = store
     ///     .append_all(vec![
-    ///         StreamAppend::new("book-b2", ExpectedVersion::NoStream, vec![other]),
+    ///         StreamAppend::new("book-b2", ExpectedVersion::NoStream, vec![lend("b2")?]),
     ///         StreamAppend::unchanged("member-ada", 0),
     ///     ])
     ///     .await;
