@@ -126,3 +126,35 @@ fn upcast_reads_an_old_payload_as_a_load_would() {
     let error = upcast::<BookEvent>("book.lent", 7, json!({})).unwrap_err();
     assert!(error.to_string().contains("book.lent"), "{error}");
 }
+
+#[tokio::test]
+async fn the_history_shows_the_stored_and_the_current_version() {
+    let store = eventcore::MemoryStore::new();
+    let old = eventcore::NewEvent::encode(&BookLentV1 { member: "ada".into() }, "book", "b1").unwrap();
+    store
+        .append("book-b1", eventcore::ExpectedVersion::NoStream, vec![old])
+        .await
+        .unwrap();
+    let books = Repository::<Book, _>::new(store);
+    books.execute("b1", ReturnBook).await.unwrap();
+    let history = books.events("b1", 1, 10).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(
+        (history[0].stored_type.as_str(), history[0].stored_version),
+        ("book.lent", 1)
+    );
+    assert_eq!(history[0].event.event_version, 2);
+    assert_eq!(
+        history[0].event.payload,
+        BookEvent::Lent(BookLent {
+            member: "ada".into(),
+            due: None
+        })
+    );
+    assert_eq!(history[1].stored_version, 1);
+    assert_eq!(history[1].event.stream_version, 2);
+    // If-Match on the version the caller saw.
+    let stale = books.execute_expecting("b1", 1, ReturnBook).await.unwrap_err();
+    assert!(stale.is_conflict(), "{stale:?}");
+    assert_eq!(eventcore::stream_id::<Book>("b1"), "book-b1");
+}

@@ -81,7 +81,7 @@ pub use decision::Decision;
 pub use envelope::{CommandContext, Envelope, Metadata, NewEvent, RecordedEvent};
 pub use event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
 pub use projection::{Projection, ProjectionError};
-pub use repository::{Committed, Loaded, Repository, RepositoryError};
+pub use repository::{stream_id, Committed, HistoryEvent, Loaded, Repository, RepositoryError};
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use store::{AppendResult, EventStore, ExpectedVersion, MemoryStore, Snapshot, StoreError};
