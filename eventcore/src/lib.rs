@@ -374,6 +374,20 @@ pub mod __private {
         crate::event::unknown_event_type(event_type, known)
     }
 
+    /// What the `error` of an aggregate must be; asserted at `error = ...` so the message names
+    /// `std::error::Error` and the fix.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not an error type: the `error` of an aggregate implements `std::error::Error`",
+        label = "not a `std::error::Error + Send + Sync + 'static`",
+        note = "derive it: `#[derive(Debug, thiserror::Error)]` with an `#[error(\"...\")]` message"
+    )]
+    pub trait AggregateError: std::error::Error + Send + Sync + 'static {}
+
+    impl<T: std::error::Error + Send + Sync + 'static> AggregateError for T {}
+
+    /// Compiles only if `E` can be the error of an aggregate.
+    pub const fn assert_aggregate_error<E: AggregateError>() {}
+
     /// Compiles only if `E` is an event of the set `Set` (asserted on each `#[apply]` parameter).
     pub const fn assert_event_of<E: EventOf<Set> + ?Sized, Set>() {}
 
