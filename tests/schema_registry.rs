@@ -28,7 +28,7 @@ fn the_registry_sees_every_event_of_the_example() {
 
 #[test]
 fn the_committed_registry_matches() {
-    eventcore_testing::assert_registry("schemas/registry.json");
+    eventcore_testing::assert_registry::<AccountEvent>("schemas/registry.json");
 }
 
 #[test]

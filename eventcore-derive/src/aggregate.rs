@@ -34,7 +34,12 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     }
     match (cx.check(), ir) {
         (Ok(()), Some(ir)) => expand_aggregate::expand(&ir),
-        (Err(errors), _) => {
+        (Err(errors), Some(ir)) => {
+            let errors = errors.into_compile_error();
+            let fallback = expand_aggregate::fallback(&ir);
+            quote!(#errors #fallback)
+        }
+        (Err(errors), None) => {
             let errors = errors.into_compile_error();
             quote!(#errors #item)
         }

@@ -8,6 +8,16 @@ use crate::ast::AggregateImpl;
 use crate::respan::{call_at, private_path};
 
 pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
+    expand_with(input, true)
+}
+
+/// Beside errors: the impl and an `Aggregate` impl whose `apply` does nothing, so code using the
+/// aggregate (`Repository::<A, _>::new`) reports no follow-on errors.
+pub fn fallback(input: &AggregateImpl<'_>) -> TokenStream {
+    expand_with(input, false)
+}
+
+fn expand_with(input: &AggregateImpl<'_>, complete: bool) -> TokenStream {
     let krate = &input.krate;
     let private = private_path(krate, Span::call_site());
     let item = input.item;
@@ -26,7 +36,7 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
     // Spanned on the self type, so a missing `Default` (or `Send`, `Sync`) is reported there.
     let aggregate_impl = quote_spanned!(self_ty.span()=> impl #impl_generics #self_private::Aggregate for);
 
-    let snapshots = input.snapshots.as_ref().map(|snapshots| {
+    let snapshots = input.snapshots.as_ref().filter(|_| complete).map(|snapshots| {
         let (every, version) = (snapshots.every, snapshots.version);
         quote! {
             const SNAPSHOT_POLICY: #private::SnapshotPolicy =
@@ -49,7 +59,7 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
         }
     });
 
-    let applies = input.applies.iter().map(|apply| {
+    let applies = input.applies.iter().filter(|_| complete).map(|apply| {
         let (method, event) = (apply.method, apply.event);
         let private = private_path(krate, event.span());
         let assert_in_set = quote_spanned! {event.span()=>
@@ -70,7 +80,8 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
         }
     });
 
-    let commands = input.commands.iter().map(|command| {
+    // Beside errors, a command method may be what is wrong: no `Handle` impls then.
+    let commands = input.commands.iter().filter(|_| complete).map(|command| {
         let (method, ty) = (command.method, command.command);
         // Spanned on the method's return type, so a mismatch with `Handle` is reported there.
         let call = call_at(
@@ -95,12 +106,49 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
         }
     });
 
-    let registration = crate::expand_registration::aggregate_registration(input);
+    let registration = complete.then(|| crate::expand_registration::aggregate_registration(input));
+    let error_check = item.generics.params.is_empty().then(|| {
+        let private = private_path(krate, error.span());
+        quote_spanned!(error.span()=> const _: () = #private::assert_aggregate_error::<#error>();)
+    });
+    let apply_body = if complete {
+        quote! {
+            let __eventcore_dispatch = #dispatch_fn;
+            __eventcore_dispatch(event, self)
+        }
+    } else {
+        quote!(let _ = event;)
+    };
+
+    // An event declared for another aggregate is only known after constant evaluation: the
+    // panic points at `events = ...`. (A const item cannot see the impl's generics: skipped there.)
+    let aggregate_check = (complete && item.generics.params.is_empty()).then(|| {
+        let panic = call_at(
+            events.span(),
+            quote!(::core::panic!),
+            quote!("{}", message.as_str()),
+        );
+        quote! {
+            const _: () = {
+                if let ::core::option::Option::Some(message) = #private::foreign_event(
+                    #aggregate_type,
+                    <#events as #private::DomainEvent>::EVENT_TYPES,
+                    <#events as #private::DomainEvent>::EVENT_AGGREGATES,
+                ) {
+                    #panic
+                }
+            };
+        }
+    });
 
     quote! {
         #item
 
         #registration
+
+        #aggregate_check
+
+        #error_check
 
         #[automatically_derived]
         #aggregate_impl #self_ty #where_clause {
@@ -110,8 +158,7 @@ pub fn expand(input: &AggregateImpl<'_>) -> TokenStream {
 
             #[inline]
             fn apply(&mut self, event: &#events) {
-                let __eventcore_dispatch = #dispatch_fn;
-                __eventcore_dispatch(event, self)
+                #apply_body
             }
 
             #snapshots

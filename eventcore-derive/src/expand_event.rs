@@ -43,6 +43,8 @@ fn expand_struct(event: &EventStruct<'_>) -> TokenStream {
         impl #private::DomainEvent for #ident {
             const EVENT_TYPES: &'static [#private::EventDescriptor] =
                 &[#private::EventDescriptor { event_type: #event_type, version: #version }];
+            const EVENT_AGGREGATES: &'static [::core::option::Option<&'static ::core::primitive::str>] =
+                &[#aggregate];
 
             #[inline]
             fn event_type(&self) -> &'static ::core::primitive::str {
@@ -177,6 +179,8 @@ fn expand_enum(set: &EventEnum<'_>) -> TokenStream {
         {
             const EVENT_TYPES: &'static [#private::EventDescriptor] =
                 &[#(<#types as #private::SingleEvent>::DESCRIPTOR),*];
+            const EVENT_AGGREGATES: &'static [::core::option::Option<&'static ::core::primitive::str>] =
+                &[#(<#types as #private::SingleEvent>::AGGREGATE),*];
 
             #[inline]
             fn event_type(&self) -> &'static ::core::primitive::str {

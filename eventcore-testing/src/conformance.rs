@@ -8,7 +8,7 @@
 //! eventcore_testing::store_conformance_tests!(my_backend::TestHarness::default());
 //! ```
 //!
-//! The suite covers appends and the expected-version rules, atomic batches (duplicate event
+//! The suite covers appends and the expected-version rules, multi-stream appends, atomic batches (duplicate event
 //! ids, oversized payloads), ordering, paged reads, hostile stream ids and metadata, live
 //! subscriptions (catch-up, live, no gaps under concurrent writers with transactions held
 //! open) and, where the harness can inject it, corrupt stored data. Each test runs on its own
@@ -36,6 +36,7 @@ use uuid::Uuid;
 
 mod idempotency;
 mod log_batches;
+mod multi_stream;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod snapshots;
@@ -47,6 +48,11 @@ pub use idempotency::{
 pub use log_batches::{
     find_event_by_id, read_batch_filters_by_type, read_batch_misses_nothing_under_concurrent_writers,
     read_batch_pages_and_reports_the_head, reads_are_bounded_by_bytes,
+};
+pub use multi_stream::{
+    append_all_checks_unchanged_streams, append_all_concurrent_writers_stay_whole,
+    append_all_is_all_or_nothing, append_all_refuses_a_stream_twice,
+    append_all_resent_returns_the_original_results, append_all_writes_every_stream,
 };
 pub use snapshots::{snapshot_keeps_the_newest, snapshot_round_trips};
 
@@ -262,6 +268,12 @@ macro_rules! store_conformance_tests {
             subscription_misses_nothing_under_concurrent_writers,
             snapshot_round_trips,
             snapshot_keeps_the_newest,
+            append_all_writes_every_stream,
+            append_all_is_all_or_nothing,
+            append_all_checks_unchanged_streams,
+            append_all_refuses_a_stream_twice,
+            append_all_resent_returns_the_original_results,
+            append_all_concurrent_writers_stay_whole,
         );
     };
     (@each $harness:expr; $($name:ident),* $(,)?) => {

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventcore::store::{EventFilter, LogBatch, StreamPage};
+use eventcore::store::{EventFilter, LogBatch, StreamAppend, StreamPage};
 use eventcore::{AppendResult, EventStore, ExpectedVersion, NewEvent, RecordedEvent, Snapshot, StoreError};
 use uuid::Uuid;
 
@@ -120,6 +120,28 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
                 let task = tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
                     inner.append(&stream_id, expected, events).await
+                });
+                task.await.map_err(StoreError::backend)?
+            }
+        }
+    }
+
+    /// Faults as [`append`](EventStore::append), planned on the first part's stream.
+    async fn append_all(&self, parts: Vec<StreamAppend>) -> Result<Vec<AppendResult>, StoreError> {
+        let n = self.appends.fetch_add(1, Ordering::SeqCst);
+        let first = parts.first().map_or("", |p| p.stream_id.as_str());
+        match (self.plan)(Call::Append { n, stream_id: first }) {
+            Fault::None => self.inner.append_all(parts).await,
+            Fault::Fail(error) => Err(error),
+            Fault::CommitThenFail(error) => {
+                self.inner.append_all(parts).await?;
+                Err(error)
+            }
+            Fault::Delay(delay) => {
+                let inner = self.inner.clone();
+                let task = tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    inner.append_all(parts).await
                 });
                 task.await.map_err(StoreError::backend)?
             }

@@ -57,6 +57,30 @@ impl<A: Aggregate> AggregateFixture<A> {
         self
     }
 
+    /// Applies an event as an old version of the code stored it: `payload` of `event_type` at
+    /// `version`, upcast as a load would (see [`upcast`](crate::upcast)). Tests schema evolution
+    /// with the JSON that is really in the store, without hand-built `NewEvent`s.
+    ///
+    /// ```ignore
+    /// AggregateFixture::<Book>::new()
+    ///     .given_stored("book.lent", 1, json!({ "member": "ada" }))
+    ///     .when(ReturnBook)
+    ///     .then_events(vec![BookReturned { member: "ada".into() }.into()]);
+    /// ```
+    ///
+    /// # Panics
+    /// If the payload does not load (no upcaster path, or an upcaster or decoder rejects it).
+    #[track_caller]
+    pub fn given_stored(mut self, event_type: &str, version: u32, payload: serde_json::Value) -> Self {
+        let events = crate::upcast::upcast::<A::Event>(event_type, version, payload)
+            .unwrap_or_else(|e| panic!("given stored `{event_type}` v{version} does not load: {e}"));
+        for event in &events {
+            self.state.apply(event);
+            self.given.push(EventView::of(event));
+        }
+        self
+    }
+
     /// States that the aggregate has no history.
     pub fn given_nothing(self) -> Self {
         self

@@ -10,6 +10,8 @@
 //! ```
 //!
 //! [`ProjectionFixture`] does the same for projections: events in, documents out.
+//! [`AggregateFixture::given_stored`] and [`upcast`] read old payloads through the upcasters, as
+//! a load would, to test schema evolution.
 //!
 //! Tests that need a server read its URL with [`service_url`]: unset, they print
 //! `skipped: EVENTCORE_POSTGRES_URL is not set` and pass, unless `EVENTCORE_REQUIRE_SERVICES=1`
@@ -24,9 +26,11 @@ pub mod proxy;
 pub mod registry_check;
 mod round_trip;
 mod services;
+mod upcast;
 
 pub use fixture::{AggregateFixture, Outcome, StateCheck};
 pub use projection_fixture::{GivenEvent, ProjectionFixture};
 pub use registry_check::{assert_registry, RegistryCheck};
 pub use round_trip::{round_trip, RoundTripError};
 pub use services::{service_url, REQUIRE_SERVICES_ENV};
+pub use upcast::upcast;

@@ -44,11 +44,12 @@ fn registry(events: Vec<RegistryEntry>, with_upcaster: bool) -> Registry {
         format_version: REGISTRY_FORMAT_VERSION,
         events,
         upcasters,
+        retired: Vec::new(),
     }
 }
 
 fn checker(path: &std::path::Path, registry: Registry) -> RegistryCheck {
-    RegistryCheck::new(path)
+    RegistryCheck::new::<()>(path)
         .registry(registry)
         .update(false)
         .ci(false)
@@ -100,10 +101,19 @@ fn drift_fails_with_a_report_and_the_file_is_kept() {
         text.contains("the schema of `account.deposited` v1 changed"),
         "{text}"
     );
-    assert!(text.contains("EVENTCORE_UPDATE_REGISTRY=1"), "{text}");
+    assert!(
+        text.contains("EVENTCORE_UPDATE_REGISTRY=1 EVENTCORE_ACCEPT_BREAKING=account.deposited@1"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), v1.to_json());
+    assert!(checker(&path, changed.clone()).update(true).run().is_err());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), v1.to_json());
     assert_eq!(
-        checker(&path, changed.clone()).update(true).run().unwrap(),
+        checker(&path, changed.clone())
+            .update(true)
+            .accept_breaking(["account.deposited"])
+            .run()
+            .unwrap(),
         RegistryOutcome::Updated
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), changed.to_json());
@@ -134,17 +144,15 @@ fn the_compatibility_mode_applies_with_per_event_overrides() {
     checker(&path, registry(vec![entry(1, &["amount"])], false))
         .run()
         .unwrap();
-    let v2 = registry(
-        vec![entry(1, &["amount"]), entry(2, &["amount", "currency"])],
-        true,
-    );
-    let strict = checker(&path, v2.clone()).compatibility(Compatibility::Backward);
+    // v2 no longer requires `amount`, which code on v1 requires.
+    let v2 = registry(vec![entry(1, &["amount"]), entry(2, &[])], true);
+    let strict = checker(&path, v2.clone()).compatibility(Compatibility::Forward);
     let text = strict.run().unwrap_err().to_string();
     assert!(
-        text.contains("breaks BACKWARD compatibility with version 1"),
+        text.contains("breaks FORWARD compatibility with version 1"),
         "{text}"
     );
-    let relaxed = strict.compatibility_for("account.deposited", Compatibility::Forward);
+    let relaxed = strict.compatibility_for("account.deposited", Compatibility::Backward);
     assert!(relaxed.run().is_ok());
 }
 
@@ -153,7 +161,7 @@ fn an_unreadable_file_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("registry.json");
     std::fs::write(&path, "not json").unwrap();
-    let text = checker(&path, registry(vec![], false))
+    let text = checker(&path, registry(vec![entry(1, &["amount"])], false))
         .run()
         .unwrap_err()
         .to_string();

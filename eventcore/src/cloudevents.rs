@@ -40,7 +40,8 @@ use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::value::{to_raw_value, RawValue};
 
-use crate::envelope::{Metadata, RecordedEvent};
+use crate::envelope::{Envelope, Metadata, RecordedEvent};
+use crate::event::DomainEvent;
 
 /// The only CloudEvents version produced and accepted.
 pub const SPEC_VERSION: &str = "1.0";
@@ -162,6 +163,42 @@ pub fn to_json(record: &RecordedEvent, source: &Source) -> Result<String, CloudE
     }
     attributes.insert("data", data.to_owned());
     serde_json::to_string(&attributes).map_err(|e| CloudEventError::invalid("data", e.to_string()))
+}
+
+/// The CloudEvent of a typed event, as [`to_json`]: `data` is the event as the code holds it
+/// (after upcasting, so `type`, `dataschema` and `eventversion` name the current version), for
+/// publishing what a reader decoded rather than what was stored.
+///
+/// ```
+/// use eventcore::cloudevents::{envelope_to_json, from_json, Source};
+/// use eventcore::NewEvent;
+/// # use eventcore::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(DomainEvent, Serialize, Deserialize, schemars::JsonSchema, Debug, Clone, PartialEq)]
+/// # #[event(aggregate = "book", version = 2)]
+/// # struct BookLent { member: String }
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let record = NewEvent::encode(&BookLent { member: "ada".into() }, "book", "b1")?
+///     .into_recorded("book-b1", 1, 7);
+/// let typed: Envelope<BookLent> = record.decode()?;
+/// let json = envelope_to_json(&typed, &Source::AggregateType)?;
+/// let back = from_json(&json)?;
+/// assert_eq!((back.event_type.as_str(), back.event_version), ("book.lent", 2));
+/// assert_eq!(back.decode::<BookLent>()?.payload, typed.payload);
+/// # Ok(()) }
+/// ```
+pub fn envelope_to_json<E: DomainEvent>(
+    envelope: &Envelope<E>,
+    source: &Source,
+) -> Result<String, CloudEventError> {
+    let payload = envelope
+        .payload
+        .encode_payload()
+        .map_err(|e| CloudEventError::invalid("data", format!("the event does not encode: {e}")))?;
+    let mut record = envelope.with_payload(Bytes::from(payload));
+    envelope.payload.event_type().clone_into(&mut record.event_type);
+    record.event_version = envelope.payload.event_version();
+    to_json(&record, source)
 }
 
 /// The recorded event a CloudEvent written by [`to_json`] stands for.

@@ -41,6 +41,12 @@ pub trait DomainEvent: Sized + Send + Sync + 'static {
     /// Every event type this type can hold, at its current version.
     const EVENT_TYPES: &'static [EventDescriptor];
 
+    /// The declared aggregate of each of [`EVENT_TYPES`](Self::EVENT_TYPES), in the same order
+    /// (`None`: declared without one). Filled in by the derive; `#[aggregate]` checks it against
+    /// the aggregate's own name at compile time.
+    #[doc(hidden)]
+    const EVENT_AGGREGATES: &'static [Option<&'static str>] = &[];
+
     /// The event type of this value, for example `"account.opened"`.
     fn event_type(&self) -> &'static str;
 

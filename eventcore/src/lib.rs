@@ -64,6 +64,7 @@ pub mod aggregate;
 pub mod bus;
 pub mod cloudevents;
 pub mod codec;
+mod decision;
 pub mod envelope;
 pub mod event;
 pub mod projection;
@@ -76,10 +77,11 @@ pub mod subscription;
 
 pub use aggregate::{Aggregate, Apply, Dispatch, Handle, SnapshotPolicy};
 pub use codec::RecordDecodeError;
+pub use decision::Decision;
 pub use envelope::{CommandContext, Envelope, Metadata, NewEvent, RecordedEvent};
 pub use event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
 pub use projection::{Projection, ProjectionError};
-pub use repository::{Committed, Loaded, Repository, RepositoryError};
+pub use repository::{stream_id, Committed, HistoryEvent, Loaded, Repository, RepositoryError};
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use store::{AppendResult, EventStore, ExpectedVersion, MemoryStore, Snapshot, StoreError};
@@ -376,6 +378,20 @@ pub mod __private {
         crate::event::unknown_event_type(event_type, known)
     }
 
+    /// What the `error` of an aggregate must be; asserted at `error = ...` so the message names
+    /// `std::error::Error` and the fix.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not an error type: the `error` of an aggregate implements `std::error::Error`",
+        label = "not a `std::error::Error + Send + Sync + 'static`",
+        note = "derive it: `#[derive(Debug, thiserror::Error)]` with an `#[error(\"...\")]` message"
+    )]
+    pub trait AggregateError: std::error::Error + Send + Sync + 'static {}
+
+    impl<T: std::error::Error + Send + Sync + 'static> AggregateError for T {}
+
+    /// Compiles only if `E` can be the error of an aggregate.
+    pub const fn assert_aggregate_error<E: AggregateError>() {}
+
     /// Compiles only if `E` is an event of the set `Set` (asserted on each `#[apply]` parameter).
     pub const fn assert_event_of<E: EventOf<Set> + ?Sized, Set>() {}
 
@@ -403,6 +419,37 @@ pub mod __private {
                 return Some(message);
             }
             earlier += 1;
+        }
+        None
+    }
+
+    /// The error message when an event of the set of the aggregate `aggregate` declares another
+    /// aggregate; `#[aggregate]` panics with it in constant evaluation.
+    pub const fn foreign_event(
+        aggregate: &str,
+        event_types: &[EventDescriptor],
+        aggregates: &[Option<&str>],
+    ) -> Option<ConstMessage> {
+        let mut i = 0;
+        while i < aggregates.len() && i < event_types.len() {
+            if let Some(declared) = aggregates[i] {
+                if !str_eq(declared, aggregate) {
+                    let mut message = ConstMessage::new();
+                    message.push("the event `");
+                    message.push(event_types[i].event_type);
+                    message.push("` declares `aggregate = \"");
+                    message.push(declared);
+                    message.push("\"` but is in the event set of the aggregate `");
+                    message.push(aggregate);
+                    message.push("`: declare `#[event(aggregate = \"");
+                    message.push(aggregate);
+                    message.push("\")]` on it, or move it to the set of `");
+                    message.push(declared);
+                    message.push("`");
+                    return Some(message);
+                }
+            }
+            i += 1;
         }
         None
     }
@@ -451,7 +498,7 @@ pub mod __private {
         pub const fn as_str(&self) -> &str {
             match core::str::from_utf8(self.bytes.split_at(self.len).0) {
                 Ok(text) => text,
-                Err(_) => "two variants of an event enum have the same event type",
+                Err(_) => "an event set is invalid: check the event types and aggregates of its variants",
             }
         }
     }

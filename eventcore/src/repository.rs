@@ -44,7 +44,7 @@ fn fold<A: Aggregate>(
 }
 
 /// Encodes a command's events with the context's ids and causal data.
-fn encode_batch<A: Aggregate>(
+pub(crate) fn encode_batch<A: Aggregate>(
     events: &[A::Event],
     stream_id: &str,
     id: &str,
@@ -81,6 +81,51 @@ fn committed<E>(
         version: written.last_version,
         events,
     }
+}
+
+/// The stream id of aggregate `id` of type `A`: `"{aggregate type}-{id}"`, whatever the store.
+///
+/// ```
+/// # use eventcore::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # use schemars::JsonSchema;
+/// # #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+/// # #[event(aggregate = "counter")]
+/// # pub struct Incremented { pub by: u32 }
+/// # #[derive(DomainEvent, Debug, Clone, PartialEq)]
+/// # pub enum CounterEvent { Incremented(Incremented) }
+/// # #[derive(Debug, Default)]
+/// # pub struct Counter { pub value: u64 }
+/// # pub struct Increment { pub by: u32 }
+/// # #[derive(Debug, thiserror::Error)]
+/// # #[error("full")]
+/// # pub struct Full;
+/// # #[aggregate(events = CounterEvent, error = Full)]
+/// # impl Counter {
+/// #     #[command]
+/// #     fn increment(&self, cmd: Increment) -> Result<Vec<CounterEvent>, Full> { Ok(vec![Incremented { by: cmd.by }.into()]) }
+/// #     #[apply]
+/// #     fn incremented(&mut self, e: &Incremented) { self.value += u64::from(e.by); }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// assert_eq!(eventcore::stream_id::<Counter>("c-1"), "counter-c-1");
+/// # Ok(()) }
+/// ```
+pub fn stream_id<A: Aggregate>(id: &str) -> String {
+    format!("{}-{}", A::AGGREGATE_TYPE, id)
+}
+
+/// One event of an aggregate's history ([`Repository::events`]): as the code reads it now, and
+/// the type and version it was stored with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEvent<E> {
+    /// The event, upcast to the current version (its envelope has the current type and version).
+    pub event: Envelope<E>,
+    /// The event type it was stored with (differs after a rename).
+    pub stored_type: String,
+    /// The version it was stored with.
+    pub stored_version: u32,
 }
 
 /// Loads and saves aggregates of type `A` in the store `S`.
@@ -309,9 +354,73 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         &self.store
     }
 
-    /// The stream id of aggregate `id`: `"{aggregate type}-{id}"`.
+    /// The stream id of aggregate `id`: `"{aggregate type}-{id}"` (also [`stream_id`](crate::stream_id),
+    /// which needs no store type).
     pub fn stream_id(id: &str) -> String {
-        format!("{}-{}", A::AGGREGATE_TYPE, id)
+        stream_id::<A>(id)
+    }
+
+    /// The typed history of aggregate `id`: up to `limit` stored events from stream version
+    /// `from_version` (1 for the start), each upcast to the current version with the type and
+    /// version it was stored with. A stored event that upcasting splits gives several entries,
+    /// one it retires none; the next page starts after the last entry's `event.stream_version`.
+    ///
+    /// ```
+    /// # use eventcore::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # use schemars::JsonSchema;
+    /// # #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+    /// # #[event(aggregate = "counter")]
+    /// # pub struct Incremented { pub by: u32 }
+    /// # #[derive(DomainEvent, Debug, Clone, PartialEq)]
+    /// # pub enum CounterEvent { Incremented(Incremented) }
+    /// # #[derive(Debug, Default)]
+    /// # pub struct Counter { pub value: u64 }
+    /// # pub struct Increment { pub by: u32 }
+    /// # #[derive(Debug, thiserror::Error)]
+    /// # #[error("full")]
+    /// # pub struct Full;
+    /// # #[aggregate(events = CounterEvent, error = Full)]
+    /// # impl Counter {
+    /// #     #[command]
+    /// #     fn increment(&self, cmd: Increment) -> Result<Vec<CounterEvent>, Full> { Ok(vec![Incremented { by: cmd.by }.into()]) }
+    /// #     #[apply]
+    /// #     fn incremented(&mut self, e: &Incremented) { self.value += u64::from(e.by); }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let counters = Repository::<Counter, _>::new(MemoryStore::new());
+    /// counters.execute("c-1", Increment { by: 2 }).await?;
+    /// counters.execute("c-1", Increment { by: 3 }).await?;
+    /// let page = counters.events("c-1", 1, 10).await?;
+    /// assert_eq!(page.len(), 2);
+    /// assert_eq!(page[1].event.stream_version, 2);
+    /// assert_eq!((page[1].stored_type.as_str(), page[1].stored_version), ("counter.incremented", 1));
+    /// let CounterEvent::Incremented(second) = &page[1].event.payload;
+    /// assert_eq!(second.by, 3);
+    /// # Ok(()) }
+    /// ```
+    pub async fn events(
+        &self,
+        id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<HistoryEvent<A::Event>>, RepositoryError<A::Error>> {
+        let records = self
+            .store
+            .read_stream(&Self::stream_id(id), from_version.max(1), limit)
+            .await?;
+        let mut history = Vec::with_capacity(records.len());
+        for record in &records {
+            for event in record.decode_all::<A::Event>()? {
+                history.push(HistoryEvent {
+                    event,
+                    stored_type: record.event_type.clone(),
+                    stored_version: record.event_version,
+                });
+            }
+        }
+        Ok(history)
     }
 
     /// Rebuilds aggregate `id` from its stream (the default state if it has no events).
@@ -319,7 +428,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         self.load_stream(&Self::stream_id(id)).await
     }
 
-    async fn load_stream(&self, stream_id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+    /// [`load`](Self::load) for a caller with its own rejection type (a [`Decision`](crate::Decision)).
+    pub(crate) async fn load_for<E>(&self, id: &str) -> Result<Loaded<A>, RepositoryError<E>> {
+        self.load_stream(&Self::stream_id(id)).await
+    }
+
+    async fn load_stream<E>(&self, stream_id: &str) -> Result<Loaded<A>, RepositoryError<E>> {
         let Loaded {
             mut state,
             mut version,
@@ -343,7 +457,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// A snapshot of another snapshot version, one the store reads as corrupt, or one that no
     /// longer decodes is ignored: the state is rebuilt from the events and a fresh snapshot
     /// replaces it at the next append. Backend errors still fail the load.
-    async fn load_snapshot(&self, stream_id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+    async fn load_snapshot<E>(&self, stream_id: &str) -> Result<Loaded<A>, RepositoryError<E>> {
         let empty = Loaded {
             state: A::default(),
             version: 0,
@@ -442,6 +556,65 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         self.run(id, command, context, RESOLVE_ATTEMPTS).await
     }
 
+    /// Runs `command` on aggregate `id` only if the aggregate is at `version`, the version the
+    /// caller saw (an HTTP `If-Match` with the ETag of a read): if it moved past it (or is not
+    /// there yet), nothing is decided and the result is [`RepositoryError::Conflict`] with both
+    /// versions (answer `412 Precondition Failed`). Otherwise as [`execute`](Self::execute): the
+    /// append also expects `version`.
+    ///
+    /// ```
+    /// # use eventcore::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # use schemars::JsonSchema;
+    /// # #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+    /// # #[event(aggregate = "counter")]
+    /// # pub struct Incremented { pub by: u32 }
+    /// # #[derive(DomainEvent, Debug, Clone, PartialEq)]
+    /// # pub enum CounterEvent { Incremented(Incremented) }
+    /// # #[derive(Debug, Default)]
+    /// # pub struct Counter { pub value: u64 }
+    /// # pub struct Increment { pub by: u32 }
+    /// # #[derive(Debug, thiserror::Error)]
+    /// # #[error("full")]
+    /// # pub struct Full;
+    /// # #[aggregate(events = CounterEvent, error = Full)]
+    /// # impl Counter {
+    /// #     #[command]
+    /// #     fn increment(&self, cmd: Increment) -> Result<Vec<CounterEvent>, Full> { Ok(vec![Incremented { by: cmd.by }.into()]) }
+    /// #     #[apply]
+    /// #     fn incremented(&mut self, e: &Incremented) { self.value += u64::from(e.by); }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let counters = Repository::<Counter, _>::new(MemoryStore::new());
+    /// let seen = counters.execute("c-1", Increment { by: 2 }).await?.version; // the ETag: 1
+    /// counters.execute_expecting("c-1", seen, Increment { by: 3 }).await?;
+    /// // Another request based on version 1 is now stale.
+    /// let stale = counters.execute_expecting("c-1", seen, Increment { by: 4 }).await;
+    /// assert!(matches!(stale, Err(RepositoryError::Conflict { expected: 1, actual: 2, .. })));
+    /// assert_eq!(counters.load("c-1").await?.state().value, 5);
+    /// # Ok(()) }
+    /// ```
+    pub async fn execute_expecting<C>(
+        &self,
+        id: &str,
+        version: u64,
+        command: C,
+    ) -> Result<Committed<A::Event>, RepositoryError<A::Error>>
+    where
+        A: Handle<C>,
+        C: Send,
+    {
+        self.run_expecting(
+            id,
+            command,
+            &CommandContext::default(),
+            RESOLVE_ATTEMPTS,
+            Some(version),
+        )
+        .await
+    }
+
     /// [`execute_with`](Self::execute_with), sending an append whose outcome stays unknown up to
     /// `sends` times in all.
     async fn run<C>(
@@ -455,6 +628,22 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         A: Handle<C>,
         C: Send,
     {
+        self.run_expecting(id, command, context, sends, None).await
+    }
+
+    /// [`run`](Self::run), deciding only on the aggregate at `expected` when given.
+    async fn run_expecting<C>(
+        &self,
+        id: &str,
+        command: C,
+        context: &CommandContext,
+        sends: u32,
+        expected: Option<u64>,
+    ) -> Result<Committed<A::Event>, RepositoryError<A::Error>>
+    where
+        A: Handle<C>,
+        C: Send,
+    {
         let stream_id = Self::stream_id(id);
         if context.idempotency_key.is_some() {
             if let Some(earlier) = self.earlier_run(&stream_id, context).await? {
@@ -462,6 +651,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             }
         }
         let mut loaded = self.load_stream(&stream_id).await?;
+        if let Some(expected) = expected.filter(|&v| v != loaded.version) {
+            return Err(RepositoryError::Conflict {
+                stream_id,
+                expected,
+                actual: loaded.version,
+            });
+        }
         let events = loaded.state.handle(command).map_err(RepositoryError::Rejected)?;
         if events.is_empty() {
             return Ok(Committed {

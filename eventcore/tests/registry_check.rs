@@ -45,6 +45,7 @@ fn registry(events: Vec<RegistryEntry>, upcasters: Vec<UpcasterEntry>) -> Regist
         format_version: REGISTRY_FORMAT_VERSION,
         events,
         upcasters,
+        retired: Vec::new(),
     }
 }
 
@@ -178,6 +179,36 @@ fn a_property_named_like_an_annotation_is_still_compared() {
 #[test]
 fn a_committed_version_that_is_gone_is_caught() {
     let committed = registry(
+        vec![
+            deposited(1, &["amount"]),
+            entry("account.closed", 1, schema(&[])),
+            entry("account.closed", 2, schema(&[])),
+        ],
+        vec![],
+    );
+    let current = registry(
+        vec![deposited(1, &["amount"]), entry("account.closed", 2, schema(&[]))],
+        vec![],
+    );
+    let report = check(&committed, &current, &CompatConfig::default());
+    assert_eq!(
+        report.findings[0],
+        Finding::Removed {
+            event: EventRef {
+                event_type: "account.closed".into(),
+                version: 1
+            }
+        },
+        "{report}"
+    );
+    assert!(report
+        .to_string()
+        .contains("no longer registered, and no upcaster reads it"));
+}
+
+#[test]
+fn a_committed_type_with_no_version_left_may_be_unlinked() {
+    let committed = registry(
         vec![deposited(1, &["amount"]), entry("account.closed", 1, schema(&[]))],
         vec![],
     );
@@ -185,16 +216,17 @@ fn a_committed_version_that_is_gone_is_caught() {
     let report = check(&committed, &current, &CompatConfig::default());
     assert_eq!(
         report.findings,
-        vec![Finding::Removed {
-            event: EventRef {
-                event_type: "account.closed".into(),
-                version: 1
-            }
+        vec![Finding::TypeMissing {
+            event_type: "account.closed".into(),
+            versions: vec![1],
         }]
     );
-    assert!(report
-        .to_string()
-        .contains("no longer registered, and no upcaster reads it"));
+    let text = report.to_string();
+    assert!(text.contains("a crate this binary does not link"), "{text}");
+    assert!(
+        text.contains("assert_registry::<(BookEvent, MemberEvent)>"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -286,24 +318,29 @@ fn three_versions(v3_required: &[&str]) -> (Registry, Registry) {
 
 #[test]
 fn a_new_version_breaking_the_mode_is_caught_and_the_mode_can_be_overridden_per_event() {
-    let (committed, current) = three_versions(&["amount", "currency", "note"]);
-    let report = check(&committed, &current, &CompatConfig::new(Compatibility::Backward));
+    // v3 no longer requires `currency`, which code on v2 requires: old readers break.
+    let (committed, current) = three_versions(&["amount"]);
+    let report = check(&committed, &current, &CompatConfig::new(Compatibility::Forward));
     assert!(
-        matches!(&report.findings[..], [Finding::Incompatible { against: 2, mode: Compatibility::Backward, direction: Direction::Backward, reasons, .. }] if reasons.len() == 1),
+        matches!(&report.findings[..], [Finding::Incompatible { against: 2, mode: Compatibility::Forward, direction: Direction::Forward, reasons, .. }] if reasons.len() == 1),
         "{report}"
     );
     let text = report.to_string();
     assert!(
-        text.contains("`account.deposited` v3 breaks BACKWARD compatibility with version 2"),
+        text.contains("`account.deposited` v3 breaks FORWARD compatibility with version 2"),
         "{text}"
     );
     assert!(
-        text.contains("property `note` is required by the reader"),
+        text.contains("property `currency` is required by the reader"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fix: code still on version 2 must read the new payloads"),
         "{text}"
     );
 
     let relaxed =
-        CompatConfig::new(Compatibility::Backward).with_override("account.deposited", Compatibility::None);
+        CompatConfig::new(Compatibility::Forward).with_override("account.deposited", Compatibility::None);
     assert!(check(&committed, &current, &relaxed).is_ok());
     let other_type =
         CompatConfig::new(Compatibility::None).with_override("account.deposited", Compatibility::Full);
@@ -311,21 +348,50 @@ fn a_new_version_breaking_the_mode_is_caught_and_the_mode_can_be_overridden_per_
 }
 
 #[test]
+fn a_version_reached_by_upcasters_reads_old_payloads_through_them() {
+    // v3 requires `note`, which no v2 payload has: fine, since v2 is upcast to v3.
+    let (committed, current) = three_versions(&["amount", "currency", "note"]);
+    for mode in [
+        Compatibility::Backward,
+        Compatibility::BackwardTransitive,
+        Compatibility::Full,
+        Compatibility::FullTransitive,
+    ] {
+        let report = check(&committed, &current, &CompatConfig::new(mode));
+        assert!(report.is_ok(), "{mode}: {report}");
+    }
+}
+
+#[test]
 fn transitive_modes_compare_with_every_older_version() {
-    // v3 reads v2 (same required set) but not v1, whose payloads may lack `currency`.
-    let (committed, current) = three_versions(&["amount", "currency"]);
-    assert!(check(&committed, &current, &CompatConfig::new(Compatibility::Backward)).is_ok());
+    // `note` is a string in v1, a string or an integer in v2, an integer in v3: code on v2 reads
+    // v3 payloads, code on v1 does not.
+    let with_note = |version, note: Value| {
+        let mut e = deposited(version, &["amount"]);
+        e.schema["properties"]["note"] = json!({ "type": note });
+        e
+    };
+    let v1 = with_note(1, json!("string"));
+    let v2 = with_note(2, json!(["string", "integer"]));
+    let v3 = with_note(3, json!("integer"));
+    let up = vec![
+        step("account.deposited", 1, ("account.deposited", 2)),
+        step("account.deposited", 2, ("account.deposited", 3)),
+    ];
+    let committed = registry(vec![v1.clone(), v2.clone()], up[..1].to_vec());
+    let current = registry(vec![v1, v2, v3], up);
+    assert!(check(&committed, &current, &CompatConfig::new(Compatibility::Forward)).is_ok());
     let report = check(
         &committed,
         &current,
-        &CompatConfig::new(Compatibility::BackwardTransitive),
+        &CompatConfig::new(Compatibility::ForwardTransitive),
     );
     assert!(
         matches!(
             &report.findings[..],
             [Finding::Incompatible {
                 against: 1,
-                direction: Direction::Backward,
+                direction: Direction::Forward,
                 ..
             }]
         ),

@@ -52,7 +52,7 @@ pub fn run(command: SchemaCommand) -> Result<(), Box<dyn Error>> {
             registry: path,
             compatibility,
         } => {
-            let outcome = RegistryCheck::new(&path)
+            let outcome = RegistryCheck::new::<eventcore_examples::bank::AccountEvent>(&path)
                 .compatibility(compatibility)
                 .update(false)
                 .ci(true)

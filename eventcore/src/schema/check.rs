@@ -7,12 +7,20 @@
 //!   (fix: restore it, give the change a new version and an upcaster). Annotations (`title`,
 //!   `description`, `examples`, `$comment`, `deprecated`: doc comments, in schemars) and the Rust
 //!   type name are not part of the contract: changing them is no finding ([`strip_annotations`]);
+//! - a committed type of which no version is registered (its crate may not be linked);
 //! - a committed (type, version) that is gone, neither registered nor read by an upcaster;
+//! - a committed upcaster step that is gone, or now reads another type or version;
+//! - an upcaster that renames a type the committed registry never had (an `upcast_from` struct
+//!   without `name = "..."` is its own type, `LampOnV1` is `lamp.on_v1`);
 //! - a committed version with no upcaster path to the current version of its type;
-//! - problems of the current registry itself ([`Registry::validate`]: ambiguous steps, duplicates);
-//! - a new version that breaks the type's [`Compatibility`] mode against older versions.
+//! - problems of the current registry itself ([`Registry::validate`]: gaps behind any upcaster,
+//!   ambiguous steps, duplicates, cycles);
+//! - a new version that breaks the type's [`Compatibility`] mode against older versions. An older
+//!   version that upcasters carry to the new one is read through them, so the backward half of
+//!   the mode (the new version reading old payloads) holds for it; the forward half (code on the
+//!   old version reading new payloads) is still checked.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde_json::Value;
@@ -32,10 +40,47 @@ pub enum Finding {
         /// `/properties/owner/type: "string" -> "integer"`.
         differences: Vec<String>,
     },
+    /// No version of a committed event type is registered or upcast here: its crate may not be
+    /// linked into this binary, or the type was deleted.
+    TypeMissing {
+        /// The type.
+        event_type: String,
+        /// Its committed versions.
+        versions: Vec<u32>,
+    },
     /// A committed type and version is neither registered nor upcast any more.
     Removed {
         /// The type and version.
         event: EventRef,
+    },
+    /// A committed upcaster step is no longer registered: stored events of its source cannot load.
+    UpcasterRemoved {
+        /// The type and version it read.
+        step: EventRef,
+        /// Its name in the committed registry.
+        name: String,
+    },
+    /// A committed upcaster now reads another type or version (a typo in `#[upcaster(event = ...)]`?).
+    UpcasterRetargeted {
+        /// Its name.
+        name: String,
+        /// The type and version it read in the committed registry.
+        was: EventRef,
+        /// What it reads now.
+        now: EventRef,
+    },
+    /// An upcaster renames a type the committed registry never had, so it reads no stored event:
+    /// typically an `upcast_from` struct without `name = "..."`, whose type name comes from the
+    /// struct name (`LampOnV1` is `lamp.on_v1`).
+    UpcastSourceUnknown {
+        /// The upcaster.
+        name: String,
+        /// The type and version it reads.
+        source: EventRef,
+        /// The Rust type registering that source, if one does.
+        rust_type: Option<String>,
+        /// What it produces, and so the stored type it was probably meant to read.
+        target: EventRef,
     },
     /// A committed version cannot reach the current version of its type, or the current registry
     /// has an ambiguity or duplicate.
@@ -55,6 +100,46 @@ pub enum Finding {
     },
 }
 
+impl Finding {
+    /// The stored types and versions the finding concerns, which name it when it is accepted.
+    pub fn events(&self) -> Vec<EventRef> {
+        match self {
+            Self::TypeMissing { event_type, versions } => versions
+                .iter()
+                .map(|&version| EventRef {
+                    event_type: event_type.clone(),
+                    version,
+                })
+                .collect(),
+            Self::SchemaChanged { event, .. }
+            | Self::Removed { event }
+            | Self::Incompatible { event, .. } => {
+                vec![event.clone()]
+            }
+            Self::UpcasterRemoved { step, .. } => vec![step.clone()],
+            Self::UpcasterRetargeted { was, .. } => vec![was.clone()],
+            Self::UpcastSourceUnknown { source, .. } => vec![source.clone()],
+            Self::Registry(issue) => vec![match issue {
+                RegistryIssue::Gap { from, .. } | RegistryIssue::Cycle { from, .. } => from.clone(),
+                RegistryIssue::AmbiguousUpcaster { step, .. } => step.clone(),
+                RegistryIssue::DuplicateEvent { event, .. } => event.clone(),
+            }],
+        }
+    }
+
+    /// Whether accepting it would take entries out of the committed registry, so that stored
+    /// events of them could no longer be loaded.
+    pub fn removes_entries(&self) -> bool {
+        matches!(
+            self,
+            Self::TypeMissing { .. }
+                | Self::Removed { .. }
+                | Self::UpcasterRemoved { .. }
+                | Self::UpcasterRetargeted { .. }
+        )
+    }
+}
+
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -68,12 +153,60 @@ impl fmt::Display for Finding {
                     "\n    fix: restore that schema, give the change a new version and add an upcaster to it"
                 )
             }
+            Self::TypeMissing { event_type, versions } => {
+                let versions: Vec<String> = versions.iter().map(|v| format!("v{v}")).collect();
+                write!(
+                    f,
+                    "`{event_type}` ({}) is in the committed registry, but no version of it is registered here.\n    \
+                     fix: if it is defined in a crate this binary does not link, name its event set in the check, \
+                     as in `assert_registry::<(BookEvent, MemberEvent)>(path)`; if the type was deleted, restore it: \
+                     stored events of it must stay readable (keep its struct, or an upcaster from each version)",
+                    versions.join(", ")
+                )
+            }
             Self::Removed { event } => write!(
                 f,
                 "{event} is in the committed registry but no longer registered, and no upcaster reads it.\n    \
                  fix: keep the old struct, or add an upcaster from version {} of `{}`",
                 event.version, event.event_type
             ),
+            Self::UpcasterRemoved { step, name } => write!(
+                f,
+                "the upcaster `{name}` from {step} is in the committed registry but no longer registered: \
+                 stored events of {step} can no longer be loaded.\n    \
+                 fix: restore it (or another upcaster from {step})"
+            ),
+            Self::UpcasterRetargeted { name, was, now } => write!(
+                f,
+                "the upcaster `{name}` read {was} in the committed registry and now reads {now}: \
+                 stored events of {was} can no longer be loaded.\n    \
+                 fix: an upcaster reads what was stored, so its source stays {was}; check its `event` and \
+                 `from` (or the name and version of its `upcast_from` struct)"
+            ),
+            Self::UpcastSourceUnknown {
+                name,
+                source,
+                rust_type,
+                target,
+            } => {
+                write!(
+                    f,
+                    "the upcaster `{name}` reads {source}, which the committed registry never had: no stored \
+                     event has that type, so it carries nothing to {target}.\n    fix: "
+                )?;
+                let old = rust_type.as_deref().map_or_else(
+                    || "the struct it reads".to_owned(),
+                    |t| format!("`{}`", t.rsplit("::").next().unwrap_or(t)),
+                );
+                write!(
+                    f,
+                    "if {old} is an older version of `{}`, name it so: `#[event(name = \"{}\", version = {})]` \
+                     (without `name`, the type name comes from the struct name)",
+                    target.event_type,
+                    target.event_type,
+                    target.version.saturating_sub(1).max(1)
+                )
+            }
             Self::Registry(issue) => write!(f, "{issue}.\n    fix: add the missing upcaster or remove the duplicate"),
             Self::Incompatible {
                 event,
@@ -86,7 +219,22 @@ impl fmt::Display for Finding {
                 for reason in reasons {
                     write!(f, "\n      {reason}")?;
                 }
-                write!(f, "\n    fix: change the schema, or choose another compatibility mode for `{}`", event.event_type)
+                match direction {
+                    Direction::Backward => write!(
+                        f,
+                        "\n    fix: add an upcaster from version {against} to version {} (stored events are then \
+                         read through it, which satisfies {mode}), or make version {} read the old payloads as \
+                         they are (a new field optional with `#[serde(default)]`, no field narrowed)",
+                        event.version, event.version
+                    ),
+                    Direction::Forward => write!(
+                        f,
+                        "\n    fix: code still on version {against} must read the new payloads (keep the fields \
+                         it requires, and unknown properties allowed where it reads them), or check `{}` in a \
+                         mode without FORWARD (BACKWARD, or NONE)",
+                        event.event_type
+                    ),
+                }
             }
         }
     }
@@ -127,14 +275,29 @@ impl fmt::Display for CheckReport {
 pub fn check(committed: &Registry, current: &Registry, config: &CompatConfig) -> CheckReport {
     let mut findings = Vec::new();
     let mut path_issues = BTreeSet::new();
-    for old in &committed.events {
+    let missing = missing_types(committed, current);
+    for (event_type, versions) in &missing {
+        findings.push(Finding::TypeMissing {
+            event_type: (*event_type).to_owned(),
+            versions: versions.clone(),
+        });
+    }
+    let stored = committed
+        .events
+        .iter()
+        .map(|e| (&e.event_type, e.version, Some(&e.schema)))
+        .chain(committed.retired.iter().map(|r| (&r.event_type, r.version, None)));
+    for (event_type, version, schema) in stored {
+        if missing.contains_key(event_type.as_str()) {
+            continue;
+        }
         let event = EventRef {
-            event_type: old.event_type.clone(),
-            version: old.version,
+            event_type: event_type.clone(),
+            version,
         };
-        match current.get(&old.event_type, old.version) {
-            Some(new) => {
-                let (old, new) = (strip_annotations(&old.schema), strip_annotations(&new.schema));
+        match (current.get(event_type, version), schema) {
+            (Some(new), Some(old)) => {
+                let (old, new) = (strip_annotations(old), strip_annotations(&new.schema));
                 if new != old {
                     findings.push(Finding::SchemaChanged {
                         differences: differences(&old, &new),
@@ -142,25 +305,105 @@ pub fn check(committed: &Registry, current: &Registry, config: &CompatConfig) ->
                     });
                 }
             }
-            None if current.steps_from(&old.event_type, old.version).is_empty() => {
-                findings.push(Finding::Removed { event });
+            (None, _) if current.steps_from(event_type, version).is_empty() => {
+                // A committed step from it that is gone is reported as such, below.
+                if committed.steps_from(event_type, version).is_empty() {
+                    findings.push(Finding::Removed { event });
+                }
                 continue;
             }
             _ => {}
         }
         path_issues.extend(current.path_issues(&event));
     }
+    findings.extend(upcaster_findings(committed, current));
+    if !committed.events.is_empty() {
+        findings.extend(unknown_sources(committed, current));
+    }
     if let Err(report) = current.validate() {
-        path_issues.extend(
-            report
-                .issues
-                .into_iter()
-                .filter(|issue| !matches!(issue, RegistryIssue::Gap { .. })),
-        );
+        path_issues.extend(report.issues);
     }
     findings.extend(path_issues.into_iter().map(Finding::Registry));
     findings.extend(compatibility(committed, current, config));
     CheckReport { findings }
+}
+
+/// The committed upcaster steps that `current` no longer has: gone, or reading something else.
+fn upcaster_findings(committed: &Registry, current: &Registry) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for old in &committed.upcasters {
+        if !current.steps_from(&old.event_type, old.from_version).is_empty() {
+            continue;
+        }
+        let was = EventRef {
+            event_type: old.event_type.clone(),
+            version: old.from_version,
+        };
+        match current.upcasters.iter().find(|u| u.name == old.name) {
+            Some(now) => findings.push(Finding::UpcasterRetargeted {
+                name: old.name.clone(),
+                was,
+                now: EventRef {
+                    event_type: now.event_type.clone(),
+                    version: now.from_version,
+                },
+            }),
+            None => findings.push(Finding::UpcasterRemoved {
+                step: was,
+                name: old.name.clone(),
+            }),
+        }
+    }
+    findings
+}
+
+/// The renames in `current` from a (type, version) the committed registry never had.
+fn unknown_sources(committed: &Registry, current: &Registry) -> Vec<Finding> {
+    let stored = |event_type: &str, version: u32| {
+        committed.get(event_type, version).is_some()
+            || committed
+                .retired
+                .iter()
+                .any(|r| r.event_type == event_type && r.version == version)
+            || !committed.steps_from(event_type, version).is_empty()
+    };
+    current
+        .upcasters
+        .iter()
+        .filter(|u| !stored(&u.event_type, u.from_version))
+        .filter_map(|u| {
+            // A step within one type (a new type's v1 -> v2) is no rename.
+            let target = u.produces.iter().find(|p| p.event_type != u.event_type)?;
+            if u.produces.iter().any(|p| p.event_type == u.event_type) {
+                return None;
+            }
+            Some(Finding::UpcastSourceUnknown {
+                name: u.name.clone(),
+                source: EventRef {
+                    event_type: u.event_type.clone(),
+                    version: u.from_version,
+                },
+                rust_type: current
+                    .get(&u.event_type, u.from_version)
+                    .map(|e| e.rust_type.clone()),
+                target: target.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The committed event types of which `current` has no version and no upcaster, with their versions.
+fn missing_types<'a>(committed: &'a Registry, current: &Registry) -> BTreeMap<&'a str, Vec<u32>> {
+    let mut missing: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for old in &committed.events {
+        let event_type = old.event_type.as_str();
+        let known = current.events.iter().any(|e| e.event_type == event_type)
+            || current.upcasters.iter().any(|u| u.event_type == event_type);
+        if !known {
+            missing.entry(event_type).or_default().push(old.version);
+        }
+    }
+    missing
 }
 
 /// The compatibility findings of every version in `current` that `committed` does not have.
@@ -184,8 +427,22 @@ fn compatibility(committed: &Registry, current: &Registry, config: &CompatConfig
             older.truncate(1);
         }
         for (version, schema) in older {
+            // Stored events of an older version that upcasters carry to the new one are read
+            // through them: the new version need not read their payloads itself.
+            let upcast = reaches(
+                current,
+                &EventRef {
+                    event_type: new.event_type.clone(),
+                    version,
+                },
+                &new.event_type,
+                new.version,
+            );
             let mut by_direction: Vec<(Direction, Vec<Incompatibility>)> = Vec::new();
             for (direction, reason) in compare(mode, schema, &new.schema) {
+                if upcast && direction == Direction::Backward {
+                    continue;
+                }
                 match by_direction.iter_mut().find(|(d, _)| *d == direction) {
                     Some((_, reasons)) => reasons.push(reason),
                     None => by_direction.push((direction, vec![reason])),
@@ -210,6 +467,26 @@ fn compatibility(committed: &Registry, current: &Registry, config: &CompatConfig
     findings
 }
 
+/// Whether following the upcaster steps of `registry` from `from` produces `event_type` at `version`.
+fn reaches(registry: &Registry, from: &EventRef, event_type: &str, version: u32) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![from.clone()];
+    while let Some(at) = todo.pop() {
+        if !seen.insert(at.clone()) {
+            continue;
+        }
+        for step in registry.steps_from(&at.event_type, at.version) {
+            for next in &step.produces {
+                if next.event_type == event_type && next.version == version {
+                    return true;
+                }
+                todo.push(next.clone());
+            }
+        }
+    }
+    false
+}
+
 /// Whether two registries agree on everything but annotations and Rust type names: what
 /// differs is documentation, never the stored format.
 pub fn same_contract(a: &Registry, b: &Registry) -> bool {
@@ -217,6 +494,9 @@ pub fn same_contract(a: &Registry, b: &Registry) -> bool {
         let mut registry = registry.clone();
         for entry in &mut registry.events {
             entry.rust_type.clear();
+            entry.schema = strip_annotations(&entry.schema);
+        }
+        for entry in &mut registry.retired {
             entry.schema = strip_annotations(&entry.schema);
         }
         registry

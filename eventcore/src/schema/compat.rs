@@ -9,10 +9,11 @@
 //!
 //! The rules follow from that question, as in Confluent's JSON Schema checker:
 //!
-//! - a property the reader adds is fine when the writer's content model is closed
-//!   (`additionalProperties: false`: its payloads never have it), and breaks when it is open (its
-//!   payloads may carry that name with any value);
-//! - a property the reader drops is fine when the reader's model is open and breaks when it is closed;
+//! - a property the reader adds is fine when the writer rejects unknown properties
+//!   (`additionalProperties: false`, serde's `deny_unknown_fields`: its payloads never have it),
+//!   and breaks when the writer allows them (its payloads may carry that name with any value);
+//! - a property the reader drops is fine when the reader allows unknown properties and breaks
+//!   when it rejects them;
 //! - a property the reader requires and the writer does not is a break;
 //! - a type, `enum`, `const`, `format` or `pattern` the reader narrows is a break; so is a tighter
 //!   bound (`minimum`, `maximum`, `exclusive*`, `minLength`, `maxLength`, `minItems`, `maxItems`,
@@ -175,13 +176,13 @@ impl fmt::Display for Direction {
 pub enum Rule {
     /// The reader accepts fewer JSON types.
     TypeNarrowed,
-    /// The reader lacks a property the writer has, and its content model is closed.
+    /// The reader lacks a property the writer has, and rejects unknown properties.
     PropertyRemovedFromClosedContentModel,
-    /// The reader constrains a property the writer's open content model lets through unchecked.
+    /// The reader constrains a new property that the writer, allowing unknown properties, lets through unchecked.
     PropertyAddedToOpenContentModel,
     /// The reader requires a property the writer does not.
     RequiredPropertyAdded,
-    /// The reader rejects or constrains additional properties the writer allows.
+    /// The reader rejects or constrains unknown (additional) properties the writer allows.
     AdditionalPropertiesNarrowed,
     /// The reader's `enum` or `const` lacks values the writer allows.
     EnumNarrowed,
@@ -498,7 +499,7 @@ impl<'a> Checker<'a> {
                 None if reader_extra == &Value::Bool(false) => self.report(
                     &at,
                     Rule::PropertyRemovedFromClosedContentModel,
-                    format!("property `{name}` is gone and the reader's content model is closed"),
+                    format!("property `{name}` is gone, and the reader rejects unknown properties (`additionalProperties: false`, serde's `deny_unknown_fields`), so payloads that still have it fail"),
                 ),
                 None => self.check(reader_extra, writer_prop, &at),
             }
@@ -513,7 +514,7 @@ impl<'a> Checker<'a> {
                     self.report(
                         &at,
                         Rule::PropertyAddedToOpenContentModel,
-                        format!("property `{name}` is new and the writer's open content model allows any value under that name"),
+                        format!("property `{name}` is new, and the writer allows unknown properties, so its payloads may already carry `{name}` with a value the reader rejects"),
                     );
                 }
             } else {
@@ -547,13 +548,13 @@ impl<'a> Checker<'a> {
                 self.report(
                     &at,
                     Rule::AdditionalPropertiesNarrowed,
-                    "the reader closes the content model the writer leaves open".into(),
+                    "the reader rejects unknown properties (serde's `deny_unknown_fields`), which the writer allows".into(),
                 );
             } else if !self.passes(reader_extra, writer_extra, &at) {
                 self.report(
                     &at,
                     Rule::AdditionalPropertiesNarrowed,
-                    "the reader constrains additional properties more than the writer".into(),
+                    "the reader constrains unknown properties more than the writer".into(),
                 );
             }
         }

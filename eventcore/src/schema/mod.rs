@@ -16,22 +16,25 @@
 //! Registration uses [`inventory`]: an event or upcaster registers itself when the object code
 //! defining it is linked into the binary. The linker drops a dependency crate nothing refers to,
 //! and its events with it; a binary or test that exports or checks the registry must use at
-//! least one item of every crate that defines events.
+//! least one item of every crate that defines events. A registry check names its event sets
+//! ([`EventSets`], as in `assert_registry::<(BookEvent, MemberEvent)>(path)`), which does that.
 
 pub mod catalog;
 pub(crate) mod chain;
 pub mod check;
 pub mod compat;
+mod linked;
 mod registration;
 mod registry;
 mod upcast;
 mod validate;
 
 pub use chain::MAX_UPCAST_STEPS;
+pub use linked::EventSets;
 pub use registration::{registered_aggregates, registered_events, AggregateRegistration, EventRegistration};
 pub use registry::{
-    registry, EventRef, Registry, RegistryEntry, RegistryFormatError, UpcasterEntry, UpcasterRef,
-    REGISTRY_FORMAT_VERSION,
+    registry, EventRef, Registry, RegistryEntry, RegistryFormatError, RetiredEntry, UpcasterEntry,
+    UpcasterRef, REGISTRY_FORMAT_VERSION,
 };
 pub use upcast::{
     into_upcasted, one_step, registered_upcasters, typed_upcast, IntoUpcasted, UpcastError, UpcastFn,

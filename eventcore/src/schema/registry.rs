@@ -35,6 +35,11 @@ pub const REGISTRY_FORMAT_VERSION: u32 = 1;
 /// `events` is sorted by type then version; each entry's `upcasters` are the steps producing it
 /// directly. The top-level `upcasters` lists every step, including those from versions whose
 /// struct is gone, sorted by type, version and name. Object keys inside schemas are sorted.
+///
+/// `retired` (left out when empty) keeps the versions whose struct is gone but whose stored
+/// events an upcaster still reads, with their last schema and the upcasters reading them: the
+/// registry check keeps them from the committed file ([`Registry::keeping_retired`]), so a
+/// rewrite never erases what stored events depend on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Registry {
     /// The format version, [`REGISTRY_FORMAT_VERSION`] when exported.
@@ -44,6 +49,34 @@ pub struct Registry {
     /// Every registered upcaster step.
     #[serde(default)]
     pub upcasters: Vec<UpcasterEntry>,
+    /// Versions no longer registered whose stored events upcasters read, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<RetiredEntry>,
+}
+
+/// A version retired in favour of an upcaster: its struct is gone, its stored events are upcast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetiredEntry {
+    /// Event type name.
+    pub event_type: String,
+    /// Schema version.
+    pub version: u32,
+    /// The declared aggregate, if any.
+    pub aggregate: Option<String>,
+    /// The JSON Schema its stored payloads were written with.
+    pub schema: Value,
+    /// The upcasters that read it.
+    pub read_by: Vec<String>,
+}
+
+impl RetiredEntry {
+    /// Its type and version.
+    pub fn event(&self) -> EventRef {
+        EventRef {
+            event_type: self.event_type.clone(),
+            version: self.version,
+        }
+    }
 }
 
 /// One event type at one version.
@@ -176,7 +209,48 @@ impl Registry {
             format_version: REGISTRY_FORMAT_VERSION,
             events,
             upcasters,
+            retired: Vec::new(),
         }
+    }
+
+    /// This registry with the versions of `committed` that are no longer registered but still
+    /// read by an upcaster here kept as [`retired`](Self::retired), with the names of those upcasters.
+    pub fn keeping_retired(mut self, committed: &Registry) -> Self {
+        let history = committed
+            .events
+            .iter()
+            .map(|e| (&e.event_type, e.version, &e.aggregate, &e.schema))
+            .chain(
+                committed
+                    .retired
+                    .iter()
+                    .map(|r| (&r.event_type, r.version, &r.aggregate, &r.schema)),
+            );
+        let mut retired: Vec<RetiredEntry> = Vec::new();
+        for (event_type, version, aggregate, schema) in history {
+            let known = self.get(event_type, version).is_some()
+                || retired
+                    .iter()
+                    .any(|r| &r.event_type == event_type && r.version == version);
+            let read_by: Vec<String> = self
+                .steps_from(event_type, version)
+                .iter()
+                .map(|u| u.name.clone())
+                .collect();
+            if known || read_by.is_empty() {
+                continue;
+            }
+            retired.push(RetiredEntry {
+                event_type: event_type.clone(),
+                version,
+                aggregate: aggregate.clone(),
+                schema: schema.clone(),
+                read_by,
+            });
+        }
+        retired.sort_by(|a, b| (&a.event_type, a.version).cmp(&(&b.event_type, b.version)));
+        self.retired = retired;
+        self
     }
 
     /// The pretty-printed JSON export, ending with a newline.
@@ -197,6 +271,9 @@ impl Registry {
             });
         }
         for entry in &mut registry.events {
+            entry.schema = canonical(std::mem::take(&mut entry.schema));
+        }
+        for entry in &mut registry.retired {
             entry.schema = canonical(std::mem::take(&mut entry.schema));
         }
         Ok(registry)

@@ -8,8 +8,9 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{
-    bound_page_bytes, resent_batch, validate_append, AppendResult, EventFilter, EventStore, ExpectedVersion,
-    LogBatch, Snapshot, StoreError, StreamPage, UnitOfWork, DEFAULT_MAX_PAYLOAD_BYTES,
+    bound_page_bytes, resent_batch, validate_append, validate_append_all, AppendResult, EventFilter,
+    EventStore, ExpectedVersion, LogBatch, Snapshot, StoreError, StreamAppend, StreamPage, UnitOfWork,
+    DEFAULT_MAX_PAYLOAD_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::subscription::{ordered_subscription, EventStream, SubscribeAll};
@@ -394,6 +395,17 @@ impl EventStore for MemoryStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         self.transaction(|tx| tx.append(stream_id, expected, events))
+    }
+
+    async fn append_all(&self, parts: Vec<StreamAppend>) -> Result<Vec<AppendResult>, StoreError> {
+        validate_append_all(&parts, self.max_payload_bytes)?;
+        // Under the write lock; a failing part undoes the parts before it.
+        self.transaction(|tx| {
+            parts
+                .into_iter()
+                .map(|part| append_to(tx.log, &part.stream_id, part.expected, part.events))
+                .collect()
+        })
     }
 
     async fn read_stream(

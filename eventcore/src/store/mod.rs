@@ -59,6 +59,51 @@ impl fmt::Display for ExpectedVersion {
     }
 }
 
+/// One stream's part of a multi-stream append ([`EventStore::append_all`]): its events (maybe
+/// none) and the version it must be at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamAppend {
+    /// The stream.
+    pub stream_id: String,
+    /// The version it must be at, or the whole append fails.
+    pub expected: ExpectedVersion,
+    /// The events to append to it; none only checks its version.
+    pub events: Vec<NewEvent>,
+}
+
+impl StreamAppend {
+    /// Appends `events` to `stream_id` if it is at `expected`.
+    pub fn new(stream_id: impl Into<String>, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+        Self {
+            stream_id: stream_id.into(),
+            expected,
+            events,
+        }
+    }
+
+    /// Appends nothing, but requires `stream_id` to be still at `version` (0: no stream): a
+    /// decision taken on its state stands only if it did not move.
+    pub fn unchanged(stream_id: impl Into<String>, version: u64) -> Self {
+        Self::new(stream_id, ExpectedVersion::Exact(version), Vec::new())
+    }
+}
+
+/// Checks a multi-stream append before any backend sees it: each part as [`validate_append`],
+/// and no stream twice.
+pub fn validate_append_all(parts: &[StreamAppend], max_payload_bytes: usize) -> Result<(), StoreError> {
+    let mut seen = std::collections::HashSet::with_capacity(parts.len());
+    for part in parts {
+        validate_append(&part.stream_id, &part.events, max_payload_bytes)?;
+        if !seen.insert(part.stream_id.as_str()) {
+            return Err(StoreError::InvalidStreamId {
+                stream_id: part.stream_id.chars().take(64).collect(),
+                reason: "it appears twice in one multi-stream append",
+            });
+        }
+    }
+    Ok(())
+}
+
 /// What a successful append wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendResult {
@@ -233,6 +278,55 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> impl Future<Output = Result<AppendResult, StoreError>> + Send;
+
+    /// Appends to several streams at once, all or nothing: every part's stream must be at its
+    /// expected version, or nothing is written and the first failing part's error (a
+    /// [`StoreError::VersionConflict`] naming its stream) is returned. The results are in the
+    /// order of `parts`. A part without events only checks its stream's version
+    /// ([`StreamAppend::unchanged`]), so a decision on several streams' states commits only if
+    /// none of them moved. A stream may appear once.
+    ///
+    /// [`MemoryStore`] appends under its lock, [`SqliteStore`] in one transaction of its single
+    /// writer, `PostgresStore` in one transaction that takes the streams' locks in sorted order
+    /// (so two multi-stream appends never deadlock). A re-sent part (every event id already
+    /// stored, in order, in its stream) returns its original result, as [`append`](Self::append).
+    ///
+    /// ```
+    /// use eventcore::store::StreamAppend;
+    /// use eventcore::{EventStore, ExpectedVersion, MemoryStore, NewEvent, StoreError};
+    /// # use eventcore::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(DomainEvent, Serialize, Deserialize, schemars::JsonSchema)]
+    /// # #[event(aggregate = "book")]
+    /// # struct BookLent { member: String }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = MemoryStore::new();
+    /// let lend = |book: &str| NewEvent::encode(&BookLent { member: "ada".into() }, "book", book);
+    /// store.append("member-ada", ExpectedVersion::Any, vec![lend("b0")?]).await?;
+    /// // Lend only if the member's stream is still at version 1.
+    /// let results = store
+    ///     .append_all(vec![
+    ///         StreamAppend::new("book-b1", ExpectedVersion::NoStream, vec![lend("b1")?]),
+    ///         StreamAppend::unchanged("member-ada", 1),
+    ///     ])
+    ///     .await?;
+    /// assert_eq!(results[0].last_version, 1);
+    /// // The member moved on: nothing of the next one is written.
+    /// let stale = store
+    ///     .append_all(vec![
+    ///         StreamAppend::new("book-b2", ExpectedVersion::NoStream, vec![lend("b2")?]),
+    ///         StreamAppend::unchanged("member-ada", 0),
+    ///     ])
+    ///     .await;
+    /// assert!(matches!(stale, Err(StoreError::VersionConflict { .. })));
+    /// assert_eq!(store.stream_version("book-b2").await?, 0);
+    /// # Ok(()) }
+    /// ```
+    fn append_all(
+        &self,
+        parts: Vec<StreamAppend>,
+    ) -> impl Future<Output = Result<Vec<AppendResult>, StoreError>> + Send;
 
     /// Reads up to `limit` events of `stream_id` with a stream version of at least `from_version`.
     fn read_stream(

@@ -17,8 +17,9 @@ use uuid::Uuid;
 
 use self::readers::Readers;
 use super::{
-    validate_append, validate_stream_id, AppendResult, EventFilter, EventStore, ExpectedVersion, LogBatch,
-    Snapshot, StoreError, DEFAULT_MAX_PAYLOAD_BYTES, MAX_PAGE_BYTES,
+    validate_append, validate_append_all, validate_stream_id, AppendResult, EventFilter, EventStore,
+    ExpectedVersion, LogBatch, Snapshot, StoreError, StreamAppend, UnitOfWork, DEFAULT_MAX_PAYLOAD_BYTES,
+    MAX_PAGE_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::subscription::{ordered_subscription, EventStream, SubscribeAll};
@@ -1031,6 +1032,18 @@ impl EventStore for SqliteStore {
                 .send_modify(|position| *position = last.max(*position));
         }
         Ok(result)
+    }
+
+    async fn append_all(&self, parts: Vec<StreamAppend>) -> Result<Vec<AppendResult>, StoreError> {
+        validate_append_all(&parts, self.max_payload_bytes)?;
+        // One transaction of the single writer: a failing part rolls back the parts before it.
+        self.transaction(move |tx| {
+            parts
+                .into_iter()
+                .map(|part| tx.append(&part.stream_id, part.expected, part.events))
+                .collect()
+        })
+        .await
     }
 
     async fn read_stream(

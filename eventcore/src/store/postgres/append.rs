@@ -27,7 +27,7 @@ use super::error::append_error;
 use super::schema::Statements;
 use super::{backend, PostgresStore};
 use crate::envelope::{Metadata, NewEvent};
-use crate::store::{resent_batch, AppendResult, ExpectedVersion, StoreError};
+use crate::store::{resent_batch, AppendResult, ExpectedVersion, StoreError, StreamAppend};
 
 /// How many times an append is tried. An attempt can only store nothing if the stream is not
 /// as expected or an id is taken; one whose stream moved on between attempts to a version the
@@ -95,6 +95,32 @@ impl PostgresStore {
         }
         let actual = self.current_version(stream_id).await?;
         Err(conflict(stream_id, expected, actual))
+    }
+
+    /// [`EventStore::append_all`](crate::store::EventStore::append_all) for PostgreSQL: one
+    /// transaction that takes the streams' locks in sorted order (so two multi-stream appends
+    /// never wait on each other in a cycle), then appends each part.
+    pub(super) async fn append_parts(&self, parts: &[StreamAppend]) -> Result<Vec<AppendResult>, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(backend)?;
+        let mut order: Vec<&StreamAppend> = parts.iter().collect();
+        order.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
+        for part in &order {
+            self.lock_stream_in(&transaction, &part.stream_id).await?;
+        }
+        let mut results = Vec::with_capacity(parts.len());
+        for part in parts {
+            let result = self
+                .append_batch_in(&transaction, &part.stream_id, part.expected, &part.events)
+                .await?;
+            results.push(result);
+        }
+        // Dropping the transaction on an error above rolls it back; a lost commit is ambiguous.
+        transaction.commit().await.map_err(append_error)?;
+        for result in &results {
+            self.announce(result);
+        }
+        Ok(results)
     }
 
     /// Wakes this process's subscriptions (and the notifier) after a commit.

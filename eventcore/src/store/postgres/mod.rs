@@ -581,6 +581,11 @@ impl EventStore for PostgresStore {
         self.append_batch(stream_id, expected, &events).await
     }
 
+    async fn append_all(&self, parts: Vec<super::StreamAppend>) -> Result<Vec<AppendResult>, StoreError> {
+        super::validate_append_all(&parts, self.inner.max_payload_bytes)?;
+        self.append_parts(&parts).await
+    }
+
     async fn read_stream(
         &self,
         stream_id: &str,
