@@ -10,7 +10,11 @@ use crate::events::parse_id;
 use crate::output::{event_block, event_json, table, time, Output};
 
 /// Runs a `dead-letters` command.
-pub async fn run<S: RunnerStore>(store: &S, command: DeadLettersCommand, output: &Output) -> Result<(), CliError> {
+pub async fn run<S: RunnerStore>(
+    store: &S,
+    command: DeadLettersCommand,
+    output: &Output,
+) -> Result<(), CliError> {
     match command {
         DeadLettersCommand::List { consumer } => {
             let letters = letters_of(store, &consumer).await?;
@@ -33,7 +37,16 @@ pub async fn run<S: RunnerStore>(store: &S, command: DeadLettersCommand, output:
                     })
                     .collect();
                 table(
-                    &["ID", "POSITION", "STREAM", "TYPE", "ATTEMPTS", "LAST_FAILURE", "REPLAY", "ERROR"],
+                    &[
+                        "ID",
+                        "POSITION",
+                        "STREAM",
+                        "TYPE",
+                        "ATTEMPTS",
+                        "LAST_FAILURE",
+                        "REPLAY",
+                        "ERROR",
+                    ],
                     &rows,
                     &format!("consumer `{consumer}` has no dead letters"),
                 )
@@ -42,7 +55,10 @@ pub async fn run<S: RunnerStore>(store: &S, command: DeadLettersCommand, output:
         DeadLettersCommand::Show { consumer, id } => {
             let id = parse_id(&id)?;
             let letters = letters_of(store, &consumer).await?;
-            let letter = letters.get(id).await?.ok_or_else(|| no_letter(&consumer, &id.to_string()))?;
+            let letter = letters
+                .get(id)
+                .await?
+                .ok_or_else(|| no_letter(&consumer, &id.to_string()))?;
             output.emit(&letter_json(&letter), || {
                 let mut out = format!(
                     "dead letter {} of consumer `{}`\nattempts:      {}\nfirst_failure: {}\nlast_failure:  {}\nreplay:        {}\nerror:\n",
@@ -102,8 +118,8 @@ pub async fn run<S: RunnerStore>(store: &S, command: DeadLettersCommand, output:
 /// The dead letters of `consumer`; not found unless the store knows the consumer.
 async fn letters_of<S: RunnerStore>(store: &S, consumer: &str) -> Result<DeadLetters<S>, CliError> {
     let bus = EventBus::local(store.clone());
-    let known = bus.consumers().await?.iter().any(|c| c == consumer)
-        || store.checkpoint(consumer).await?.is_some();
+    let known =
+        bus.consumers().await?.iter().any(|c| c == consumer) || store.checkpoint(consumer).await?.is_some();
     if !known {
         return Err(CliError::NotFound(format!(
             "no consumer named `{consumer}` in this store (see `eventcore runners lag`)"

@@ -53,7 +53,10 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], empty: &str) -> String {
                 text.push_str("  ");
             }
             text.push_str(cell);
-            text.extend(std::iter::repeat_n(' ', width.saturating_sub(cell.chars().count())));
+            text.extend(std::iter::repeat_n(
+                ' ',
+                width.saturating_sub(cell.chars().count()),
+            ));
         }
         out.push_str(text.trim_end());
         out.push('\n');
@@ -140,7 +143,10 @@ pub fn event_block(event: &RecordedEvent) -> String {
     field("stream:", event.stream_id.clone());
     field("stream_version:", event.stream_version.to_string());
     field("position:", event.global_position.to_string());
-    field("aggregate:", format!("{} {}", event.aggregate_type, event.aggregate_id));
+    field(
+        "aggregate:",
+        format!("{} {}", event.aggregate_type, event.aggregate_id),
+    );
     field("occurred_at:", time(&event.occurred_at));
     field("correlation_id:", or_dash(event.correlation_id.as_deref()));
     field("causation_id:", or_dash(event.causation_id.as_deref()));

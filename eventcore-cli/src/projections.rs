@@ -14,7 +14,11 @@ use crate::runners::{runner_rows, status_table, Kind, RunnerRow};
 const RESET_LEASE: Duration = Duration::from_secs(30);
 
 /// Runs a `projections` command.
-pub async fn run<S: RunnerStore>(store: &S, command: ProjectionsCommand, output: &Output) -> Result<(), CliError> {
+pub async fn run<S: RunnerStore>(
+    store: &S,
+    command: ProjectionsCommand,
+    output: &Output,
+) -> Result<(), CliError> {
     match command {
         ProjectionsCommand::Status => {
             let rows: Vec<RunnerRow> = runner_rows(store)
@@ -32,12 +36,18 @@ pub async fn run<S: RunnerStore>(store: &S, command: ProjectionsCommand, output:
 
 /// Empties projection `name`'s documents and moves its checkpoint to the start, in one
 /// transaction, under its lease (see the command's help).
-async fn rebuild<S: RunnerStore>(store: &S, name: &str, force: bool, output: &Output) -> Result<(), CliError> {
+async fn rebuild<S: RunnerStore>(
+    store: &S,
+    name: &str,
+    force: bool,
+    output: &Output,
+) -> Result<(), CliError> {
     let rows = runner_rows(store).await?;
-    let row = rows
-        .iter()
-        .find(|r| r.name == name)
-        .ok_or_else(|| CliError::NotFound(format!("no projection named `{name}` has a checkpoint in this store")))?;
+    let row = rows.iter().find(|r| r.name == name).ok_or_else(|| {
+        CliError::NotFound(format!(
+            "no projection named `{name}` has a checkpoint in this store"
+        ))
+    })?;
     match row.kind {
         Kind::Consumer => {
             return Err(CliError::Refused(format!(

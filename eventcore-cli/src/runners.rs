@@ -45,7 +45,7 @@ pub struct RunnerRow {
     pub lease_expires: Option<DateTime<Utc>>,
     /// `running`, `lease expired`, `stopped` or `failed`.
     pub state: &'static str,
-    /// The recorded failure, `at position N: error`.
+    /// The recorded failure: `at position N: error`.
     pub error: Option<String>,
 }
 
@@ -92,9 +92,11 @@ pub async fn runner_rows<S: RunnerStore>(store: &S) -> Result<Vec<RunnerRow>, Cl
             };
             let failure = failures.iter().find(|f| f.name == checkpoint.name);
             let live = checkpoint.owner.is_some() && checkpoint.lease_expires.is_some_and(|at| at > now);
+            // A failed runner gives its lease up just after recording why; one that runs again
+            // clears the record when it starts.
             let state = match (failure, live, checkpoint.owner.is_some()) {
-                (_, true, _) => "running",
-                (Some(_), false, _) => "failed",
+                (Some(_), _, _) => "failed",
+                (None, true, _) => "running",
                 (None, false, true) => "lease expired",
                 (None, false, false) => "stopped",
             };
@@ -107,7 +109,8 @@ pub async fn runner_rows<S: RunnerStore>(store: &S) -> Result<Vec<RunnerRow>, Cl
                 owner: checkpoint.owner,
                 lease_expires: checkpoint.lease_expires,
                 state,
-                error: failure.map(|f| format!("at position {}: {}", f.position, f.error)),
+                // The recorded error names its position already.
+                error: failure.map(|f| f.error.clone()),
                 name: checkpoint.name,
             }
         })
@@ -115,7 +118,11 @@ pub async fn runner_rows<S: RunnerStore>(store: &S) -> Result<Vec<RunnerRow>, Cl
 }
 
 /// Runs a `runners` command.
-pub async fn run<S: RunnerStore>(store: &S, command: RunnersCommand, output: &Output) -> Result<(), CliError> {
+pub async fn run<S: RunnerStore>(
+    store: &S,
+    command: RunnersCommand,
+    output: &Output,
+) -> Result<(), CliError> {
     match command {
         RunnersCommand::Lag => {
             let rows = runner_rows(store).await?;

@@ -10,8 +10,8 @@ use super::dead_letter::DeadLetters;
 use super::handler::EventHandler;
 use crate::projection::{DEFAULT_BATCH_SIZE, DEFAULT_LEASE_TTL};
 use crate::runner::{
-    drive, new_owner, Backoff, DriverConfig, Ended, RetryPolicy, Runner, RunnerError, RunnerState, RunnerStore,
-    Running, StatusBoard,
+    drive, new_owner, Backoff, DriverConfig, Ended, RetryPolicy, Runner, RunnerError, RunnerState,
+    RunnerStore, Running, StatusBoard,
 };
 use crate::store::EventFilter;
 

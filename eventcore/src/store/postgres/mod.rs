@@ -114,8 +114,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Socket};
 
 use super::{
-    validate_append, AppendResult, EventFilter, EventStore, ExpectedVersion, LogBatch, Snapshot, StoreError, StreamInfo,
-    DEFAULT_MAX_PAYLOAD_BYTES,
+    validate_append, AppendResult, EventFilter, EventStore, ExpectedVersion, LogBatch, Snapshot, StoreError,
+    StreamInfo, DEFAULT_MAX_PAYLOAD_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
 

@@ -1,0 +1,84 @@
+//! The `eventcore` binary against an SQLite store populated through the library.
+
+mod common;
+
+use common::{eventcore, scenario};
+use eventcore::SqliteStore;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operates_an_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    scenario(
+        store,
+        vec!["--store".into(), format!("sqlite:{}", path.display())],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_sqlite_url_forms_and_the_environment_variable_open_the_same_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    for url in [
+        format!("sqlite:{}", path.display()),
+        format!("sqlite://{}", path.display()),
+    ] {
+        let run = eventcore(&["--store", &url, "head"]).expect(0);
+        assert_eq!(run.stdout, "0\n");
+    }
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_eventcore"))
+        .args(["--json", "head"])
+        .env("EVENTCORE_STORE", format!("sqlite:{}", path.display()))
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "{\n  \"head\": 0\n}"
+    );
+}
+
+#[test]
+fn a_missing_file_is_an_error_and_is_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.db");
+    let url = format!("sqlite:{}", path.display());
+    for args in [
+        vec!["--store", &url, "streams", "list"],
+        vec![
+            "--store",
+            &url,
+            "dead-letters",
+            "discard",
+            "c",
+            "0190a5b0-0000-7000-8000-000000000000",
+        ],
+        vec!["--store", &url, "projections", "rebuild", "p"],
+    ] {
+        let run = eventcore(&args).expect(4);
+        assert!(
+            run.stderr.starts_with("error: cannot open the store at sqlite:"),
+            "{}",
+            run.stderr
+        );
+        assert!(!path.exists(), "the tool created {}", path.display());
+    }
+}
+
+#[test]
+fn a_file_that_is_not_an_eventcore_store_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "not a database").unwrap();
+    let url = format!("sqlite:{}", path.display());
+    eventcore(&["--store", &url, "head"]).expect(4);
+    eventcore(&["--store", &url, "projections", "rebuild", "p", "--force"]).expect(4);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a database");
+    let run = eventcore(&["--store", dir.path().to_str().unwrap(), "head"]).expect(2);
+    assert!(run.stderr.contains("unsupported store URL"), "{}", run.stderr);
+    let run = eventcore(&["--store", &format!("sqlite:{}", dir.path().display()), "head"]).expect(4);
+    assert!(run.stderr.contains("is not a file"), "{}", run.stderr);
+}
