@@ -138,9 +138,13 @@ pub enum EventsCommand {
         /// From this global position (default: the last `--limit` events).
         #[arg(long)]
         from: Option<u64>,
-        /// At most this many events.
+        /// At most this many events (per read, with `--follow`).
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Keep printing events as they commit, until interrupted; with `--json`, one event
+        /// per line (JSON Lines).
+        #[arg(long)]
+        follow: bool,
     },
 }
 

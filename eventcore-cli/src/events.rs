@@ -1,5 +1,7 @@
 //! `events show`, `events tail` and `head`.
 
+use std::time::Duration;
+
 use eventcore::store::EventFilter;
 use eventcore::EventStore;
 use serde_json::json;
@@ -26,10 +28,13 @@ pub async fn run<S: EventStore>(store: &S, command: EventsCommand, output: &Outp
                 .ok_or_else(|| CliError::NotFound(format!("no event with id {id} in this store")))?;
             output.emit(&event_json(&event), || event_block(&event));
         }
-        EventsCommand::Tail { from, limit } => {
+        EventsCommand::Tail { from, limit, follow } => {
             let head = store.head_position().await?;
             let limit = limit.max(1);
             let from = from.unwrap_or_else(|| (head + 1).saturating_sub(limit as u64).max(1));
+            if follow {
+                return follow_log(store, from, limit, output).await;
+            }
             let batch = store.read_batch(from, &EventFilter::all(), limit).await?;
             let value = json!({
                 "events": batch.events.iter().map(event_json).collect::<Vec<_>>(),
@@ -48,6 +53,43 @@ pub async fn run<S: EventStore>(store: &S, command: EventsCommand, output: &Outp
         }
     }
     Ok(())
+}
+
+/// How often `--follow` looks for new events.
+const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
+/// Prints the log from `from` as it grows, until the process is interrupted.
+async fn follow_log<S: EventStore>(
+    store: &S,
+    from: u64,
+    limit: usize,
+    output: &Output,
+) -> Result<(), CliError> {
+    let mut position = from;
+    let mut header = true;
+    loop {
+        let batch = store.read_batch(position, &EventFilter::all(), limit).await?;
+        if !batch.events.is_empty() {
+            if output.is_json() {
+                for event in &batch.events {
+                    println!("{}", event_json(event));
+                }
+            } else {
+                let rows: Vec<Vec<String>> = batch.events.iter().map(event_row).collect();
+                let text = table(&EVENT_HEADERS, &rows, "");
+                let skip = if header { 0 } else { 1 };
+                for line in text.lines().skip(skip) {
+                    println!("{line}");
+                }
+                header = false;
+            }
+        }
+        let moved = batch.next_position > position;
+        position = batch.next_position.max(position);
+        if !moved {
+            tokio::time::sleep(FOLLOW_POLL).await;
+        }
+    }
 }
 
 /// Runs `head`.

@@ -16,6 +16,11 @@ impl Output {
         Self { json }
     }
 
+    /// Whether output is JSON.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
     /// Prints `value` as pretty JSON, or what `human` renders.
     pub fn emit(&self, value: &Value, human: impl FnOnce() -> String) {
         if self.json {

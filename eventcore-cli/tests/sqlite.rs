@@ -82,3 +82,79 @@ fn a_file_that_is_not_an_eventcore_store_is_refused_and_left_alone() {
     let run = eventcore(&["--store", &format!("sqlite:{}", dir.path().display()), "head"]).expect(4);
     assert!(run.stderr.contains("is not a file"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_follow_prints_events_as_they_commit() {
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+
+    use common::{Open, Ticket};
+    use eventcore::Repository;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let tickets = Repository::<Ticket, _>::new(store.clone());
+    tickets
+        .execute(
+            "t-1",
+            Open {
+                title: "first".into(),
+            },
+        )
+        .await
+        .unwrap();
+    /// Kills the tool however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_eventcore"))
+        .args([
+            "--store",
+            &format!("sqlite:{}", path.display()),
+            "--json",
+            "events",
+            "tail",
+            "--follow",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Lines arrive on a thread of their own, so a silent tool fails the test instead of hanging it.
+    let stdout = child.stdout.take().unwrap();
+    let _child = Killed(child);
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || -> serde_json::Value {
+        let line = lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a line from --follow");
+        serde_json::from_str(&line).unwrap()
+    };
+    let first = next();
+    tickets
+        .execute(
+            "t-2",
+            Open {
+                title: "second".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let second = next();
+    assert_eq!(first["payload"]["title"], "first");
+    assert_eq!(
+        (second["payload"]["title"].as_str(), second["position"].as_u64()),
+        (Some("second"), Some(2))
+    );
+}
