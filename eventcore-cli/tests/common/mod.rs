@@ -99,7 +99,10 @@ impl TicketSummary {
     }
 }
 
-/// Refuses to index a ticket titled "poison".
+/// Whether [`StrictIndex`] refuses poison (until the "fix").
+pub static STRICT: AtomicBool = AtomicBool::new(true);
+
+/// Refuses to index a ticket titled "poison" while [`STRICT`].
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StrictIndex {
     pub titles: Vec<String>,
@@ -113,7 +116,7 @@ pub struct Poisoned;
 impl StrictIndex {
     #[on]
     fn opened(&mut self, e: &TicketOpened) -> Result<(), Poisoned> {
-        if e.title == "poison" {
+        if e.title == "poison" && STRICT.load(Ordering::SeqCst) {
             return Err(Poisoned);
         }
         self.titles.push(e.title.clone());
@@ -224,6 +227,7 @@ pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 /// events, head, projection status and rebuild, runner lag, dead letters round trip.
 pub async fn scenario<S: RunnerStore>(store: S, store_args: Vec<String>) {
     let cli = |rest: &[&str]| eventcore_async(with_store(&store_args, rest));
+    STRICT.store(true, Ordering::SeqCst);
     let tickets = Repository::<Ticket, _>::new(store.clone());
     let context = CommandContext::new()
         .correlation_id("corr-1")
@@ -417,6 +421,46 @@ pub async fn scenario<S: RunnerStore>(store: S, store_args: Vec<String>) {
     // Stopped, it resets without --force; its documents are gone until it runs again.
     cli(&["projections", "rebuild", "ticket_summary"]).await.expect(0);
     assert_eq!(projections.get::<TicketSummary>("t-1").await.unwrap(), None);
+
+    // After the fix, the failed projection runs again: its recorded failure is cleared.
+    STRICT.store(false, Ordering::SeqCst);
+    let fixed = Projections::new(store.clone())
+        .with::<StrictIndex>()
+        .lease_ttl(Duration::from_millis(600))
+        .start();
+    fixed.wait_caught_up(Duration::from_secs(10)).await.unwrap();
+    let status = cli(&["--json", "projections", "status"]).await.expect(0).json();
+    let strict = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "strict_index")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (strict["state"].as_str(), strict["lag"].as_u64()),
+        (Some("running"), Some(0)),
+        "{strict}"
+    );
+    assert!(strict["error"].is_null(), "{strict}");
+    fixed.stop().await.unwrap();
+
+    // An owner that died keeps its lease until it expires; then a reset needs no --force.
+    store
+        .acquire_lease("ghost_projection", "dead-process", Duration::from_millis(1))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let lag = cli(&["runners", "lag"]).await.expect(0).stdout;
+    let ghost = lag
+        .lines()
+        .find(|l| l.starts_with("ghost_projection"))
+        .unwrap_or_default();
+    assert!(ghost.ends_with("lease expired"), "{lag}");
+    cli(&["projections", "rebuild", "ghost_projection"])
+        .await
+        .expect(0);
 
     // Dead letters: the poison ticket is dead-lettered, replayed after the fix, and gone.
     let notifier = Notifier::default();
