@@ -349,7 +349,8 @@ pub async fn scenario<S: RunnerStore>(store: S, store_args: Vec<String>) {
     let projections = Projections::new(store.clone())
         .with::<TicketSummary>()
         .with::<StrictIndex>()
-        .lease_ttl(Duration::from_millis(600))
+        // Long enough that a slow machine does not let it lapse while the tool looks at it.
+        .lease_ttl(Duration::from_secs(3))
         .retry(RetryPolicy {
             max_attempts: 2,
             backoff: Backoff::exponential(Duration::from_millis(1), Duration::from_millis(5)),
@@ -426,7 +427,7 @@ pub async fn scenario<S: RunnerStore>(store: S, store_args: Vec<String>) {
     STRICT.store(false, Ordering::SeqCst);
     let fixed = Projections::new(store.clone())
         .with::<StrictIndex>()
-        .lease_ttl(Duration::from_millis(600))
+        .lease_ttl(Duration::from_secs(3))
         .start();
     fixed.wait_caught_up(Duration::from_secs(10)).await.unwrap();
     let status = cli(&["--json", "projections", "status"]).await.expect(0).json();
