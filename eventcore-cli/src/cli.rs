@@ -64,6 +64,8 @@ pub enum Command {
         #[command(subcommand)]
         command: DeadLettersCommand,
     },
+    /// Every runner against the head: the same as `runners lag`.
+    Lag,
     /// Every runner (projections, consumers, relay) against the head.
     Runners {
         /// What to do with runners.

@@ -50,7 +50,7 @@ pub async fn run<S: RunnerStore>(
                     &rows,
                     &format!("consumer `{consumer}` has no dead letters"),
                 )
-            });
+            })?;
         }
         DeadLettersCommand::Show { consumer, id } => {
             let id = parse_id(&id)?;
@@ -79,7 +79,7 @@ pub async fn run<S: RunnerStore>(
                     out.push('\n');
                 }
                 out
-            });
+            })?;
         }
         DeadLettersCommand::Replay { consumer, id, all } => {
             let letters = letters_of(store, &consumer).await?;
@@ -99,7 +99,7 @@ pub async fn run<S: RunnerStore>(
                     "replay requested for {requested} letter(s) of `{consumer}`: the running consumer handles \
                      them again when it next wakes, and removes each once it succeeds"
                 )
-            });
+            })?;
         }
         DeadLettersCommand::Discard { consumer, id } => {
             let id = parse_id(&id)?;
@@ -109,7 +109,7 @@ pub async fn run<S: RunnerStore>(
             }
             output.emit(&json!({ "consumer": consumer, "discarded": id }), || {
                 format!("dead letter {id} of `{consumer}` discarded")
-            });
+            })?;
         }
     }
     Ok(())

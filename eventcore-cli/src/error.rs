@@ -33,6 +33,9 @@ pub enum CliError {
     /// A runner-level call failed.
     #[error("the store failed")]
     Runner(#[from] RunnerError),
+    /// Standard output was closed (a pipe to `head`): the command ends quietly.
+    #[error("standard output was closed")]
+    OutputClosed,
     /// A file could not be read or written.
     #[error("{what}")]
     Io {
@@ -48,6 +51,7 @@ impl CliError {
     /// The process exit code (see `eventcore --help`).
     pub fn exit_code(&self) -> u8 {
         match self {
+            Self::OutputClosed => 0,
             Self::Refused(_) => 1,
             Self::NoStore | Self::Usage(_) => 2,
             Self::NotFound(_) => 3,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::cli::EventsCommand;
 use crate::error::CliError;
-use crate::output::{event_block, event_json, event_row, table, Output, EVENT_HEADERS};
+use crate::output::{event_block, event_json, event_row, table, write_out, Output, EVENT_HEADERS};
 
 /// Parses an event or letter id.
 pub fn parse_id(id: &str) -> Result<Uuid, CliError> {
@@ -26,7 +26,7 @@ pub async fn run<S: EventStore>(store: &S, command: EventsCommand, output: &Outp
                 .find_event(id)
                 .await?
                 .ok_or_else(|| CliError::NotFound(format!("no event with id {id} in this store")))?;
-            output.emit(&event_json(&event), || event_block(&event));
+            output.emit(&event_json(&event), || event_block(&event))?;
         }
         EventsCommand::Tail { from, limit, follow } => {
             let head = store.head_position().await?;
@@ -49,7 +49,7 @@ pub async fn run<S: EventStore>(store: &S, command: EventsCommand, output: &Outp
                     batch.head,
                     batch.next_position
                 )
-            });
+            })?;
         }
     }
     Ok(())
@@ -72,15 +72,14 @@ async fn follow_log<S: EventStore>(
         if !batch.events.is_empty() {
             if output.is_json() {
                 for event in &batch.events {
-                    println!("{}", event_json(event));
+                    write_out(&format!("{}\n", event_json(event)))?;
                 }
             } else {
                 let rows: Vec<Vec<String>> = batch.events.iter().map(event_row).collect();
                 let text = table(&EVENT_HEADERS, &rows, "");
                 let skip = if header { 0 } else { 1 };
-                for line in text.lines().skip(skip) {
-                    println!("{line}");
-                }
+                let lines: String = text.lines().skip(skip).map(|l| format!("{l}\n")).collect();
+                write_out(&lines)?;
                 header = false;
             }
         }
@@ -95,6 +94,6 @@ async fn follow_log<S: EventStore>(
 /// Runs `head`.
 pub async fn head<S: EventStore>(store: &S, output: &Output) -> Result<(), CliError> {
     let head = store.head_position().await?;
-    output.emit(&json!({ "head": head }), || head.to_string());
+    output.emit(&json!({ "head": head }), || head.to_string())?;
     Ok(())
 }

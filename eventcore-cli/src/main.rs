@@ -30,7 +30,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let output = Output::new(cli.json);
     match run(cli, &output).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) | Err(CliError::OutputClosed) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", error::chain(&error));
             ExitCode::from(error.exit_code())
@@ -66,6 +66,7 @@ async fn dispatch<S: eventcore::runner::RunnerStore>(
         Command::Projections { command } => projections::run(store, command, output).await,
         Command::DeadLetters { command } => dead_letters::run(store, command, output).await,
         Command::Runners { command } => runners::run(store, command, output).await,
+        Command::Lag => runners::run(store, cli::RunnersCommand::Lag, output).await,
         Command::Schema { .. } => Err(CliError::Usage(
             "`schema` commands read registry files, not a store".into(),
         )),

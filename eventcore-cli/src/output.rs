@@ -1,8 +1,12 @@
 //! Printing: aligned tables for people, JSON for scripts.
 
+use std::io::Write as _;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use eventcore::RecordedEvent;
 use serde_json::{json, Value};
+
+use crate::error::CliError;
 
 /// Where results go, and in which form.
 #[derive(Debug, Clone, Copy)]
@@ -22,21 +26,34 @@ impl Output {
     }
 
     /// Prints `value` as pretty JSON, or what `human` renders.
-    pub fn emit(&self, value: &Value, human: impl FnOnce() -> String) {
-        if self.json {
-            match serde_json::to_string_pretty(value) {
-                Ok(text) => println!("{text}"),
-                Err(error) => eprintln!("error: cannot print JSON: {error}"),
-            }
+    pub fn emit(&self, value: &Value, human: impl FnOnce() -> String) -> Result<(), CliError> {
+        let mut text = if self.json {
+            serde_json::to_string_pretty(value)
+                .map_err(|e| CliError::Usage(format!("cannot print JSON: {e}")))?
         } else {
-            let text = human();
-            if text.ends_with('\n') {
-                print!("{text}");
-            } else {
-                println!("{text}");
-            }
+            human()
+        };
+        if !text.ends_with('\n') {
+            text.push('\n');
         }
+        write_out(&text)
     }
+}
+
+/// Writes `text` to standard output; a closed pipe (`eventcore ... | head`) ends the command
+/// quietly instead of panicking as `print!` does.
+pub fn write_out(text: &str) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::BrokenPipe => CliError::OutputClosed,
+            _ => CliError::Io {
+                what: "cannot write to standard output".into(),
+                source,
+            },
+        })
 }
 
 /// Columns aligned under their headers, two spaces apart; an empty table says `empty`.

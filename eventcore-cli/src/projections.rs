@@ -27,7 +27,7 @@ pub async fn run<S: RunnerStore>(
                 .filter(|r| r.kind != Kind::Consumer)
                 .collect();
             let value = json!(rows.iter().map(RunnerRow::json).collect::<Vec<_>>());
-            output.emit(&value, || status_table(&rows));
+            output.emit(&value, || status_table(&rows))?;
             Ok(())
         }
         ProjectionsCommand::Rebuild { name, force } => rebuild(store, &name, force, output).await,
@@ -90,6 +90,6 @@ async fn rebuild<S: RunnerStore>(
              every event when it next takes its lease (start the service, or wait for the running one)",
             row.position
         )
-    });
+    })?;
     Ok(())
 }

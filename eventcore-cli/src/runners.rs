@@ -146,7 +146,7 @@ pub async fn run<S: RunnerStore>(
                     &cells,
                     "no runners have a checkpoint in this store",
                 )
-            });
+            })?;
         }
     }
     Ok(())

@@ -27,11 +27,10 @@ pub fn run(command: SchemaCommand, output: &Output) -> Result<(), CliError> {
                 "compatibility": compatibility.name(),
                 "findings": report.findings.iter().map(ToString::to_string).collect::<Vec<_>>(),
             });
+            output.emit(&value, || report.to_string())?;
             if report.is_ok() {
-                output.emit(&value, || report.to_string());
                 Ok(())
             } else {
-                output.emit(&value, || report.to_string());
                 Err(CliError::Refused(format!(
                     "{} does not match {} ({} problem(s))",
                     current.display(),
@@ -49,7 +48,7 @@ pub fn run(command: SchemaCommand, output: &Output) -> Result<(), CliError> {
             let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
             output.emit(&json!({ "written": files }), || {
                 files.iter().map(|f| format!("wrote {f}\n")).collect()
-            });
+            })?;
             Ok(())
         }
     }

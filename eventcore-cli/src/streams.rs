@@ -23,7 +23,7 @@ pub async fn run<S: EventStore>(store: &S, command: StreamsCommand, output: &Out
                     .map(|s| vec![s.stream_id.clone(), s.version.to_string()])
                     .collect();
                 table(&["STREAM", "VERSION"], &rows, "no streams")
-            });
+            })?;
         }
         StreamsCommand::Show { stream, from, limit } => {
             validate_stream_id(&stream).map_err(|e| CliError::Usage(e.to_string()))?;
@@ -43,7 +43,7 @@ pub async fn run<S: EventStore>(store: &S, command: StreamsCommand, output: &Out
                     "stream {stream} at version {version}\n{}",
                     table(&EVENT_HEADERS, &rows, "no events in that range")
                 )
-            });
+            })?;
         }
     }
     Ok(())

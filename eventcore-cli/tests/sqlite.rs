@@ -122,11 +122,12 @@ async fn tail_follow_prints_events_as_they_commit() {
             "--follow",
         ])
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // Lines arrive on a thread of their own, so a silent tool fails the test instead of hanging it.
     let stdout = child.stdout.take().unwrap();
-    let _child = Killed(child);
+    let child = Killed(child);
     let (sender, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -152,6 +153,30 @@ async fn tail_follow_prints_events_as_they_commit() {
         .await
         .unwrap();
     let second = next();
+    // Closing the pipe (`| head -2`) ends the tool quietly at a later write, with no panic.
+    drop(lines);
+    let mut child = child;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut more = 0;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tool kept running on a closed pipe"
+        );
+        more += 1;
+        let title = format!("more {more}");
+        tickets
+            .execute(&format!("m-{more}"), Open { title })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success() && stderr.is_empty(), "{status}: {stderr}");
     assert_eq!(first["payload"]["title"], "first");
     assert_eq!(
         (second["payload"]["title"].as_str(), second["position"].as_u64()),

@@ -512,6 +512,8 @@ pub async fn scenario<S: RunnerStore>(store: S, store_args: Vec<String>) {
     cli(&["dead-letters", "replay", "notifier"]).await.expect(2);
 
     let lag = cli(&["--json", "runners", "lag"]).await.expect(0).json();
+    let short = cli(&["--json", "lag"]).await.expect(0).json();
+    assert_eq!(short.as_array().map(Vec::len), lag.as_array().map(Vec::len));
     let kinds: Vec<(String, String)> = lag
         .as_array()
         .unwrap()
