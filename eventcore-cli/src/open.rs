@@ -123,10 +123,35 @@ async fn open_postgres(url: &str, schema: Option<&str>) -> Result<PostgresStore,
     if let Some(schema) = schema {
         builder = builder.schema(schema);
     }
-    builder.connect(url).await.map_err(|e| CliError::Open {
+    builder.connect(url).await.map_err(|error| CliError::Open {
         url: redact(url),
-        source: Box::new(e),
+        source: explain_schema(error),
     })
+}
+
+/// A missing or unmigrated schema, said for an operator; other errors as they are.
+#[cfg(feature = "postgres")]
+fn explain_schema(error: eventcore::StoreError) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+    use eventcore::store::postgres::SchemaVersionError;
+
+    let found = match &error {
+        eventcore::StoreError::Backend(inner) => match inner.downcast_ref::<SchemaVersionError>() {
+            Some(SchemaVersionError::NotMigrated { schema, found, .. }) => Some((schema.clone(), *found)),
+            _ => None,
+        },
+        _ => None,
+    };
+    match found {
+        Some((schema, 0)) => format!(
+            "schema `{schema}` holds no eventcore store (the tool never creates one): check --schema or EVENTCORE_SCHEMA"
+        )
+        .into(),
+        Some((schema, version)) => format!(
+            "the store in schema `{schema}` is at schema version {version}, older than this tool reads:              start a service with this eventcore version (it migrates the schema) or use a matching tool"
+        )
+        .into(),
+        None => Box::new(error),
+    }
 }
 
 #[cfg(test)]

@@ -32,15 +32,22 @@ pub async fn run<S: EventStore>(store: &S, command: StreamsCommand, output: &Out
                 return Err(CliError::NotFound(format!("no stream `{stream}` in this store")));
             }
             let events = store.read_stream(&stream, from.max(1), limit).await?;
+            // The next page starts after the last event shown, if the stream goes on.
+            let next = events
+                .last()
+                .map(|e| e.stream_version + 1)
+                .filter(|next| *next <= version);
             let value = json!({
                 "stream_id": stream,
                 "version": version,
                 "events": events.iter().map(event_json).collect::<Vec<_>>(),
+                "next_version": next,
             });
             output.emit(&value, || {
                 let rows: Vec<Vec<String>> = events.iter().map(event_row).collect();
+                let more = next.map(|n| format!("more: --from {n}\n")).unwrap_or_default();
                 format!(
-                    "stream {stream} at version {version}\n{}",
+                    "stream {stream} at version {version}\n{}{more}",
                     table(&EVENT_HEADERS, &rows, "no events in that range")
                 )
             })?;

@@ -51,6 +51,7 @@ async fn a_missing_schema_is_an_error_and_is_not_created() {
     let schema = unique_schema("ec_cli_missing");
     let run = eventcore(&["--store", &url, "--schema", &schema, "head"]).expect(4);
     assert!(run.stderr.contains("cannot open the store"), "{}", run.stderr);
+    assert!(run.stderr.contains("holds no eventcore store"), "{}", run.stderr);
     eventcore(&["--store", &url, "--schema", "Bad-Name", "head"]).expect(4);
     // Nothing was created: ask the server through a store of another schema.
     let probe = PostgresStore::builder()

@@ -291,6 +291,21 @@ pub async fn scenario<S: RunnerStore>(store: S, store_args: Vec<String>) {
     assert_eq!(events[1]["event_type"], "ticket.closed");
     assert_eq!(events[1]["event_version"], 2);
     assert_eq!(events[1]["stream_version"], 2);
+    let first = cli(&["--json", "streams", "show", "ticket-t-1", "--limit", "1"])
+        .await
+        .expect(0)
+        .json();
+    assert_eq!(first["events"].as_array().unwrap().len(), 1);
+    assert_eq!(first["next_version"], 2);
+    assert!(shown["next_version"].is_null(), "{shown}");
+    let second = cli(&["streams", "show", "ticket-t-1", "--from", "2"])
+        .await
+        .expect(0)
+        .stdout;
+    assert!(
+        second.contains("ticket.closed") && !second.contains("ticket.opened"),
+        "{second}"
+    );
     let human = cli(&["streams", "show", "ticket-t-1"]).await.expect(0).stdout;
     assert!(
         human.starts_with("stream ticket-t-1 at version 2\nPOSITION"),
