@@ -103,12 +103,42 @@ async fn open_sqlite(path: &Path, writes: bool) -> Result<SqliteStore, CliError>
     // Read-only first: it checks the file is an eventcore store without migrating anything.
     let store = SqliteStore::open_read_only(path)
         .await
-        .map_err(|e| failed(Box::new(e)))?;
+        .map_err(|e| failed(explain_sqlite(path, e)))?;
     if !writes {
         return Ok(store);
     }
     drop(store);
     SqliteStore::open(path).await.map_err(|e| failed(Box::new(e)))
+}
+
+/// A database that is no (current) eventcore store, said for an operator; other errors as
+/// they are.
+fn explain_sqlite(
+    path: &Path,
+    error: eventcore::StoreError,
+) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+    use eventcore::rusqlite::{Connection, OpenFlags};
+
+    // The read-only open refuses a file whose schema is not the current one.
+    if !matches!(error, eventcore::StoreError::ReadOnly(_)) {
+        return Box::new(error);
+    }
+    let version = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|conn| conn.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0)));
+    match version {
+        Ok(0) => format!(
+            "{} is an SQLite database but holds no eventcore store (the tool never creates one)",
+            path.display()
+        )
+        .into(),
+        Ok(version) => format!(
+            "the store in {} is at schema version {version}, older than this tool reads: start a service \
+             with this eventcore version (it migrates the file) or use a matching tool",
+            path.display()
+        )
+        .into(),
+        Err(_) => Box::new(error),
+    }
 }
 
 #[cfg(feature = "postgres")]

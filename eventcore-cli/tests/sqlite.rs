@@ -77,6 +77,25 @@ fn a_file_that_is_not_an_eventcore_store_is_refused_and_left_alone() {
     eventcore(&["--store", &url, "head"]).expect(4);
     eventcore(&["--store", &url, "projections", "rebuild", "p", "--force"]).expect(4);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a database");
+    // Another application's SQLite database: refused, and no eventcore table is added to it.
+    let other = dir.path().join("other.db");
+    let conn = eventcore::rusqlite::Connection::open(&other).unwrap();
+    conn.execute_batch("CREATE TABLE notes (body TEXT)").unwrap();
+    drop(conn);
+    let url = format!("sqlite:{}", other.display());
+    let run = eventcore(&["--store", &url, "streams", "list"]).expect(4);
+    assert!(run.stderr.contains("holds no eventcore store"), "{}", run.stderr);
+    eventcore(&["--store", &url, "projections", "rebuild", "p", "--force"]).expect(4);
+    let conn = eventcore::rusqlite::Connection::open(&other).unwrap();
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 1);
+
     let run = eventcore(&["--store", dir.path().to_str().unwrap(), "head"]).expect(2);
     assert!(run.stderr.contains("unsupported store URL"), "{}", run.stderr);
     let run = eventcore(&["--store", &format!("sqlite:{}", dir.path().display()), "head"]).expect(4);
