@@ -22,6 +22,17 @@ const BUSY_REPLAY_CHECK: Duration = Duration::from_secs(1);
 /// The collection of consumers' delivery markers.
 const DELIVERIES: &str = "eventcore.deliveries";
 
+/// The names of the consumers that have started handling events on `store` (each keeps a
+/// delivery marker), sorted.
+pub(crate) async fn consumer_names<S: RunnerStore>(store: &S) -> Result<Vec<String>, StoreError> {
+    Ok(store
+        .list_documents(DELIVERIES)
+        .await?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect())
+}
+
 /// Written before a batch is handled: how often delivery from this position has started. A
 /// marker found at the same position on the next run means the last one crashed mid-batch.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

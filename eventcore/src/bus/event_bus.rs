@@ -10,8 +10,8 @@ use super::dead_letter::DeadLetters;
 use super::handler::EventHandler;
 use crate::projection::{DEFAULT_BATCH_SIZE, DEFAULT_LEASE_TTL};
 use crate::runner::{
-    drive, new_owner, Backoff, DriverConfig, Ended, RetryPolicy, Runner, RunnerState, RunnerStore, Running,
-    StatusBoard,
+    drive, new_owner, Backoff, DriverConfig, Ended, RetryPolicy, Runner, RunnerError, RunnerState,
+    RunnerStore, Running, StatusBoard,
 };
 use crate::store::EventFilter;
 
@@ -39,6 +39,13 @@ impl<S: RunnerStore> EventBus<S> {
             batch_size: DEFAULT_BATCH_SIZE,
             lease_ttl: DEFAULT_LEASE_TTL,
         }
+    }
+
+    /// The names of the consumers that have handled (or dead-lettered) events on this bus's
+    /// store, sorted: how tools tell consumers' checkpoints from other runners'. A consumer
+    /// that has not yet been delivered an event is not listed.
+    pub async fn consumers(&self) -> Result<Vec<String>, RunnerError> {
+        Ok(super::consumer::consumer_names(&self.store).await?)
     }
 
     /// The dead letters of consumer `consumer`. A running consumer picks up replays when it next

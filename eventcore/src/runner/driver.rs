@@ -186,6 +186,9 @@ async fn follow<S: RunnerStore, H: BatchHandler<S>>(
             1
         }
     };
+    if let Err(error) = super::clear_failure(store, &config.name).await {
+        tracing::warn!(%error, "cannot clear the recorded failure");
+    }
     let mut stop_head: Option<u64> = None;
     let mut attempts: (u64, u32) = (0, 0);
     let mut renewed = Instant::now();
@@ -289,6 +292,11 @@ async fn follow<S: RunnerStore, H: BatchHandler<S>>(
                     metrics::counter!("eventcore_runner_retries_total", "runner" => config.name.clone())
                         .increment(1);
                     let gave_up = attempts.1 >= config.retry.max_attempts.max(1);
+                    if gave_up {
+                        if let Err(error) = super::record_failure(store, &config.name, failed, &chain).await {
+                            tracing::warn!(%error, "cannot record the failure");
+                        }
+                    }
                     status.update(|s| {
                         s.position = position;
                         s.last_error = Some(chain);

@@ -62,6 +62,12 @@ fn checkpoint_of(name: &str, row: Row) -> Checkpoint {
         position: row.position,
         version: row.version,
         fence: row.fence,
+        lease_expires: row.owner.as_ref().map(|_| {
+            // The row holds the store's monotonic clock: turn the time left into wall time.
+            let left = i64::try_from(row.lease_expires).unwrap_or(i64::MAX)
+                - i64::try_from(now_ms()).unwrap_or(i64::MAX);
+            chrono::Utc::now() + chrono::TimeDelta::milliseconds(left)
+        }),
         owner: row.owner,
     }
 }

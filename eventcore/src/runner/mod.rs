@@ -16,6 +16,7 @@
 
 mod driver;
 mod error;
+mod failure;
 mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
@@ -29,6 +30,8 @@ mod store;
 pub use driver::error_chain;
 pub(crate) use driver::{drive, wait_reached, BatchError, BatchHandler, DriverConfig, Ended};
 pub use error::RunnerError;
+pub(crate) use failure::{clear_failure, record_failure};
+pub use failure::{recorded_failures, RunnerFailure};
 pub(crate) use memory::documents_table;
 pub use retry::{Backoff, RetryPolicy};
 pub(crate) use running::Runner;

@@ -30,8 +30,8 @@ impl Sql {
     fn new(schema: &str) -> Self {
         let s = quote_ident(schema);
         Self {
-            checkpoint: format!("SELECT name, position, version, fence, owner FROM {s}.runners WHERE name = $1"),
-            checkpoints: format!("SELECT name, position, version, fence, owner FROM {s}.runners ORDER BY name"),
+            checkpoint: format!("SELECT {CHECKPOINT_COLUMNS} FROM {s}.runners WHERE name = $1"),
+            checkpoints: format!("SELECT {CHECKPOINT_COLUMNS} FROM {s}.runners ORDER BY name"),
             take_lease: format!(
                 "INSERT INTO {s}.runners AS r (name, position, version, fence, owner, lease_expires) \
                  VALUES ($1, 1, 0, 1, $2, clock_timestamp() + $3 * interval '1 millisecond') \
@@ -67,6 +67,10 @@ impl Sql {
         }
     }
 }
+
+/// A checkpoint's columns; a released lease's `-infinity` reads as NULL.
+const CHECKPOINT_COLUMNS: &str = "name, position, version, fence, owner, \
+     CASE WHEN owner IS NOT NULL AND isfinite(lease_expires) THEN lease_expires END";
 
 /// The migration that creates the runner tables (`{schema}` is the quoted schema name).
 pub(crate) const MIGRATION_RUNNERS: &str = "
@@ -109,6 +113,7 @@ fn checkpoint_of(row: &tokio_postgres::Row) -> Result<Checkpoint, StoreError> {
         version: u32::try_from(version).map_err(|_| corrupt("version"))?,
         fence: u64::try_from(fence).map_err(|_| corrupt("fence"))?,
         owner: row.try_get(4).map_err(backend)?,
+        lease_expires: row.try_get(5).map_err(backend)?,
         name,
     })
 }

@@ -31,14 +31,16 @@ fn to_u64(value: i64, what: &str, name: &str) -> Result<u64, StoreError> {
 }
 
 fn read_checkpoint(conn: &Connection, name: &str) -> Result<Option<Checkpoint>, StoreError> {
-    let row: Option<(i64, i64, i64, Option<String>)> = conn
-        .prepare_cached("SELECT position, version, fence, owner FROM runners WHERE name = ?1")
+    let row: Option<(i64, i64, i64, Option<String>, i64)> = conn
+        .prepare_cached("SELECT position, version, fence, owner, lease_expires FROM runners WHERE name = ?1")
         .and_then(|mut s| {
-            s.query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .optional()
+            s.query_row([name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()
         })
         .map_err(sqlite_error)?;
-    row.map(|(position, version, fence, owner)| {
+    row.map(|(position, version, fence, owner, lease_expires)| {
         Ok(Checkpoint {
             name: name.to_owned(),
             position: to_u64(position, "position", name)?,
@@ -48,6 +50,9 @@ fn read_checkpoint(conn: &Connection, name: &str) -> Result<Option<Checkpoint>, 
                 reason: format!("runner `{name}` has version {version}"),
             })?,
             fence: to_u64(fence, "fence", name)?,
+            lease_expires: owner
+                .as_ref()
+                .and_then(|_| chrono::DateTime::from_timestamp_millis(lease_expires)),
             owner,
         })
     })

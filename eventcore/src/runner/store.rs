@@ -31,6 +31,10 @@ pub struct Checkpoint {
     pub fence: u64,
     /// The lease's owner, if one holds it.
     pub owner: Option<String>,
+    /// When the owner's lease runs out unless renewed (`None` when no one holds it), by the
+    /// database's clock on PostgreSQL. A lease past this time is free to take: its owner
+    /// stopped or stalled.
+    pub lease_expires: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The right to write a runner's checkpoint, proven by its fencing token.

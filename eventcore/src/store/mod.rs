@@ -398,6 +398,41 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         event_id: uuid::Uuid,
     ) -> impl Future<Output = Result<Option<RecordedEvent>, StoreError>> + Send;
 
+    /// Up to `limit` streams whose id starts with `prefix` (`""` for all) and sorts after
+    /// `after` (to page on from the last one seen), in id order, each with its version: for
+    /// tools and operators.
+    ///
+    /// The provided method reads the whole log; SQLite and PostgreSQL answer from an index.
+    fn list_streams(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StreamInfo>, StoreError>> + Send {
+        async move {
+            let mut streams = std::collections::BTreeMap::<String, u64>::new();
+            let mut from = 1;
+            loop {
+                let page = self.read_all(from, 1024).await?;
+                let Some(last) = page.last() else { break };
+                from = last.global_position + 1;
+                for event in &page {
+                    if event.stream_id.starts_with(prefix)
+                        && after.is_none_or(|after| event.stream_id.as_str() > after)
+                    {
+                        let version = streams.entry(event.stream_id.clone()).or_default();
+                        *version = (*version).max(event.stream_version);
+                    }
+                }
+            }
+            Ok(streams
+                .into_iter()
+                .take(limit)
+                .map(|(stream_id, version)| StreamInfo { stream_id, version })
+                .collect())
+        }
+    }
+
     /// Stores `snapshot`, replacing an older one of its stream. Stores without snapshots ignore it.
     fn save_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<(), StoreError>> + Send {
         let _ = snapshot;
@@ -412,6 +447,15 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         let _ = stream_id;
         async { Ok(None) }
     }
+}
+
+/// A stream as [`EventStore::list_streams`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The stream's id.
+    pub stream_id: String,
+    /// Its version: the stream version of its last event.
+    pub version: u64,
 }
 
 /// Most payload bytes a read returns in one page beyond its first event (8 MiB).

@@ -18,8 +18,8 @@ use uuid::Uuid;
 use self::readers::Readers;
 use super::{
     validate_append, validate_append_all, validate_stream_id, AppendResult, EventFilter, EventStore,
-    ExpectedVersion, LogBatch, Snapshot, StoreError, StreamAppend, UnitOfWork, DEFAULT_MAX_PAYLOAD_BYTES,
-    MAX_PAGE_BYTES,
+    ExpectedVersion, LogBatch, Snapshot, StoreError, StreamAppend, StreamInfo, UnitOfWork,
+    DEFAULT_MAX_PAYLOAD_BYTES, MAX_PAGE_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::subscription::{ordered_subscription, EventStream, SubscribeAll};
@@ -237,6 +237,11 @@ const COUNT_RANGE: &str =
     "SELECT COUNT(*), MIN(global_position) FROM events WHERE global_position BETWEEN ?1 AND ?2";
 const POSITIONS: &str =
     "SELECT global_position FROM events WHERE global_position BETWEEN ?1 AND ?2 ORDER BY global_position";
+/// Streams by id from a prefix (`?1`) after an id (`?2`, or NULL), at most `?3`, with versions.
+const LIST_STREAMS: &str = "SELECT s.stream_id, \
+     (SELECT COALESCE(MAX(e.stream_version), 0) FROM events AS e WHERE e.stream_key = s.stream_key) AS version \
+     FROM streams AS s WHERE substr(s.stream_id, 1, length(?1)) = ?1 AND (?2 IS NULL OR s.stream_id > ?2) \
+     AND version > 0 ORDER BY s.stream_id LIMIT ?3";
 const STORED_EVENT_ID: &str = "SELECT 1 FROM events WHERE event_id = ?1";
 /// Where the event with an id is stored.
 const STORED_AT: &str = "SELECT s.stream_id, e.stream_version, e.global_position \
@@ -1122,6 +1127,34 @@ impl EventStore for SqliteStore {
         self.read(move |conn| {
             let mut found = query_events(conn, FIND_EVENT, [&event_id.as_bytes()[..]])?;
             Ok(found.pop())
+        })
+        .await
+    }
+
+    async fn list_streams(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StreamInfo>, StoreError> {
+        let (prefix, after) = (prefix.to_owned(), after.map(str::to_owned));
+        self.read(move |conn| {
+            conn.prepare_cached(LIST_STREAMS)
+                .and_then(|mut s| {
+                    s.query_map(rusqlite::params![prefix, after, sql_limit(limit)], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(sqlite_error)
+                .map(|rows| {
+                    rows.into_iter()
+                        .map(|(stream_id, version)| StreamInfo {
+                            stream_id,
+                            version: version.unsigned_abs(),
+                        })
+                        .collect()
+                })
         })
         .await
     }

@@ -115,7 +115,7 @@ use tokio_postgres::{NoTls, Socket};
 
 use super::{
     validate_append, AppendResult, EventFilter, EventStore, ExpectedVersion, LogBatch, Snapshot, StoreError,
-    DEFAULT_MAX_PAYLOAD_BYTES,
+    StreamInfo, DEFAULT_MAX_PAYLOAD_BYTES,
 };
 use crate::envelope::{NewEvent, RecordedEvent};
 
@@ -648,6 +648,31 @@ impl EventStore for PostgresStore {
             .await
             .map_err(backend)?;
         row.as_ref().map(row::decode_event).transpose()
+    }
+
+    async fn list_streams(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StreamInfo>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.inner.sql.list_streams)
+            .await
+            .map_err(backend)?;
+        let rows = client
+            .query(&statement, &[&prefix, &after, &sql_limit(limit)])
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                Ok(StreamInfo {
+                    stream_id: row.try_get(0).map_err(backend)?,
+                    version: row.try_get::<_, i64>(1).map_err(backend)?.unsigned_abs(),
+                })
+            })
+            .collect()
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {

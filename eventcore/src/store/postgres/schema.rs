@@ -344,6 +344,8 @@ pub(super) struct Statements {
     /// Where each of the event ids `$1` is stored.
     pub(super) stored_at: String,
     pub(super) find_event: String,
+    /// Streams by id from a prefix `$1` after an id `$2` (or NULL), at most `$3`, with versions.
+    pub(super) list_streams: String,
     pub(super) head: String,
     /// One snapshot's head and the positions from `$1` (at most `$2`): see `batch`.
     pub(super) batch_positions: String,
@@ -471,6 +473,11 @@ impl Statements {
                  WHERE event_id = ANY($1::uuid[])"
             ),
             find_event: format!("SELECT {EVENT_COLUMNS} FROM {s}.events WHERE event_id = $1"),
+            list_streams: format!(
+                "SELECT stream_id, max(stream_version) FROM {s}.events \
+                 WHERE starts_with(stream_id, $1::text) AND ($2::text IS NULL OR stream_id > $2::text) \
+                 GROUP BY stream_id ORDER BY stream_id LIMIT $3"
+            ),
             head: format!("SELECT coalesce(max(global_position), 0) FROM {s}.events"),
             batch_positions: format!(
                 "SELECT (SELECT coalesce(max(global_position), 0) FROM {s}.events) AS head, \
