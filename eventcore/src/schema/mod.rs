@@ -30,7 +30,7 @@ mod validate;
 pub use chain::MAX_UPCAST_STEPS;
 pub use registration::{registered_aggregates, registered_events, AggregateRegistration, EventRegistration};
 pub use registry::{
-    registry, EventRef, Registry, RegistryEntry, RegistryFormatError, UpcasterEntry, UpcasterRef,
+    registry, EventKind, EventRef, Registry, RegistryEntry, RegistryFormatError, UpcasterEntry, UpcasterRef,
     REGISTRY_FORMAT_VERSION,
 };
 pub use upcast::{
