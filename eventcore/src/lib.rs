@@ -67,6 +67,7 @@ pub mod codec;
 pub mod envelope;
 pub mod event;
 pub mod integration;
+pub mod outbox;
 pub mod projection;
 pub mod repository;
 mod routing;
