@@ -48,16 +48,14 @@ fn publisher(
     }
 }
 
-fn pump(conn_path: &Path) -> impl std::future::Future<Output = OutboxPump<SqliteOutbox>> + '_ {
-    async move {
-        OutboxPump::new(SqliteOutbox::open(conn_path).await.expect("opens the outbox"))
-            .batch_size(BATCH)
-            .poll_interval(Duration::from_millis(2))
-            .backoff(eventcore::runner::Backoff::exponential(
-                Duration::from_millis(1),
-                Duration::from_millis(5),
-            ))
-    }
+async fn pump(db: &Path) -> OutboxPump<SqliteOutbox> {
+    OutboxPump::new(SqliteOutbox::open(db).await.expect("opens the outbox"))
+        .batch_size(BATCH)
+        .poll_interval(Duration::from_millis(2))
+        .backoff(eventcore::runner::Backoff::exponential(
+            Duration::from_millis(1),
+            Duration::from_millis(5),
+        ))
 }
 
 /// The child's side: pumps until it is killed.
