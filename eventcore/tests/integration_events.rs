@@ -348,3 +348,20 @@ fn domain_events_are_translated_with_their_ids() {
     broken.payload = bytes::Bytes::from_static(b"{\"amount\":\"x\"}");
     assert!(translate.translate(&broken).is_err());
 }
+
+#[test]
+fn the_catalog_gives_integration_events_their_own_page() {
+    let catalog = eventcore::schema::catalog::catalog();
+    let page = catalog
+        .pages()
+        .into_iter()
+        .find(|p| p.file_name == "integration_events.md")
+        .expect("an integration page");
+    assert!(
+        page.markdown.starts_with("# Integration events"),
+        "{}",
+        page.markdown
+    );
+    assert!(page.markdown.contains("billing.invoice_paid"));
+    assert!(!page.markdown.contains("invoice.settled"));
+}
