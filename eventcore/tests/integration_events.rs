@@ -190,6 +190,7 @@ fn an_older_version_is_upcast_on_decode() {
         }
     );
     assert!(message.check_registered(&registry()).is_ok());
+    assert!(message.check_linked().is_ok());
 }
 
 fn cloudevent(name: &str, version: &str, data: Value) -> String {
@@ -250,6 +251,14 @@ fn what_does_not_decode_says_why() {
         .unwrap_err();
     assert!(
         matches!(err, IntegrationDecodeError::VersionTooNew { current: 2, .. }),
+        "{err}"
+    );
+    let err = IntegrationMessage::from_cloudevent(&newer)
+        .unwrap()
+        .check_linked()
+        .unwrap_err();
+    assert!(
+        matches!(err, IntegrationDecodeError::VersionTooNew { .. }),
         "{err}"
     );
 

@@ -328,6 +328,13 @@ impl IntegrationMessage {
         self.check_json()
     }
 
+    /// [`check_registered`](Self::check_registered) against the registry of everything linked
+    /// into this binary (built once, on first use).
+    pub fn check_linked(&self) -> Result<(), IntegrationDecodeError> {
+        static LINKED: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+        self.check_registered(LINKED.get_or_init(crate::schema::registry))
+    }
+
     fn check_json(&self) -> Result<(), IntegrationDecodeError> {
         serde_json::from_slice::<serde::de::IgnoredAny>(&self.data)
             .map(|_| ())

@@ -120,7 +120,8 @@ impl Translate {
         self.routes.iter().any(|(t, _)| *t == event_type)
     }
 
-    /// The integration message `record` becomes, if any.
+    /// The integration message `record` becomes, if any. Records are matched by their stored
+    /// type name; an older version of `D` is upcast before the translation sees it.
     pub fn translate(&self, record: &RecordedEvent) -> Result<Option<IntegrationMessage>, TranslateError> {
         match self.routes.iter().find(|(t, _)| *t == record.event_type) {
             Some((_, route)) => route(record),

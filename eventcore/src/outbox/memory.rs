@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use uuid::Uuid;
 
+use super::source::read_row;
 use super::{OutboxError, OutboxSource};
 use crate::integration::IntegrationMessage;
 use crate::store::{MemoryStore, MemoryTransaction};
@@ -39,14 +40,6 @@ fn parse_seq(bytes: &Bytes) -> Result<i64, OutboxError> {
 /// Zero-padded, so key order is sequence order.
 fn key(seq: i64) -> String {
     format!("{seq:020}")
-}
-
-/// A stored row's message, or why it cannot be read.
-pub(super) fn read_row(seq: i64, json: &str) -> Result<IntegrationMessage, OutboxError> {
-    IntegrationMessage::from_cloudevent(json).map_err(|e| OutboxError::Corrupt {
-        seq,
-        reason: e.to_string(),
-    })
 }
 
 /// Reads and clears the outbox of a [`MemoryStore`].

@@ -131,7 +131,7 @@ impl OutboxSource for PostgresOutbox {
             .map(|row| {
                 let seq: i64 = row.try_get(0).map_err(OutboxError::database)?;
                 let json: String = row.try_get(1).map_err(OutboxError::database)?;
-                super::memory::read_row(seq, &json)
+                super::source::read_row(seq, &json)
             })
             .collect()
     }

@@ -109,6 +109,7 @@ impl<S: OutboxSource> OutboxPump<S> {
         let ids: Vec<Uuid> = batch.iter().map(|m| m.id).collect();
         publish(batch).await.map_err(|e| OutboxError::Publish(e.into()))?;
         self.source.mark_published(&ids).await?;
+        tracing::debug!(messages = ids.len(), "outbox batch published");
         metrics::counter!("eventcore_outbox_published_total").increment(ids.len() as u64);
         Ok(ids.len())
     }

@@ -26,3 +26,11 @@ pub trait OutboxSource: Send + Sync + 'static {
     /// How many messages wait to be published.
     fn pending(&self) -> impl Future<Output = Result<u64, OutboxError>> + Send;
 }
+
+/// A stored row's message, or why it cannot be read.
+pub(crate) fn read_row(seq: i64, json: &str) -> Result<IntegrationMessage, OutboxError> {
+    IntegrationMessage::from_cloudevent(json).map_err(|e| OutboxError::Corrupt {
+        seq,
+        reason: e.to_string(),
+    })
+}

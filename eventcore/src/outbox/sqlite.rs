@@ -97,7 +97,7 @@ impl OutboxSource for SqliteOutbox {
             let mut messages = Vec::new();
             for row in rows {
                 let (seq, json) = row.map_err(OutboxError::database)?;
-                messages.push(super::memory::read_row(seq, &json)?);
+                messages.push(super::source::read_row(seq, &json)?);
             }
             Ok(messages)
         })
