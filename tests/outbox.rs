@@ -216,10 +216,12 @@ async fn sqlite_store_transactions_carry_the_outbox_with_appends() {
         .await
         .unwrap();
 
-    let pump = OutboxPump::new(SqliteOutbox::open(&path).await.unwrap());
+    let pump = OutboxPump::new(SqliteOutbox::for_store(&store).await.unwrap());
     let (published, publish) = recorder(0);
     pump.drain(publish).await.unwrap();
     assert_eq!(orders(&published), [("c2".into(), 0)]);
+    let in_memory = SqliteStore::open_in_memory().await.unwrap();
+    assert!(SqliteOutbox::for_store(&in_memory).await.is_err());
     assert_eq!(store.read_stream("cart-c1", 1, 10).await.unwrap().len(), 0);
 }
 

@@ -62,6 +62,17 @@ impl SqliteOutbox {
         Ok(Self::from_connection(conn))
     }
 
+    /// The outbox in the database file of `store` (migrated with it); an error for a store in memory,
+    /// which no second connection can open.
+    pub async fn for_store(store: &crate::SqliteStore) -> Result<Self, OutboxError> {
+        match store.path() {
+            Some(path) => Self::open(path).await,
+            None => Err(OutboxError::database(std::io::Error::other(
+                "a SqliteStore in memory has no file for the outbox reader to open",
+            ))),
+        }
+    }
+
     /// Reads through `conn` (whose database must have the outbox table).
     pub fn from_connection(conn: Connection) -> Self {
         Self {
