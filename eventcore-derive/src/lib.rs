@@ -1,5 +1,5 @@
 //! Procedural macros of eventcore: `#[derive(DomainEvent)]`, `#[aggregate]`, `#[upcaster]`,
-//! `#[projection]` and `#[event_handler]`.
+//! `#[projection]`, `#[event_handler]` and `#[derive(IntegrationEvent)]`.
 //!
 //! Use them through the `eventcore` crate, which re-exports them and documents them; the
 //! generated code refers to `eventcore` only through `::eventcore::__private`.
@@ -16,6 +16,7 @@ mod expand_event;
 mod expand_registration;
 mod expand_upcaster;
 mod handler;
+mod integration;
 mod naming;
 mod projection;
 mod respan;
@@ -29,6 +30,13 @@ use syn::{parse_macro_input, DeriveInput};
 pub fn derive_domain_event(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     event::derive(&input).into()
+}
+
+/// Derives `IntegrationEvent` (a named, versioned message of the published language between services).
+#[proc_macro_derive(IntegrationEvent, attributes(integration))]
+pub fn derive_integration_event(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    integration::derive(&input).into()
 }
 
 /// Implements `Aggregate` and one `Handle` per `#[command]` from an inherent `impl` block.

@@ -284,8 +284,8 @@ async fn concurrent_starters_migrate_once() {
     drop_schema(&stores[0]).await;
     assert_eq!(
         applied,
-        [1, 2, 3, 4, 5, 6],
-        "each migration (events, snapshots, lock-based appends, type index, announced writers) is recorded exactly once"
+        [1, 2, 3, 4, 5, 6, 8],
+        "each migration (events, snapshots, lock-based appends, type index, announced writers, runners, outbox) is recorded exactly once"
     );
 }
 

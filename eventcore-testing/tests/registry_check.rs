@@ -22,6 +22,7 @@ fn entry(version: u32, required: &[&str]) -> RegistryEntry {
             "additionalProperties": false,
         }),
         upcasters: Vec::new(),
+        kind: eventcore::schema::EventKind::Domain,
     }
 }
 

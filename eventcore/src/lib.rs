@@ -67,6 +67,8 @@ pub mod codec;
 mod decision;
 pub mod envelope;
 pub mod event;
+pub mod integration;
+pub mod outbox;
 pub mod projection;
 pub mod repository;
 mod routing;
@@ -80,6 +82,7 @@ pub use codec::RecordDecodeError;
 pub use decision::Decision;
 pub use envelope::{CommandContext, Envelope, Metadata, NewEvent, RecordedEvent};
 pub use event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
+pub use integration::IntegrationEvent;
 pub use projection::{Projection, ProjectionError};
 pub use repository::{stream_id, Committed, HistoryEvent, Loaded, Repository, RepositoryError};
 #[cfg(feature = "sqlite")]
@@ -139,6 +142,44 @@ pub use uuid;
 /// On an enum, every variant wraps one event struct (`Opened(AccountOpened)`); `From` is
 /// generated for each, and two variants of the same event type are an error.
 pub use eventcore_derive::DomainEvent;
+
+/// Derives [`IntegrationEvent`](trait@IntegrationEvent): a message of the published language
+/// between services, named and versioned explicitly, never stored in a stream.
+///
+/// `#[integration(...)]` takes:
+///
+/// - `name = "billing.invoice_paid"` (required): the published name, lower case from
+///   `[a-z0-9_.-]`; it is the contract, so it is never derived from the Rust type name;
+/// - `version = 2`: the schema version (1 and up, default 1); older versions reach the current
+///   one through `#[upcaster(event = "<name>", from = N)]` steps, as for domain events;
+/// - `crate = "path"`: where the generated code finds `eventcore` when renamed or re-exported.
+///
+/// The type (a struct or an enum) must implement `Serialize`, `Deserialize` and `JsonSchema`;
+/// it is registered in the [`schema`] registry as an entry of kind `integration`.
+///
+/// ```
+/// use eventcore::integration::{IntegrationMessage, MessageMeta};
+/// use eventcore::prelude::*;
+/// use serde::{Deserialize, Serialize};
+/// # use schemars::JsonSchema;
+///
+/// #[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, PartialEq)]
+/// #[integration(name = "billing.invoice_paid", version = 1)]
+/// pub struct InvoicePaid { pub invoice: String, pub amount: i64 }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let paid = InvoicePaid { invoice: "inv-1".into(), amount: 30 };
+/// let message = IntegrationMessage::new(&paid, &MessageMeta::new().correlation_id("req-7"))?;
+/// let json = message.to_cloudevent()?;                 // CloudEvents 1.0, structured JSON
+/// let back = IntegrationMessage::from_cloudevent(&json)?;
+/// assert_eq!(back.decode::<InvoicePaid>()?, paid);
+/// # Ok(()) }
+/// ```
+///
+/// Mistakes are compile errors at the offending token: a missing `name`, an invalid name, a
+/// version that is 0 or not an integer, an unknown or repeated key, a union or generic type, and
+/// a type without `Serialize`, `Deserialize` or `JsonSchema`.
+pub use eventcore_derive::IntegrationEvent;
 
 /// Implements [`Aggregate`] and [`Handle`] from an `impl` block.
 ///
@@ -320,8 +361,8 @@ pub mod prelude {
     pub use crate::SqliteStore;
     pub use crate::{
         aggregate, event_handler, projection, upcaster, Aggregate, CommandContext, DomainEvent, Envelope,
-        EventStore, ExpectedVersion, Handle, MemoryStore, Projection, RecordedEvent, Repository,
-        RepositoryError, StoreError, SubscribeAll,
+        EventStore, ExpectedVersion, Handle, IntegrationEvent, MemoryStore, Projection, RecordedEvent,
+        Repository, RepositoryError, StoreError, SubscribeAll,
     };
 }
 
@@ -338,6 +379,7 @@ pub mod __private {
     pub use crate::bus::{EventHandler, HandleError, Handled};
     pub use crate::envelope::{Envelope, RecordedEvent};
     pub use crate::event::{DecodeError, DomainEvent, EncodeError, EventDescriptor, EventOf, SingleEvent};
+    pub use crate::integration::{IntegrationEvent, IntegrationRegistration};
     pub use crate::projection::support::{
         decode_handled, handler_result, handles, routes_to, sorted_event_types, HandlerOutput,
     };

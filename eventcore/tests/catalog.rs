@@ -147,6 +147,7 @@ fn upcasters_and_events_without_aggregate_get_their_pages() {
         rust_type: "x::Heartbeat".into(),
         schema: serde_json::json!({ "type": "object" }),
         upcasters: vec![],
+        kind: eventcore::schema::EventKind::Domain,
     });
     registry.upcasters.push(eventcore::schema::UpcasterEntry {
         event_type: "order.shipped".into(),

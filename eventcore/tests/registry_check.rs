@@ -24,6 +24,7 @@ fn entry(event_type: &str, version: u32, schema: Value) -> RegistryEntry {
         rust_type: format!("bank::V{version}"),
         schema,
         upcasters: Vec::new(),
+        kind: eventcore::schema::EventKind::Domain,
     }
 }
 

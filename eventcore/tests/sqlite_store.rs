@@ -110,8 +110,8 @@ async fn file_is_in_wal_mode_with_a_versioned_schema() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(
-        version, 4,
-        "events (v1), snapshots (v2), stream keys (v3) and runners (v4) migrations applied"
+        version, 5,
+        "events (v1), snapshots (v2), stream keys (v3), runners (v4) and outbox (v5) migrations applied"
     );
     // The database itself refuses a second event at one stream version, an event id stored
     // twice, and a stream id with two keys.
@@ -622,7 +622,7 @@ async fn a_version_1_file_is_migrated_to_snapshots_and_stream_keys_keeping_its_e
     let version: i64 = raw(&path)
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 /// Writes `event` the way eventcore's version-2 code did.
@@ -727,7 +727,7 @@ async fn a_version_2_file_is_migrated_to_stream_keys_keeping_events_positions_an
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
         .unwrap()
@@ -735,7 +735,17 @@ async fn a_version_2_file_is_migrated_to_stream_keys_keeping_events_positions_an
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(tables, ["documents", "events", "runners", "snapshots", "streams"]);
+    assert_eq!(
+        tables,
+        [
+            "documents",
+            "eventcore_outbox",
+            "events",
+            "runners",
+            "snapshots",
+            "streams"
+        ]
+    );
     drop(conn);
 
     // Writing goes on: versions continue per stream, positions after the highest, and the

@@ -54,7 +54,8 @@ impl From<&AggregateRegistration> for AggregateInfo {
 /// One Markdown page of the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogPage {
-    /// File name, `<aggregate>.md` (`events.md` for events of no aggregate).
+    /// File name, `<aggregate>.md` (`events.md` for events of no aggregate, `integration_events.md`
+    /// for integration events).
     pub file_name: String,
     /// The page.
     pub markdown: String,
@@ -73,6 +74,8 @@ pub fn catalog() -> Catalog {
 }
 
 const NO_AGGREGATE: &str = "events";
+/// The page of the integration events (the published language), apart from every aggregate.
+const INTEGRATION: &str = "integration_events";
 
 impl Catalog {
     /// A catalog of `registry` and `aggregates`.
@@ -93,6 +96,13 @@ impl Catalog {
         }
         let claimed: BTreeSet<String> = groups.values().flatten().cloned().collect();
         for entry in &self.registry.events {
+            if entry.kind == super::EventKind::Integration {
+                groups
+                    .entry(INTEGRATION.to_owned())
+                    .or_default()
+                    .insert(entry.event_type.clone());
+                continue;
+            }
             match &entry.aggregate {
                 Some(aggregate) => {
                     groups
@@ -193,6 +203,9 @@ impl Catalog {
                 )
             }
             None if aggregate == NO_AGGREGATE => "# Events of no aggregate\n".to_owned(),
+            None if aggregate == INTEGRATION => {
+                "# Integration events\n\nPublished to other services; never stored in a stream.\n".to_owned()
+            }
             None => format!("# Aggregate `{aggregate}`\n"),
         };
         for event_type in types {

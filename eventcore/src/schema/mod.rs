@@ -33,7 +33,7 @@ pub use chain::MAX_UPCAST_STEPS;
 pub use linked::EventSets;
 pub use registration::{registered_aggregates, registered_events, AggregateRegistration, EventRegistration};
 pub use registry::{
-    registry, EventRef, Registry, RegistryEntry, RegistryFormatError, RetiredEntry, UpcasterEntry,
+    registry, EventKind, EventRef, Registry, RegistryEntry, RegistryFormatError, RetiredEntry, UpcasterEntry,
     UpcasterRef, REGISTRY_FORMAT_VERSION,
 };
 pub use upcast::{

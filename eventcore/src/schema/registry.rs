@@ -8,11 +8,15 @@ use serde_json::Value;
 
 use super::registration::{registered_events, EventRegistration};
 use super::upcast::{registered_upcasters, UpcasterKind, UpcasterRegistration};
+use crate::integration::{registered_integration_events, IntegrationRegistration};
 
 /// Version of the registry's JSON format; [`Registry::from_json`] rejects newer ones.
 pub const REGISTRY_FORMAT_VERSION: u32 = 1;
 
 /// Every event type and version linked into the binary, with schemas and upcasters.
+///
+/// Integration events (`#[derive(IntegrationEvent)]`) are entries too, with `"kind": "integration"`
+/// (domain entries carry no `kind`), so the check and the compatibility rules cover them alike.
 ///
 /// JSON format (`format_version` 1), sorted and without addresses or timestamps so the same code
 /// always exports the same bytes:
@@ -95,6 +99,28 @@ pub struct RegistryEntry {
     /// The upcaster steps that produce this type and version directly.
     #[serde(default)]
     pub upcasters: Vec<UpcasterRef>,
+    /// A domain event (stored in streams) or an integration event (published between services);
+    /// absent from the JSON for domain events, so exports from before integration events read the same.
+    #[serde(default, skip_serializing_if = "EventKind::is_domain")]
+    pub kind: EventKind,
+}
+
+/// What a registry entry declares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A domain event, `#[derive(DomainEvent)]`: stored in streams.
+    #[default]
+    Domain,
+    /// An integration event, `#[derive(IntegrationEvent)]`: published between services, never stored in a stream.
+    Integration,
+}
+
+impl EventKind {
+    /// Whether this is [`EventKind::Domain`].
+    pub fn is_domain(&self) -> bool {
+        *self == EventKind::Domain
+    }
 }
 
 /// A reference to an upcaster step, as listed on the entry it produces.
@@ -164,13 +190,26 @@ pub enum RegistryFormatError {
 /// linker; refer to any item of it (`use my_events as _;` is not enough, a used item is) so its
 /// events appear.
 pub fn registry() -> Registry {
-    Registry::from_registrations(registered_events(), registered_upcasters())
+    Registry::from_all_registrations(
+        registered_events(),
+        registered_integration_events(),
+        registered_upcasters(),
+    )
 }
 
 impl Registry {
     /// A registry of the given registrations (what [`registry`] does with the linked ones).
     pub fn from_registrations<'a>(
         events: impl IntoIterator<Item = &'a EventRegistration>,
+        upcasters: impl IntoIterator<Item = &'a UpcasterRegistration>,
+    ) -> Self {
+        Self::from_all_registrations(events, [], upcasters)
+    }
+
+    /// A registry of the given domain and integration event registrations and upcasters.
+    pub fn from_all_registrations<'a>(
+        events: impl IntoIterator<Item = &'a EventRegistration>,
+        integration_events: impl IntoIterator<Item = &'a IntegrationRegistration>,
         upcasters: impl IntoIterator<Item = &'a UpcasterRegistration>,
     ) -> Self {
         let mut upcasters: Vec<UpcasterEntry> = upcasters.into_iter().map(UpcasterEntry::from).collect();
@@ -184,7 +223,17 @@ impl Registry {
                 rust_type: e.rust_type.to_owned(),
                 schema: canonical(serde_json::Value::from((e.schema)())),
                 upcasters: Vec::new(),
+                kind: EventKind::Domain,
             })
+            .chain(integration_events.into_iter().map(|e| RegistryEntry {
+                event_type: e.name.to_owned(),
+                version: e.version,
+                aggregate: None,
+                rust_type: e.rust_type.to_owned(),
+                schema: canonical(serde_json::Value::from((e.schema)())),
+                upcasters: Vec::new(),
+                kind: EventKind::Integration,
+            }))
             .collect();
         for entry in &mut events {
             entry.upcasters = upcasters

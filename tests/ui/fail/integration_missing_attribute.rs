@@ -1,0 +1,8 @@
+use eventcore::prelude::*;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema)]
+pub struct InvoicePaid { pub amount: i64 }
+
+fn main() {}
