@@ -9,13 +9,35 @@ mod consumer;
 mod dead_letter;
 mod event_bus;
 mod handler;
+#[cfg(any(feature = "redis", feature = "nats"))]
+mod inbox;
+#[cfg(any(feature = "redis", feature = "nats"))]
+mod letters;
+#[cfg(feature = "nats")]
+mod nats;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(any(feature = "redis", feature = "nats"))]
+mod relay;
 #[doc(hidden)]
 pub mod support;
+#[cfg(any(feature = "redis", feature = "nats"))]
+mod transport;
 
 pub use crate::runner::{Backoff, RetryPolicy, Running};
 pub use dead_letter::{DeadLetter, DeadLetters};
 pub use event_bus::{EventBus, Subscription};
 pub use handler::{EventHandler, HandleError, Handled};
+#[cfg(any(feature = "redis", feature = "nats"))]
+pub use letters::{RejectedMessage, Rejection};
+#[cfg(feature = "nats")]
+pub use nats::NatsOptions;
+#[cfg(feature = "redis")]
+pub use redis::{RedisOptions, Retention};
+#[cfg(any(feature = "redis", feature = "nats"))]
+pub use relay::Relay;
+#[cfg(any(feature = "redis", feature = "nats"))]
+pub use transport::{Broker, BusError};
 
 /// A started consumer: wait for it, read its status, stop it.
 pub type RunningConsumer<S> = Running<S>;

@@ -1,0 +1,1 @@
+//! NATS JetStream transport (placeholder until written).
