@@ -86,6 +86,7 @@ impl<H: EventHandler> Inbox<H> {
 
     /// The dead letter of `event`, dropped by the broker (retention) while it waited for attempt
     /// `attempt`: the consumer still holds it, so it is kept whole.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn trimmed(&self, event: &RecordedEvent, attempt: u32) -> DeadLetter {
         DeadLetter::new(H::NAME, event, attempt, Utc::now(), &Trimmed)
     }
@@ -186,6 +187,7 @@ struct Crashed(u32);
 struct Parked(uuid::Uuid);
 
 /// The broker dropped the event while it waited for a retry.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 #[derive(Debug, thiserror::Error)]
 #[error("trimmed from the broker (retention) while waiting for a retry")]
 struct Trimmed;

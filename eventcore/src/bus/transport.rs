@@ -325,3 +325,16 @@ pub(crate) fn report_progress(board: &StatusBoard, read: u64, pending: u64, unde
         }
     });
 }
+
+/// The wait before attempt `attempt` of an event (none before the first).
+pub(crate) fn retry_wait(config: &ConsumerConfig, attempt: u32) -> Duration {
+    if attempt <= 1 {
+        return Duration::ZERO;
+    }
+    config
+        .retry
+        .backoff
+        .delays()
+        .nth(attempt as usize - 2)
+        .unwrap_or_default()
+}

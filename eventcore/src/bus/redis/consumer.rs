@@ -26,7 +26,7 @@ use super::RedisTransport;
 use crate::bus::handler::EventHandler;
 use crate::bus::inbox::{Inbox, Verdict};
 use crate::bus::letters::{RejectedMessage, Rejection};
-use crate::bus::transport::{report_progress, BusError, ConsumerConfig};
+use crate::bus::transport::{report_progress, retry_wait, BusError, ConsumerConfig};
 use crate::envelope::RecordedEvent;
 use crate::runner::{error_chain, new_owner, StatusBoard};
 
@@ -521,19 +521,6 @@ impl Worker {
         }
         Ok(())
     }
-}
-
-/// The wait before attempt `attempt` (none before the first).
-fn retry_wait(config: &ConsumerConfig, attempt: u32) -> Duration {
-    if attempt <= 1 {
-        return Duration::ZERO;
-    }
-    config
-        .retry
-        .backoff
-        .delays()
-        .nth(attempt as usize - 2)
-        .unwrap_or_default()
 }
 
 /// Sleeps for `wait` unless the consumer is cancelled first.
