@@ -56,11 +56,14 @@ impl Fixture {
     }
 }
 
+/// A handled deposit: stream, stream version, amount, event id.
+type Seen = (String, u64, i64, Uuid);
+
 /// Records each deposit it handles (stream, version, amount) and fails on an amount of 13 until
 /// fixed.
 #[derive(Clone, Default)]
 struct Tally {
-    seen: Arc<Mutex<Vec<(String, u64, i64, Uuid)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
     fixed: Arc<AtomicBool>,
 }
 

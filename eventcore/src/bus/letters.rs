@@ -80,7 +80,7 @@ pub(crate) enum LetterBox {
     #[cfg(feature = "redis")]
     Redis(super::redis::RedisLetters),
     #[cfg(feature = "nats")]
-    Nats(super::nats::NatsLetters),
+    Nats(Box<super::nats::NatsLetters>),
 }
 
 macro_rules! each {

@@ -4,6 +4,12 @@
 //! [`EventBus::subscribe`] runs it as a consumer with retries (exponential backoff with jitter,
 //! counted across crashes), [dead letters](DeadLetters) that keep the whole event and its error
 //! chain, and per-stream order (an event waits behind an earlier dead letter of its stream).
+//!
+//! The transport is chosen when the bus is built: [`EventBus::local`] reads the store's own
+//! log; `EventBus::redis` (feature `redis`, Redis Streams) and `EventBus::nats` (feature `nats`,
+//! NATS JetStream) run on a broker fed by a `Relay` (the docs of `Broker` tell how partitions
+//! let competing consumers share the work and keep each stream in order). Subscribing, the
+//! running handle and the dead letters are the same on each.
 
 mod consumer;
 mod dead_letter;

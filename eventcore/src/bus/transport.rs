@@ -23,6 +23,16 @@ use crate::runner::{RetryPolicy, RunnerError, RunnerState, RunnerStatus, Running
 use crate::store::StoreError;
 
 /// The transport of an event bus fed by a [`Relay`](super::Relay): a message broker.
+///
+/// Events travel as CloudEvents 1.0 structured JSON, each to one of the bus's partitions chosen
+/// by a hash of its stream id, so every event of a stream travels in order through one
+/// partition. A partition is handled by one process at a time: on Redis, by a lease per
+/// partition, each live process taking its fair share (`ceil(partitions / processes)`, capped by
+/// `concurrency`) and handing extras over when another process joins; on NATS, by a durable pull
+/// consumer per partition with one message in flight, which any number of processes pull from.
+/// So competing consumers share the work, and the events of a stream are handled in order:
+/// within a partition, a failing event holds back only the later events of its own stream
+/// (Redis) or of its partition (NATS) until it succeeds or is dead-lettered.
 #[derive(Clone)]
 pub struct Broker {
     pub(crate) transport: Arc<Transport>,
@@ -129,7 +139,7 @@ impl Transport {
             #[cfg(feature = "redis")]
             Self::Redis(redis) => LetterBox::Redis(redis.letters(consumer)),
             #[cfg(feature = "nats")]
-            Self::Nats(nats) => LetterBox::Nats(nats.letters(consumer)),
+            Self::Nats(nats) => LetterBox::Nats(Box::new(nats.letters(consumer))),
         }
     }
 

@@ -148,7 +148,7 @@ impl<H: EventHandler> Context<H> {
                     .await
                     .map_err(BusError::nats)?;
                 while let Some(message) = messages.next().await {
-                    let message = message.map_err(|e| BusError::Nats(e))?;
+                    let message = message.map_err(BusError::Nats)?;
                     self.handle(message).await?;
                     if self.cancel.is_cancelled() {
                         break;
@@ -246,5 +246,5 @@ impl<H: EventHandler> Context<H> {
 
 /// Acknowledges `message` with `kind`, waiting for the server's confirmation.
 async fn ack(message: &Message, kind: AckKind) -> Result<(), BusError> {
-    message.double_ack_with(kind).await.map_err(|e| BusError::Nats(e))
+    message.double_ack_with(kind).await.map_err(BusError::Nats)
 }
