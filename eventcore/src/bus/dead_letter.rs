@@ -121,18 +121,20 @@ impl DeadLetter {
 /// same event id) or discard them.
 #[derive(Debug, Clone)]
 pub struct DeadLetters<S> {
-    store: S,
-    consumer: String,
+    pub(crate) store: S,
+    pub(crate) consumer: String,
 }
 
-impl<S: RunnerStore> DeadLetters<S> {
+impl<S> DeadLetters<S> {
     pub(crate) fn new(store: S, consumer: &str) -> Self {
         Self {
             store,
             consumer: consumer.to_owned(),
         }
     }
+}
 
+impl<S: RunnerStore> DeadLetters<S> {
     /// Every dead letter of the consumer, in the order the events were stored.
     pub async fn list(&self) -> Result<Vec<DeadLetter>, RunnerError> {
         let mut letters = self

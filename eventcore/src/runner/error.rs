@@ -37,6 +37,9 @@ pub enum RunnerError {
         #[source]
         source: serde_json::Error,
     },
+    /// The message broker of an event bus failed (Redis, NATS).
+    #[error("the message broker failed")]
+    Broker(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// A runner's task panicked.
     #[error("a runner task panicked or was aborted")]
     Task(#[source] tokio::task::JoinError),

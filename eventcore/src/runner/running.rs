@@ -50,6 +50,27 @@ impl<S> Running<S> {
         self.runners.iter().map(|r| r.board.current()).collect()
     }
 
+    /// What the runners report to: the store (or the broker) and each runner's status board.
+    pub(crate) fn parts(&self) -> (&S, Vec<Arc<StatusBoard>>) {
+        (
+            &self.store,
+            self.runners.iter().map(|r| Arc::clone(&r.board)).collect(),
+        )
+    }
+
+    /// Stops every runner and waits for their tasks, dropping the leases they return (runners
+    /// that hold none: broker consumers).
+    pub(crate) async fn stop_tasks(self) -> Result<(), RunnerError> {
+        drop(self.cancel);
+        let mut first_error = None;
+        for runner in self.runners {
+            if let Err(error) = runner.task.await {
+                first_error.get_or_insert(RunnerError::Task(error));
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// A receiver of one runner's status, to watch it change.
     pub fn watch(&self, name: &str) -> Option<watch::Receiver<RunnerStatus>> {
         self.runners

@@ -1,0 +1,203 @@
+//! The NATS JetStream transport (feature `nats`, nats-server 2.9 or later).
+//!
+//! One stream (named after the prefix, upper-cased) holds subjects `{prefix}.events.{p}`, one per
+//! partition. Each consumer has one durable pull consumer per partition (`{consumer}-{p}`, a
+//! single filter subject, as 2.9 requires) with explicit acks and one message in flight
+//! (`max_ack_pending = 1`), so any number of processes can pull from it and each stream is still
+//! handled in order. Publishing sets `Nats-Msg-Id` to the event id: the stream drops duplicates
+//! within its window. Dead letters, held streams and rejected messages live in the key-value
+//! bucket `{STREAM}_letters`.
+
+mod consumer;
+mod letters;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+use bytes::Bytes;
+
+pub(crate) use letters::NatsLetters;
+
+use super::transport::{partition_of, BusError};
+use crate::cloudevents::{self, Source};
+use crate::envelope::RecordedEvent;
+
+/// Settings of a NATS bus; publishers and consumers of one bus must agree on them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsOptions {
+    prefix: String,
+    partitions: u32,
+    max_age: Duration,
+    duplicate_window: Duration,
+    fetch_wait: Duration,
+}
+
+impl Default for NatsOptions {
+    /// Prefix `eventcore`, 8 partitions, events kept 7 days, duplicates dropped within 2 minutes.
+    fn default() -> Self {
+        Self {
+            prefix: "eventcore".to_owned(),
+            partitions: 8,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            fetch_wait: Duration::from_millis(500),
+        }
+    }
+}
+
+impl NatsOptions {
+    /// The subject prefix (letters, digits, `-` and `_`); the stream is named after it.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Subjects the events are spread over, by stream id (at least 1): the unit of parallelism.
+    pub fn partitions(mut self, partitions: u32) -> Self {
+        self.partitions = partitions.max(1);
+        self
+    }
+
+    /// How long the stream keeps events.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// How long JetStream remembers event ids to drop republished duplicates.
+    pub fn duplicate_window(mut self, window: Duration) -> Self {
+        self.duplicate_window = window;
+        self
+    }
+
+    /// How long a consumer's pull waits for a message (default 500 ms).
+    pub fn fetch_wait(mut self, wait: Duration) -> Self {
+        self.fetch_wait = wait.max(Duration::from_millis(10));
+        self
+    }
+
+    fn stream_name(&self) -> String {
+        self.prefix.to_uppercase().replace(['.', '*', '>', ' '], "_")
+    }
+}
+
+/// A connected NATS bus.
+pub(crate) struct NatsTransport {
+    jetstream: jetstream::Context,
+    stream: stream::Stream,
+    letters: kv::Store,
+    options: NatsOptions,
+}
+
+impl NatsTransport {
+    /// Connects to `url` and creates the stream and the letters bucket if missing.
+    pub(crate) async fn connect(url: &str, options: NatsOptions) -> Result<Self, BusError> {
+        let client = async_nats::connect(url).await.map_err(BusError::nats)?;
+        let jetstream = jetstream::new(client);
+        let name = options.stream_name();
+        let stream = jetstream
+            .get_or_create_stream(stream::Config {
+                name: name.clone(),
+                subjects: vec![format!("{}.events.*", options.prefix)],
+                max_age: options.max_age,
+                duplicate_window: options.duplicate_window,
+                ..Default::default()
+            })
+            .await
+            .map_err(BusError::nats)?;
+        let bucket = format!("{name}_letters");
+        let letters = match jetstream.get_key_value(&bucket).await {
+            Ok(store) => store,
+            Err(_) => {
+                // The bucket's stream by the key-value conventions, created directly: the
+                // client's `create_key_value` reads account info that nats-server 2.9 words differently.
+                jetstream
+                    .get_or_create_stream(stream::Config {
+                        name: format!("KV_{bucket}"),
+                        subjects: vec![format!("$KV.{bucket}.>")],
+                        max_messages_per_subject: 1,
+                        discard: stream::DiscardPolicy::New,
+                        allow_rollup: true,
+                        deny_delete: true,
+                        allow_direct: true,
+                        duplicate_window: Duration::from_secs(120),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(BusError::nats)?;
+                jetstream.get_key_value(&bucket).await.map_err(BusError::nats)?
+            }
+        };
+        Ok(Self {
+            jetstream,
+            stream,
+            letters,
+            options,
+        })
+    }
+
+    /// The subject of partition `partition`.
+    fn subject(&self, partition: u32) -> String {
+        format!("{}.events.{partition}", self.options.prefix)
+    }
+
+    /// The durable consumer of `consumer` on partition `partition`.
+    fn durable(consumer: &str, partition: u32) -> String {
+        format!("{consumer}-{partition}")
+    }
+
+    pub(crate) fn letters(&self, consumer: &str) -> NatsLetters {
+        NatsLetters::new(self.letters.clone(), consumer)
+    }
+
+    /// Publishes every message (asynchronously, all acks awaited), each with `Nats-Msg-Id` = its
+    /// event id.
+    pub(crate) async fn publish(&self, messages: &[RecordedEvent]) -> Result<(), BusError> {
+        let mut acks = Vec::with_capacity(messages.len());
+        for message in messages {
+            let json =
+                cloudevents::to_json(message, &Source::AggregateType).map_err(|e| BusError::Encode {
+                    event_id: message.event_id,
+                    reason: e.to_string(),
+                })?;
+            let subject = self.subject(partition_of(&message.stream_id, self.options.partitions));
+            let publish = jetstream::message::PublishMessage::build()
+                .payload(Bytes::from(json))
+                .message_id(message.event_id.to_string());
+            let ack = self
+                .jetstream
+                .send_publish(subject, publish)
+                .await
+                .map_err(BusError::nats)?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await.map_err(BusError::nats)?;
+        }
+        Ok(())
+    }
+
+    /// The stream's last sequence.
+    pub(crate) async fn mark(&self) -> Result<u64, BusError> {
+        let mut stream = self.stream.clone();
+        let info = stream.info().await.map_err(BusError::nats)?;
+        Ok(info.state.last_sequence)
+    }
+
+    /// Whether every partition consumer of `consumer` has acknowledged everything up to `mark`.
+    pub(crate) async fn reached(&self, consumer: &str, mark: u64) -> Result<bool, BusError> {
+        for partition in 0..self.options.partitions {
+            let found: Result<jetstream::consumer::PullConsumer, _> = self
+                .stream
+                .get_consumer(&Self::durable(consumer, partition))
+                .await;
+            let Ok(mut found) = found else { return Ok(false) };
+            let info = found.info().await.map_err(BusError::nats)?;
+            let drained = info.num_pending == 0 && info.num_ack_pending == 0;
+            if !drained && info.ack_floor.stream_sequence < mark {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,221 @@
+//! The Redis Streams transport (feature `redis`, Redis 7.0 or later).
+//!
+//! Keys, under a configurable prefix (default `eventcore`):
+//! - `{prefix}:events:{p}`: the stream of partition `p`; each entry holds one CloudEvent in field
+//!   `event`. Consumers are consumer groups named after the consumer.
+//! - `{prefix}:dead:{consumer}`, `{prefix}:held:{consumer}`, `{prefix}:rejected:{consumer}`:
+//!   hashes of dead letters (by event id), of streams held behind one (stream id → letter id),
+//!   and of rejected messages (by entry id).
+//! - `{prefix}:lease:{consumer}:{p}` and `{prefix}:members:{consumer}`: who handles partition
+//!   `p`, and which processes are alive to share the partitions.
+
+mod consumer;
+mod letters;
+
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::streams::{StreamAddOptions, StreamTrimStrategy, StreamTrimmingMode};
+
+pub(crate) use letters::RedisLetters;
+
+use super::transport::{partition_of, BusError};
+use crate::cloudevents::{self, Source};
+use crate::envelope::RecordedEvent;
+
+/// How long the broker keeps published events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Retention {
+    /// Keep everything (trim by hand).
+    Unbounded,
+    /// About this many entries per partition (`XADD ... MAXLEN ~ n`).
+    MaxLen(usize),
+    /// About this long (`XADD ... MINID ~ <now - age>`).
+    MaxAge(Duration),
+}
+
+/// Settings of a Redis bus; publishers and consumers of one bus must agree on them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisOptions {
+    prefix: String,
+    partitions: u32,
+    retention: Retention,
+    block: Duration,
+}
+
+impl Default for RedisOptions {
+    /// Prefix `eventcore`, 8 partitions, about a million entries kept per partition.
+    fn default() -> Self {
+        Self {
+            prefix: "eventcore".to_owned(),
+            partitions: 8,
+            retention: Retention::MaxLen(1_000_000),
+            block: Duration::from_millis(500),
+        }
+    }
+}
+
+impl RedisOptions {
+    /// The prefix of every key the bus uses.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Streams the events are spread over, by stream id (at least 1): the unit of parallelism
+    /// among competing consumers. Changing it reorders streams in flight: drain first.
+    pub fn partitions(mut self, partitions: u32) -> Self {
+        self.partitions = partitions.max(1);
+        self
+    }
+
+    /// How long published events are kept. Events trimmed before a consumer handled them are
+    /// recorded as lost in its rejected messages.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How long a consumer's `XREADGROUP` blocks waiting for new entries (default 500 ms).
+    pub fn block(mut self, block: Duration) -> Self {
+        self.block = block.max(Duration::from_millis(1));
+        self
+    }
+}
+
+/// A connected Redis bus.
+pub(crate) struct RedisTransport {
+    client: ::redis::Client,
+    connection: ConnectionManager,
+    options: RedisOptions,
+}
+
+impl RedisTransport {
+    /// Connects to `url`.
+    pub(crate) async fn connect(url: &str, options: RedisOptions) -> Result<Self, BusError> {
+        let client = ::redis::Client::open(url)?;
+        let connection = Self::connection_to(&client).await?;
+        Ok(Self {
+            client,
+            connection,
+            options,
+        })
+    }
+
+    async fn connection_to(client: &::redis::Client) -> Result<ConnectionManager, BusError> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(5))
+            .set_number_of_retries(3);
+        Ok(ConnectionManager::new_with_config(client.clone(), config).await?)
+    }
+
+    /// A connection of its own (for a consumer's blocking reads).
+    pub(crate) async fn new_connection(&self) -> Result<ConnectionManager, BusError> {
+        Self::connection_to(&self.client).await
+    }
+
+    /// The stream of partition `partition`.
+    pub(crate) fn stream_key(&self, partition: u32) -> String {
+        format!("{}:events:{partition}", self.options.prefix)
+    }
+
+    /// The key `{prefix}:{kind}:{consumer}`.
+    pub(crate) fn key(&self, kind: &str, consumer: &str) -> String {
+        format!("{}:{kind}:{consumer}", self.options.prefix)
+    }
+
+    pub(crate) fn letters(&self, consumer: &str) -> RedisLetters {
+        RedisLetters::new(self.connection.clone(), self, consumer)
+    }
+
+    /// Adds every message to its partition's stream in one pipeline; returns once Redis has
+    /// answered for all of them.
+    pub(crate) async fn publish(&self, messages: &[RecordedEvent]) -> Result<(), BusError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let trim = match self.options.retention {
+            Retention::Unbounded => None,
+            Retention::MaxLen(entries) => {
+                Some(StreamTrimStrategy::maxlen(StreamTrimmingMode::Approx, entries))
+            }
+            Retention::MaxAge(age) => {
+                let now = chrono::Utc::now().timestamp_millis().max(0) as u128;
+                let min = now.saturating_sub(age.as_millis());
+                Some(StreamTrimStrategy::minid(
+                    StreamTrimmingMode::Approx,
+                    format!("{min}-0"),
+                ))
+            }
+        };
+        let options = match trim {
+            Some(trim) => StreamAddOptions::default().trim(trim),
+            None => StreamAddOptions::default(),
+        };
+        let mut pipe = ::redis::pipe();
+        for message in messages {
+            let json =
+                cloudevents::to_json(message, &Source::AggregateType).map_err(|e| BusError::Encode {
+                    event_id: message.event_id,
+                    reason: e.to_string(),
+                })?;
+            let key = self.stream_key(partition_of(&message.stream_id, self.options.partitions));
+            pipe.xadd_options(key, "*", &[("event", json)], &options);
+        }
+        let mut connection = self.connection.clone();
+        let _: Vec<String> = pipe.query_async(&mut connection).await?;
+        Ok(())
+    }
+
+    /// The last entry id of each partition (`None` for an empty one).
+    pub(crate) async fn mark(&self) -> Result<Vec<Option<String>>, BusError> {
+        let mut pipe = ::redis::pipe();
+        for partition in 0..self.options.partitions {
+            pipe.cmd("XREVRANGE")
+                .arg(self.stream_key(partition))
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1);
+        }
+        let mut connection = self.connection.clone();
+        let ranges: Vec<::redis::streams::StreamRangeReply> = pipe.query_async(&mut connection).await?;
+        Ok(ranges
+            .into_iter()
+            .map(|range| range.ids.into_iter().next().map(|entry| entry.id))
+            .collect())
+    }
+
+    /// Whether group `consumer` was handed every entry up to `mark` and acknowledged them all.
+    pub(crate) async fn reached(&self, consumer: &str, mark: &[Option<String>]) -> Result<bool, BusError> {
+        let mut connection = self.connection.clone();
+        for (partition, last) in mark.iter().enumerate() {
+            let Some(last) = last else { continue };
+            let key = self.stream_key(partition as u32);
+            let groups: ::redis::streams::StreamInfoGroupsReply = ::redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(&key)
+                .query_async(&mut connection)
+                .await?;
+            let Some(group) = groups.groups.iter().find(|g| g.name == consumer) else {
+                return Ok(false);
+            };
+            if consumer::entry_id(&group.last_delivered_id) < consumer::entry_id(last) {
+                return Ok(false);
+            }
+            let pending: ::redis::streams::StreamPendingCountReply = ::redis::cmd("XPENDING")
+                .arg(&key)
+                .arg(consumer)
+                .arg("-")
+                .arg(last)
+                .arg(1)
+                .query_async(&mut connection)
+                .await?;
+            if !pending.ids.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,162 @@
+//! [`Relay`]: publishes the store's log to a broker bus, at least once, in order per stream.
+//!
+//! The store's log is the outbox: the relay reads it gap-free from its checkpoint (the runner
+//! machinery: one active relay per store by a fenced lease, status and lag like any runner),
+//! publishes each batch, and moves its checkpoint only once the broker acknowledged the whole
+//! batch. A relay that crashes between the two publishes the batch again: consumers see the same
+//! event ids (NATS drops the duplicates within its window; handlers are idempotent).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::event_bus::EventBus;
+use super::transport::Broker;
+use crate::envelope::RecordedEvent;
+use crate::projection::{DEFAULT_BATCH_SIZE, DEFAULT_LEASE_TTL};
+use crate::runner::{
+    drive, new_owner, Backoff, BatchError, BatchHandler, DocumentCommit, DriverConfig, Ended, Lease,
+    RetryPolicy, Runner, RunnerState, RunnerStore, Running, StatusBoard,
+};
+use crate::store::{EventFilter, LogBatch, StoreError};
+
+/// Turns a stored event into the message published for it (`None`: not published), such as a
+/// domain event into an integration event.
+pub type Translate = Arc<dyn Fn(&RecordedEvent) -> Option<RecordedEvent> + Send + Sync>;
+
+/// Publishes the store's log to a broker bus; configure it, then [`start`](Relay::start) it.
+pub struct Relay<S> {
+    store: S,
+    bus: EventBus<Broker>,
+    name: String,
+    batch_size: usize,
+    lease_ttl: Duration,
+    backoff: Backoff,
+    translate: Option<Translate>,
+}
+
+impl<S> std::fmt::Debug for Relay<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("name", &self.name)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: RunnerStore> Relay<S> {
+    /// A relay from `store`'s log to `bus`, named `relay` (its checkpoint and lease).
+    pub fn new(store: S, bus: EventBus<Broker>) -> Self {
+        Self {
+            store,
+            bus,
+            name: "relay".to_owned(),
+            batch_size: DEFAULT_BATCH_SIZE,
+            lease_ttl: DEFAULT_LEASE_TTL,
+            backoff: Backoff::default(),
+            translate: None,
+        }
+    }
+
+    /// Its name: its checkpoint and lease (another name relays the same log again, to another bus).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Events read and published per batch (default 500).
+    pub fn batch_size(mut self, events: usize) -> Self {
+        self.batch_size = events.max(1);
+        self
+    }
+
+    /// How long the relay's lease lasts without renewal (default 30 s).
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_millis(30));
+        self
+    }
+
+    /// Waits between attempts when the broker or the store fails (it retries without end).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Translates each event on the way out (for example into an integration event, keeping
+    /// its id, correlation and causation); `None` publishes nothing for it.
+    pub fn translate(
+        mut self,
+        translate: impl Fn(&RecordedEvent) -> Option<RecordedEvent> + Send + Sync + 'static,
+    ) -> Self {
+        self.translate = Some(Arc::new(translate));
+        self
+    }
+
+    /// Starts the relay: it takes its lease (standing by while another process relays), catches
+    /// up from its checkpoint, then follows the log live.
+    pub fn start(self) -> Running<S> {
+        let cancel = CancellationToken::new();
+        let board = Arc::new(StatusBoard::new(&self.name, 1));
+        let config = DriverConfig {
+            name: self.name.clone(),
+            filter: EventFilter::all(),
+            batch_size: self.batch_size,
+            owner: new_owner(),
+            lease_ttl: self.lease_ttl,
+            retry: RetryPolicy {
+                max_attempts: u32::MAX,
+                backoff: self.backoff,
+            },
+            busy_state: RunnerState::CatchingUp,
+            stop_at_head: false,
+        };
+        let publisher = Publisher {
+            bus: self.bus,
+            translate: self.translate,
+            collection: format!("eventcore.relay.{}", self.name),
+        };
+        let task = {
+            let (store, board, cancel) = (self.store.clone(), Arc::clone(&board), cancel.clone());
+            tokio::spawn(async move {
+                match drive(store, publisher, config, &board, cancel).await {
+                    Ended::Stopped(lease) => lease,
+                    Ended::Failed => None,
+                }
+            })
+        };
+        Running::new(self.store, vec![Runner::new(board, task)], cancel)
+    }
+}
+
+/// The relay's [`BatchHandler`]: publish the batch, then move the checkpoint.
+struct Publisher {
+    bus: EventBus<Broker>,
+    translate: Option<Translate>,
+    collection: String,
+}
+
+impl<S: RunnerStore> BatchHandler<S> for Publisher {
+    async fn handle(&mut self, store: &S, lease: &Lease, batch: &LogBatch) -> Result<u64, BatchError> {
+        let messages: Vec<RecordedEvent> = match &self.translate {
+            Some(translate) => batch.events.iter().filter_map(|event| translate(event)).collect(),
+            None => batch.events.clone(),
+        };
+        self.bus
+            .publish(&messages)
+            .await
+            .map_err(StoreError::unavailable)?;
+        store
+            .commit_documents(
+                lease,
+                DocumentCommit {
+                    collection: self.collection.clone(),
+                    upserts: Vec::new(),
+                    position: batch.next_position,
+                    version: 1,
+                },
+            )
+            .await?;
+        Ok(batch.next_position)
+    }
+}
