@@ -35,7 +35,7 @@ pub(crate) use running::Runner;
 pub use running::Running;
 pub(crate) use status::StatusBoard;
 pub use status::{RunnerState, RunnerStatus};
-pub use store::{Checkpoint, CommitSignal, DocumentCommit, Lease, RunnerStore};
+pub use store::{Checkpoint, CommitSignal, DocumentCommit, DocumentWrite, Lease, RunnerStore};
 
 /// A lease owner id unique to this process and call: `{host pid}/{uuid}`.
 pub(crate) fn new_owner() -> String {
