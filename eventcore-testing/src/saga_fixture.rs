@@ -4,7 +4,7 @@ use std::fmt::{Debug, Write as _};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use eventcore::saga::{HandlesDeadline, PendingDeadline, Saga, SagaInstances, SagaRoute};
+use eventcore::saga::{PendingDeadline, Saga, SagaDeadline, SagaInstances, SagaRoute};
 use eventcore::{DomainEvent, NewEvent, RecordedEvent};
 use serde::Serialize;
 
@@ -327,12 +327,13 @@ impl<S: Saga> SagaOutcome<S> {
     /// Expects the step to have scheduled `deadline` to fall due `after` the step's time (and
     /// not cancelled it again).
     #[track_caller]
-    pub fn then_scheduled<D: Serialize + Debug>(mut self, after: Duration, deadline: D) -> Self
-    where
-        S: HandlesDeadline<D>,
-    {
+    pub fn then_scheduled<D: SagaDeadline<S> + Serialize + Debug>(
+        mut self,
+        after: Duration,
+        deadline: D,
+    ) -> Self {
         self.checked = true;
-        let name = <S as HandlesDeadline<D>>::DEADLINE;
+        let name = D::DEADLINE;
         let payload = serde_json::to_value(&deadline)
             .unwrap_or_else(|e| panic!("then_scheduled: the expected deadline does not serialize: {e}"));
         let due = chrono::Duration::from_std(after)

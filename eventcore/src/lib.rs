@@ -407,7 +407,7 @@ pub mod __private {
     pub use crate::projection::{Handles, Projection, ProjectionError, Routed};
     pub use crate::saga::support::{decode_deadline, decode_saga_event, key_of, unknown_deadline};
     pub use crate::saga::{
-        HandlesDeadline, HandlesSagaEvent, Role, Saga, SagaCommands, SagaContext, SagaError, SagaRoute,
+        HandlesSagaEvent, Role, Saga, SagaCommands, SagaContext, SagaDeadline, SagaError, SagaRoute,
     };
     pub use crate::schema::{
         into_upcasted, one_step, typed_upcast, AggregateRegistration, EventRegistration, UpcastError,

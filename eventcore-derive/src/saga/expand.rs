@@ -40,7 +40,7 @@ pub fn expand(input: &SagaImpl<'_>) -> TokenStream {
         let private = private_path(krate, ty.span());
         quote_spanned! {ty.span()=>
             #[automatically_derived]
-            impl #private::HandlesDeadline<#ty> for #self_ty {
+            impl #private::SagaDeadline<#self_ty> for #ty {
                 const DEADLINE: &'static ::core::primitive::str = #dname;
             }
         }
@@ -104,7 +104,8 @@ pub fn expand(input: &SagaImpl<'_>) -> TokenStream {
     }
 }
 
-/// `impl SagaCommands`, emitted even beside errors so `SagaContext<Self>` keeps resolving.
+/// `impl SagaCommands`, also emitted beside errors (with `()` when `commands` is missing) so
+/// `SagaContext<Self>` keeps resolving.
 pub fn commands_impl(input: &SagaImpl<'_>) -> TokenStream {
     commands_impl_for(&input.krate, &input.item.self_ty, &input.commands)
 }
@@ -148,7 +149,7 @@ fn route(private: &TokenStream, saga: &str, handler: &EventFn<'_>) -> TokenStrea
     };
     let role = match handler.marker {
         Marker::Start => quote!(Start),
-        Marker::Handle => quote!(Handle),
+        Marker::Handle => quote!(Step),
         Marker::End | Marker::Deadline => quote!(End),
     };
     quote! {

@@ -29,15 +29,15 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         (Ok(()), Some(ir)) => expand::expand(&ir),
         (Err(errors), _) => {
             let errors = errors.into_compile_error();
-            let commands = match (&attrs.commands, &item.trait_) {
-                (Some(commands), None) => {
-                    let krate = attrs
-                        .krate
-                        .clone()
-                        .unwrap_or_else(|| syn::parse_quote!(::eventcore));
-                    expand::commands_impl_for(&krate, &item.self_ty, commands)
-                }
-                _ => TokenStream::new(),
+            let commands = if item.trait_.is_none() {
+                let krate = attrs
+                    .krate
+                    .clone()
+                    .unwrap_or_else(|| syn::parse_quote!(::eventcore));
+                let commands = attrs.commands.clone().unwrap_or_else(|| syn::parse_quote!(()));
+                expand::commands_impl_for(&krate, &item.self_ty, &commands)
+            } else {
+                TokenStream::new()
             };
             quote!(#errors #item #commands)
         }

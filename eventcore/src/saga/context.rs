@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{HandlesDeadline, SagaCommands};
+use super::{SagaCommands, SagaDeadline};
 
 /// A deadline scheduled by a step: its type name, when it falls due, and its payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,10 +64,7 @@ impl<S: SagaCommands> SagaContext<S> {
     }
 
     /// Schedules `deadline` to fall due `after` this step's time.
-    pub fn schedule<D: Serialize>(&mut self, after: Duration, deadline: D)
-    where
-        S: HandlesDeadline<D>,
-    {
+    pub fn schedule<D: SagaDeadline<S> + Serialize>(&mut self, after: Duration, deadline: D) {
         let after = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
         let due = self
             .now
@@ -77,12 +74,9 @@ impl<S: SagaCommands> SagaContext<S> {
     }
 
     /// Schedules `deadline` to fall due at `at`.
-    pub fn schedule_at<D: Serialize>(&mut self, at: DateTime<Utc>, deadline: D)
-    where
-        S: HandlesDeadline<D>,
-    {
+    pub fn schedule_at<D: SagaDeadline<S> + Serialize>(&mut self, at: DateTime<Utc>, deadline: D) {
         self.scheduled.push(ScheduledDeadline {
-            name: <S as HandlesDeadline<D>>::DEADLINE,
+            name: D::DEADLINE,
             due: at,
             payload: serde_json::to_value(&deadline).map_err(|e| e.to_string()),
         });
@@ -90,11 +84,8 @@ impl<S: SagaCommands> SagaContext<S> {
 
     /// Cancels every pending deadline of type `D` of this instance (those scheduled earlier in
     /// this step too). Cancelling a deadline that fired or never existed does nothing.
-    pub fn cancel<D>(&mut self)
-    where
-        S: HandlesDeadline<D>,
-    {
-        let name = <S as HandlesDeadline<D>>::DEADLINE;
+    pub fn cancel<D: SagaDeadline<S>>(&mut self) {
+        let name = D::DEADLINE;
         self.scheduled.retain(|d| d.name != name);
         if !self.cancelled.contains(&name) {
             self.cancelled.push(name);

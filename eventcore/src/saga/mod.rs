@@ -71,19 +71,20 @@ pub trait Saga: SagaCommands + Serialize + DeserializeOwned + Default + Send + S
     ) -> Result<(), SagaError>;
 }
 
-/// Marks that saga `Self` has a `#[deadline]` handler for the deadline type `D`.
+/// Marks `Self` as a deadline type that saga `S` has a `#[deadline]` handler for.
 ///
 /// Implemented by `#[saga]` once per `#[deadline]` handler; [`SagaContext::schedule`] requires
 /// it, so scheduling a deadline nobody handles is a compile error naming the type.
 #[diagnostic::on_unimplemented(
-    message = "the saga `{Self}` has no `#[deadline]` handler for `{D}`",
-    label = "`{D}` is scheduled here",
-    note = "add `#[deadline] fn name(&mut self, d: &{D}, cx: &mut SagaContext<Self>) {{ ... }}` to the `#[saga]` block"
+    message = "the saga `{S}` has no `#[deadline]` handler for `{Self}`",
+    label = "`{Self}` is scheduled here, but `{S}` has no `#[deadline]` for it",
+    note = "add `#[deadline] fn name(&mut self, d: &{Self}, cx: &mut SagaContext<Self>) {{ ... }}` to the `#[saga]` block of `{S}`"
 )]
-pub trait HandlesDeadline<D>: SagaCommands {
+pub trait SagaDeadline<S> {
     /// The stored name of the deadline type.
     const DEADLINE: &'static str;
 }
 
-/// Marks that saga `Self` has a handler for the event struct `E` (once, so two conflict).
+/// Marks that saga `Self` has a handler for the event struct `E` (implemented once per handler,
+/// so two handlers for one struct under different paths conflict).
 pub trait HandlesSagaEvent<E> {}

@@ -11,8 +11,8 @@ use super::{Saga, SagaContext};
 pub enum Role {
     /// `#[start]`: creates the instance for its key unless the key has one.
     Start,
-    /// `#[handle]`: runs on the instance of its key.
-    Handle,
+    /// `#[handle]`: a step on the instance of its key.
+    Step,
     /// `#[end]`: runs on the instance of its key, then ends it.
     End,
 }
