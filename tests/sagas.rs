@@ -385,3 +385,50 @@ async fn events_for_keys_without_an_instance_are_skipped_not_retried() {
     assert_eq!((status.lag, status.retries), (0, 0));
     running.stop().await.unwrap();
 }
+
+/// The same runs on PostgreSQL (feature `postgres`, `EVENTCORE_POSTGRES_URL`), each in its own schema.
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use eventcore::PostgresStore;
+    use eventcore_testing::conformance::postgres::{drop_schema, postgres_url, unique_schema};
+
+    async fn store(prefix: &str) -> Option<PostgresStore> {
+        let url = postgres_url()?;
+        Some(
+            PostgresStore::builder()
+                .schema(unique_schema(prefix))
+                .poll_interval(Duration::from_millis(50))
+                .connect(&url)
+                .await
+                .unwrap(),
+        )
+    }
+
+    macro_rules! on_postgres {
+        ($($name:ident => $body:ident,)*) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(store) = store("ec_saga").await else {
+                    return;
+                };
+                let outcome = tokio::spawn($body(store.clone())).await;
+                drop_schema(&store).await;
+                outcome.unwrap();
+            }
+        )*};
+    }
+
+    async fn design_block(store: PostgresStore) {
+        sagas_block(store).await.unwrap();
+    }
+
+    on_postgres! {
+        design_block_on_postgres => design_block,
+        happy_path_on_postgres => happy_path,
+        payment_failure_cancels_on_postgres => payment_failure_cancels,
+        payment_timeout_cancels_on_postgres => payment_timeout_cancels,
+        racing_starts_make_one_instance_on_postgres => racing_starts_make_one_instance,
+        a_redispatch_appends_nothing_on_postgres => a_redispatch_appends_nothing,
+    }
+}
