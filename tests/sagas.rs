@@ -432,3 +432,71 @@ mod postgres {
         a_redispatch_appends_nothing_on_postgres => a_redispatch_appends_nothing,
     }
 }
+
+#[tokio::test]
+async fn a_deadline_that_keeps_failing_is_set_aside_and_holds_back_no_other() {
+    let (_dir, store) = sqlite().await;
+    let shop = Shop::new(store.clone());
+    let clock = ManualClock::default();
+    let sagas = Sagas::new(store.clone())
+        .clock(clock.clone())
+        .retry(RetryPolicy {
+            max_attempts: 2,
+            backoff: Backoff::exponential(Duration::from_millis(1), Duration::from_millis(5)),
+        })
+        .with::<Checkout, _>(shop.dispatcher());
+    let running = sagas.start();
+    place(&store, "o-7", shop.silent_amount).await;
+    settle(&running, &store).await;
+    running.stop().await.unwrap();
+
+    // A deadline stored by an older version, whose payload no longer decodes, due first.
+    let mut instance: serde_json::Value = serde_json::from_slice(
+        &store
+            .load_documents("saga.checkout.instances", vec!["o-7".into()])
+            .await
+            .unwrap()["o-7"],
+    )
+    .unwrap();
+    let bogus = serde_json::json!({
+        "key": "0000000000000000/000000000000/0000/o-7",
+        "instance": "o-7",
+        "name": "PaymentTimedOut",
+        "due": "2000-01-01T00:00:00Z",
+        "payload": { "minutes": "ten" },
+    });
+    instance["deadlines"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, bogus.clone());
+    for (collection, key, body) in [
+        ("saga.checkout.instances", "o-7", &instance),
+        ("saga.checkout.deadlines", bogus["key"].as_str().unwrap(), &bogus),
+    ] {
+        store
+            .put_document(collection, key, Some(serde_json::to_vec(body).unwrap().into()))
+            .await
+            .unwrap();
+    }
+
+    let running = sagas.start();
+    clock.advance(Duration::from_secs(601));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while types_in(&store, "order-o-7").await.len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the good deadline never fired"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let dead = sagas.dead_deadlines::<Checkout>().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].deadline.key.as_str(), dead[0].attempts),
+        (bogus["key"].as_str().unwrap(), 2)
+    );
+    assert!(dead[0].error.contains("PaymentTimedOut"), "{}", dead[0].error);
+    assert!(sagas.deadlines::<Checkout>().await.unwrap().is_empty());
+    assert!(sagas.instance::<Checkout>("o-7").await.unwrap().unwrap().ended);
+    running.stop().await.unwrap();
+}

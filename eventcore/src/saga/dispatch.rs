@@ -58,6 +58,19 @@ pub struct SagaDeadLetter {
     pub failed_at: DateTime<Utc>,
 }
 
+/// A deadline whose handler kept failing (a payload that no longer decodes), kept with its error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadDeadline {
+    /// The deadline as stored.
+    pub deadline: super::PendingDeadline,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last error, with its causes.
+    pub error: String,
+    /// When it was dead-lettered.
+    pub failed_at: DateTime<Utc>,
+}
+
 /// A command waiting to be dispatched, with its retry state in this process.
 #[derive(Debug)]
 struct Pending {

@@ -30,7 +30,7 @@ use crate::envelope::RecordedEvent;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::{SagaContext, ScheduledDeadline};
-pub use dispatch::{CommandDispatcher, SagaDeadLetter};
+pub use dispatch::{CommandDispatcher, DeadDeadline, SagaDeadLetter};
 pub use error::SagaError;
 pub use instance::{OutgoingCommand, PendingDeadline, SagaInstance, SagaInstances, Skipped, StepOutcome};
 pub use route::{Role, SagaRoute};

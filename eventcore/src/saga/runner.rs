@@ -1,7 +1,7 @@
 //! The saga runner: [`Sagas`], fed from the store's log, committing each batch of steps with
 //! the checkpoint, firing due deadlines and dispatching the commands sent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::dispatch::{CommandDispatcher, Outbox, SagaDeadLetter};
+use super::dispatch::{CommandDispatcher, DeadDeadline, Outbox, SagaDeadLetter};
 use super::instance::Skipped;
 use super::storage::{self, collection, StoredCommand};
 use super::{Clock, OutgoingCommand, PendingDeadline, Saga, SagaError, SagaInstance, SagaRoute, SystemClock};
@@ -191,6 +191,11 @@ impl<St: RunnerStore> Sagas<St> {
         storage::list(&self.store, S::NAME, "dead").await
     }
 
+    /// The deadlines of saga `S` whose handler kept failing, set aside.
+    pub async fn dead_deadlines<S: Saga>(&self) -> Result<Vec<DeadDeadline>, RunnerError> {
+        storage::list(&self.store, S::NAME, "dead_deadlines").await
+    }
+
     /// Counts of saga `S`'s instances, deadlines and commands.
     pub async fn stats<S: Saga>(&self) -> Result<SagaStats, RunnerError> {
         let mut stats = SagaStats::default();
@@ -263,6 +268,8 @@ impl<St: RunnerStore, S: Saga, D: CommandDispatcher<S::Command>> Entry<St> for T
             moved: options.clock.moved(),
             clock: options.clock,
             dispatch_retry: options.dispatch_retry,
+            deadline_attempts: options.retry.max_attempts.max(1),
+            failing_deadlines: HashMap::new(),
             fence: None,
             position: 1,
             outbox: Outbox::default(),
@@ -284,6 +291,10 @@ struct SagaHandler<S, D> {
     clock: Arc<dyn Clock>,
     moved: Option<watch::Receiver<DateTime<Utc>>>,
     dispatch_retry: RetryPolicy,
+    /// Attempts at a failing deadline before it is set aside.
+    deadline_attempts: u32,
+    /// Failed attempts of deadlines, by key.
+    failing_deadlines: HashMap<String, u32>,
     /// The fence of the lease the in-memory lists were loaded under.
     fence: Option<u64>,
     /// The checkpoint last committed under that lease.
@@ -466,12 +477,7 @@ impl<S: Saga, D: CommandDispatcher<S::Command>> SagaHandler<S, D> {
                     metrics::counter!("eventcore_saga_deadlines_fired_total", "saga" => S::NAME).increment(1);
                     commands.extend(outcome.commands);
                 }
-                Err(error) => {
-                    return Err(BatchError::Event {
-                        position: self.position,
-                        error: Box::new(error),
-                    })
-                }
+                Err(error) => return self.deadline_failed(store, lease, deadline, error).await,
             }
         }
         let changes = instances.take_changes();
@@ -504,6 +510,63 @@ impl<S: Saga, D: CommandDispatcher<S::Command>> SagaHandler<S, D> {
             },
         )
         .await?;
+        Ok(())
+    }
+}
+
+impl<S: Saga, D: CommandDispatcher<S::Command>> SagaHandler<S, D> {
+    /// Counts a failure of `deadline` (nothing of its batch was committed); after the retry
+    /// policy's attempts, sets it aside so it cannot hold back the deadlines due after it.
+    async fn deadline_failed<St: RunnerStore>(
+        &mut self,
+        store: &St,
+        lease: &Lease,
+        deadline: &PendingDeadline,
+        error: SagaError,
+    ) -> Result<(), BatchError> {
+        let attempts = self.failing_deadlines.entry(deadline.key.clone()).or_insert(0);
+        *attempts += 1;
+        let attempts = *attempts;
+        if attempts < self.deadline_attempts {
+            return Err(BatchError::Event {
+                position: self.position,
+                error: Box::new(error),
+            });
+        }
+        let error = crate::runner::error_chain(&error);
+        tracing::error!(
+            saga = S::NAME,
+            instance = deadline.instance,
+            deadline = deadline.name,
+            attempts,
+            error,
+            "a deadline is set aside"
+        );
+        metrics::counter!("eventcore_saga_dead_deadlines_total", "saga" => S::NAME).increment(1);
+        let letter = DeadDeadline {
+            deadline: deadline.clone(),
+            attempts,
+            error,
+            failed_at: Utc::now(),
+        };
+        let body = serde_json::to_vec(&letter).map_err(StoreError::backend)?;
+        let writes = vec![
+            DocumentWrite {
+                collection: collection(S::NAME, "dead_deadlines"),
+                key: deadline.key.clone(),
+                body: Some(body.into()),
+            },
+            DocumentWrite {
+                collection: collection(S::NAME, "deadlines"),
+                key: deadline.key.clone(),
+                body: None,
+            },
+        ];
+        store
+            .commit_writes(lease, writes, self.position, S::VERSION)
+            .await?;
+        self.deadlines.remove(&deadline.key);
+        self.failing_deadlines.remove(&deadline.key);
         Ok(())
     }
 }
