@@ -153,6 +153,8 @@ impl Outbox {
                 continue;
             };
             if held_back.contains(&pending.command.instance) {
+                // Waits for the earlier command, not for a retry time of its own.
+                pending.next_at = None;
                 continue;
             }
             if pending.next_at.is_some_and(|at| at > Instant::now()) {

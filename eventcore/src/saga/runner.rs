@@ -26,6 +26,8 @@ use crate::store::{EventFilter, LogBatch, StoreError};
 const DEFAULT_BATCH_SIZE: usize = 500;
 /// Default lease duration of a saga's owner.
 const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
+/// The least wait before firing again after a deadline failed.
+const FAILED_DEADLINE_PAUSE: Duration = Duration::from_millis(100);
 /// Deadlines fired per transaction.
 const DEADLINES_PER_COMMIT: usize = 200;
 
@@ -655,7 +657,11 @@ impl<St: RunnerStore, S: Saga, D: CommandDispatcher<S::Command>> BatchHandler<St
             .map(|at| at.saturating_duration_since(Instant::now()));
         if self.moved.is_none() {
             if let Some(due) = self.deadlines.values().map(|d| d.due).min() {
-                let until = (due - self.clock.now()).to_std().unwrap_or_default();
+                let mut until = (due - self.clock.now()).to_std().unwrap_or_default();
+                if !self.failing_deadlines.is_empty() {
+                    // A failing deadline is retried after a pause, not in a tight loop.
+                    until = until.max(FAILED_DEADLINE_PAUSE);
+                }
                 wait = Some(wait.map_or(until, |w| w.min(until)));
             }
         }
