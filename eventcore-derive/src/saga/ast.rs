@@ -246,3 +246,58 @@ fn signature<'a>(cx: &Ctxt, method: &'a ImplItemFn, marker: Marker) -> Option<(&
         None => (referenced, false),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::saga::attr::saga_attrs;
+    use syn::parse_quote;
+
+    fn build(args: proc_macro2::TokenStream, mut item: ItemImpl) -> (Option<(String, usize, usize)>, Vec<String>) {
+        let cx = Ctxt::new();
+        let attrs = saga_attrs(&cx, args);
+        let markers = strip_markers(&mut item);
+        let ir = SagaImpl::from_ast(&cx, &attrs, &item, &markers)
+            .map(|ir| (ir.name, ir.events.len(), ir.deadlines.len()));
+        let errors = cx
+            .check()
+            .err()
+            .map(|e| e.into_iter().map(|e| e.to_string()).collect())
+            .unwrap_or_default();
+        (ir, errors)
+    }
+
+    #[test]
+    fn collects_event_and_deadline_handlers() {
+        let (ir, errors) = build(
+            quote::quote!(commands = ShopCommand),
+            parse_quote! {
+                impl Checkout {
+                    #[start(key = order_id)] fn placed(&mut self, e: &OrderPlaced, cx: &mut SagaContext<Self>) {}
+                    #[handle(key = order_id)] fn paid(&mut self, e: &Envelope<OrderPaid>, cx: &mut SagaContext<Self>) {}
+                    #[end(key = order_id)] fn shipped(&mut self, e: &OrderShipped, cx: &mut SagaContext<Self>) {}
+                    #[deadline] fn timed_out(&mut self, d: &Timeout, cx: &mut SagaContext<Self>) {}
+                    fn helper(&self) {}
+                }
+            },
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(ir, Some(("checkout".to_owned(), 3, 1)));
+    }
+
+    #[test]
+    fn every_independent_mistake_is_reported() {
+        let (_, errors) = build(
+            quote::quote!(version = 0),
+            parse_quote! {
+                impl Checkout {
+                    #[handle] fn paid(&mut self, e: &OrderPaid, cx: &mut SagaContext<Self>) {}
+                    #[handle(key = order_id)] async fn late(&self, e: OrderLate) -> bool {}
+                }
+            },
+        );
+        // version, commands; missing key; async, receiver, return type, parameters; no start.
+        assert_eq!(errors.len(), 8, "{errors:#?}");
+        assert!(errors.iter().any(|e| e.contains("needs a `#[start]`")), "{errors:?}");
+    }
+}
