@@ -20,6 +20,7 @@ mod integration;
 mod naming;
 mod projection;
 mod respan;
+mod saga;
 mod upcaster;
 
 use proc_macro::TokenStream;
@@ -61,4 +62,11 @@ pub fn projection(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn event_handler(args: TokenStream, input: TokenStream) -> TokenStream {
     event_handler::expand(args.into(), input.into()).into()
+}
+
+/// Implements `eventcore::saga::Saga` for an `impl` block of `#[start]`, `#[handle]`, `#[end]`
+/// and `#[deadline]` handlers; see `eventcore::saga` for the full documentation.
+#[proc_macro_attribute]
+pub fn saga(args: TokenStream, input: TokenStream) -> TokenStream {
+    saga::expand(args.into(), input.into()).into()
 }

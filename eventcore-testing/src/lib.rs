@@ -25,6 +25,7 @@ mod projection_fixture;
 pub mod proxy;
 pub mod registry_check;
 mod round_trip;
+mod saga_fixture;
 mod services;
 mod upcast;
 
@@ -32,5 +33,6 @@ pub use fixture::{AggregateFixture, Outcome, StateCheck};
 pub use projection_fixture::{GivenEvent, ProjectionFixture};
 pub use registry_check::{assert_registry, RegistryCheck};
 pub use round_trip::{round_trip, RoundTripError};
+pub use saga_fixture::{SagaFixture, SagaOutcome};
 pub use services::{service_url, REQUIRE_SERVICES_ENV};
 pub use upcast::upcast;

@@ -73,6 +73,7 @@ pub mod projection;
 pub mod repository;
 mod routing;
 pub mod runner;
+pub mod saga;
 pub mod schema;
 pub mod store;
 pub mod subscription;
@@ -353,6 +354,74 @@ pub use eventcore_derive::projection;
 /// `#[on]` handler.
 pub use eventcore_derive::event_handler;
 
+/// Implements [`Saga`](saga::Saga) from an `impl` block of event and deadline handlers.
+///
+/// A saga (process manager) coordinates aggregates over time: one instance per key value, its
+/// state a serde struct (`Default` at the start), its effects commands sent to other
+/// aggregates and deadlines. `#[saga(commands = C)]` names the command type; handlers are
+/// `fn(&mut self, e: &E, cx: &mut SagaContext<Self>)` (or `e: &Envelope<E>`), marked:
+///
+/// - `#[start(key = field)]`: creates the instance for the value of the payload field `field`
+///   (converted with `ToString`), unless that key has one already (then nothing runs);
+/// - `#[handle(key = field)]`: runs on the instance the key finds (an event for a key with no
+///   instance is counted and traced, never retried);
+/// - `#[end(key = field)]`: runs, then ends the instance (its deadlines are cancelled, later
+///   events for its keys do nothing);
+/// - `#[deadline]`: `fn(&mut self, d: &D, cx: &mut SagaContext<Self>)` runs when a deadline of
+///   type `D` (a serde type) scheduled with [`SagaContext::schedule`](saga::SagaContext::schedule)
+///   falls due.
+///
+/// Options of `#[saga(...)]`: `commands = C` (required; a serde type), `name = "..."` (default:
+/// the snake_case type name), `version = N` (default 1), `crate = "path"`.
+///
+/// ```
+/// use eventcore::prelude::*;
+/// use eventcore::saga::{Saga, SagaContext};
+/// use serde::{Deserialize, Serialize};
+/// use std::time::Duration;
+/// # use schemars::JsonSchema;
+/// # #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+/// # #[event(aggregate = "order")]
+/// # pub struct OrderPlaced { pub order_id: String }
+/// # #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+/// # #[event(aggregate = "order")]
+/// # pub struct OrderPaid { pub order_id: String }
+///
+/// #[derive(Debug, Serialize, Deserialize)]
+/// pub enum Reminder { Send { order_id: String } }
+///
+/// #[derive(Debug, Serialize, Deserialize)]
+/// pub struct Remind;
+///
+/// #[derive(Debug, Default, Serialize, Deserialize)]
+/// pub struct PaymentReminder { pub reminded: bool }
+///
+/// #[saga(commands = Reminder)]
+/// impl PaymentReminder {
+///     #[start(key = order_id)]
+///     fn placed(&mut self, _: &OrderPlaced, cx: &mut SagaContext<Self>) {
+///         cx.schedule(Duration::from_secs(3600), Remind);
+///     }
+///     #[end(key = order_id)]
+///     fn paid(&mut self, _: &OrderPaid, _: &mut SagaContext<Self>) {}
+///     #[deadline]
+///     fn remind(&mut self, _: &Remind, cx: &mut SagaContext<Self>) {
+///         self.reminded = true;
+///         let order_id = cx.id().to_owned();
+///         cx.send(Reminder::Send { order_id });
+///     }
+/// }
+///
+/// assert_eq!(PaymentReminder::NAME, "payment_reminder");
+/// assert_eq!(PaymentReminder::HANDLED_EVENT_TYPES, ["order.paid", "order.placed"]);
+/// ```
+///
+/// Mistakes are compile errors at the offending token: no `#[start]` handler, a `key` field the
+/// event lacks, two handlers for one event or deadline type, scheduling a deadline type with
+/// no `#[deadline]` handler, sending a command of another type than `C`, a wrong receiver or
+/// parameter, a return type, `async` or generic handlers, and unknown options.
+pub use eventcore_derive::saga;
+
 /// The common imports: `use eventcore::prelude::*;`.
 pub mod prelude {
     #[cfg(feature = "postgres")]
@@ -360,8 +429,8 @@ pub mod prelude {
     #[cfg(feature = "sqlite")]
     pub use crate::SqliteStore;
     pub use crate::{
-        aggregate, event_handler, projection, upcaster, Aggregate, CommandContext, DomainEvent, Envelope,
-        EventStore, ExpectedVersion, Handle, IntegrationEvent, MemoryStore, Projection, RecordedEvent,
+        aggregate, event_handler, projection, saga, upcaster, Aggregate, CommandContext, DomainEvent,
+        Envelope, EventStore, ExpectedVersion, Handle, IntegrationEvent, MemoryStore, Projection, RecordedEvent,
         Repository, RepositoryError, StoreError, SubscribeAll,
     };
 }
@@ -384,6 +453,10 @@ pub mod __private {
         decode_handled, handler_result, handles, routes_to, sorted_event_types, HandlerOutput,
     };
     pub use crate::projection::{Handles, Projection, ProjectionError, Routed};
+    pub use crate::saga::support::{decode_deadline, decode_saga_event, key_of, unknown_deadline};
+    pub use crate::saga::{
+        HandlesSagaEvent, Role, Saga, SagaCommands, SagaContext, SagaDeadline, SagaError, SagaRoute,
+    };
     pub use crate::schema::{
         into_upcasted, one_step, typed_upcast, AggregateRegistration, EventRegistration, UpcastError,
         Upcasted, UpcasterKind, UpcasterRegistration,

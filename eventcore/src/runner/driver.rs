@@ -53,6 +53,19 @@ pub(crate) trait BatchHandler<S: RunnerStore>: Send + 'static {
         let _ = store;
         async { Ok(()) }
     }
+
+    /// Work that needs the lease, at every wake-up while caught up (a saga's due deadlines and
+    /// pending commands); its writes are fenced by `lease` like a batch's.
+    fn tick(&mut self, store: &S, lease: &Lease) -> impl Future<Output = Result<(), BatchError>> + Send {
+        let _ = (store, lease);
+        async { Ok(()) }
+    }
+
+    /// Resolves when the runner should wake up although nothing was committed (a deadline
+    /// falls due, a retry is due, a test moved the clock); never, by default.
+    fn alarm(&mut self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
 }
 
 /// How a runner reads.
@@ -336,6 +349,19 @@ async fn follow<S: RunnerStore, H: BatchHandler<S>>(
         if let Err(error) = handler.idle(store).await {
             tracing::warn!(?error, "idle work failed");
         }
+        match handler.tick(store, lease).await {
+            Ok(()) => {}
+            Err(BatchError::Store(StoreError::LeaseLost { .. })) => return Followed::LeaseLost,
+            Err(error) => {
+                tracing::warn!(?error, "work while caught up failed");
+                status.update(|s| {
+                    s.last_error = Some(match &error {
+                        BatchError::Store(error) => error_chain(error),
+                        BatchError::Event { error, .. } => error_chain(&**error),
+                    });
+                });
+            }
+        }
         if renewed.elapsed() >= config.lease_ttl / 3 {
             match store.renew_lease(lease).await {
                 Ok(()) => renewed = Instant::now(),
@@ -353,6 +379,7 @@ async fn follow<S: RunnerStore, H: BatchHandler<S>>(
             () = cancel.cancelled() => return Followed::Cancelled,
             _ = signal.commits.changed() => {}
             () = tokio::time::sleep(wait) => {}
+            () = handler.alarm() => {}
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::store::{lease_lost, Checkpoint, CommitSignal, DocumentCommit, Lease, RunnerStore};
+use super::store::{lease_lost, Checkpoint, CommitSignal, DocumentCommit, DocumentWrite, Lease, RunnerStore};
 use crate::store::{MemoryStore, MemoryTransaction, StoreError};
 
 /// The table of runner rows.
@@ -183,6 +183,30 @@ impl RunnerStore for MemoryStore {
             put_row(tx, &lease.name, &row)?;
             for (key, body) in commit.upserts {
                 tx.put(&table, &key, body);
+            }
+            Ok(())
+        })
+    }
+
+    async fn commit_writes(
+        &self,
+        lease: &Lease,
+        writes: Vec<DocumentWrite>,
+        position: u64,
+        version: u32,
+    ) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            let mut row = held(tx, lease)?;
+            row.position = position;
+            row.version = version;
+            row.lease_expires = expiry(lease.ttl);
+            put_row(tx, &lease.name, &row)?;
+            for write in writes {
+                let table = documents_table(&write.collection);
+                match write.body {
+                    Some(body) => tx.put(&table, &write.key, body),
+                    None => tx.delete(&table, &write.key),
+                }
             }
             Ok(())
         })

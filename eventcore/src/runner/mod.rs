@@ -38,7 +38,7 @@ pub(crate) use running::Runner;
 pub use running::Running;
 pub(crate) use status::StatusBoard;
 pub use status::{RunnerState, RunnerStatus};
-pub use store::{Checkpoint, CommitSignal, DocumentCommit, Lease, RunnerStore};
+pub use store::{Checkpoint, CommitSignal, DocumentCommit, DocumentWrite, Lease, RunnerStore};
 /// Stops long runner work such as a rebuild early (tokio-util's token, re-exported).
 pub use tokio_util::sync::CancellationToken;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::store::{lease_lost, Checkpoint, CommitSignal, DocumentCommit, Lease, RunnerStore};
+use super::store::{lease_lost, Checkpoint, CommitSignal, DocumentCommit, DocumentWrite, Lease, RunnerStore};
 use crate::store::postgres::{backend, quote_ident};
 use crate::store::{PostgresStore, StoreError};
 
@@ -284,6 +284,52 @@ impl RunnerStore for PostgresStore {
             tx.execute(&sql.upsert_documents, &[&commit.collection, &keys, &bodies])
                 .await
                 .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn commit_writes(
+        &self,
+        lease: &Lease,
+        writes: Vec<DocumentWrite>,
+        position: u64,
+        version: u32,
+    ) -> Result<(), StoreError> {
+        let sql = self.runner_sql();
+        let mut client = self.pool().get().await.map_err(backend)?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let updated = tx
+            .execute(
+                &sql.write_checkpoint,
+                &[
+                    &lease.name,
+                    &sql_i64(lease.fence),
+                    &sql_i64(position),
+                    &i32::try_from(version).unwrap_or(i32::MAX),
+                    &millis(lease.ttl),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        if updated == 0 {
+            return Err(lease_lost(lease));
+        }
+        for write in writes {
+            match write.body {
+                Some(body) => {
+                    let body = String::from_utf8(body.to_vec()).map_err(StoreError::backend)?;
+                    tx.execute(
+                        &sql.upsert_documents,
+                        &[&write.collection, &vec![write.key], &vec![body]],
+                    )
+                    .await
+                }
+                None => {
+                    tx.execute(&sql.delete_document, &[&write.collection, &write.key])
+                        .await
+                }
+            }
+            .map_err(backend)?;
         }
         tx.commit().await.map_err(backend)
     }

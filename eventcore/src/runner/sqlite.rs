@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension};
 
-use super::store::{lease_lost, Checkpoint, CommitSignal, DocumentCommit, Lease, RunnerStore};
+use super::store::{lease_lost, Checkpoint, CommitSignal, DocumentCommit, DocumentWrite, Lease, RunnerStore};
 use crate::store::sqlite::sqlite_error;
 use crate::store::{SqliteStore, StoreError};
 
@@ -239,6 +239,42 @@ impl RunnerStore for SqliteStore {
                     upsert
                         .execute(rusqlite::params![commit.collection, key, &body[..]])
                         .map_err(sqlite_error)?;
+                }
+            }
+            tx.commit().map_err(sqlite_error)
+        })
+        .await
+    }
+
+    async fn commit_writes(
+        &self,
+        lease: &Lease,
+        writes: Vec<DocumentWrite>,
+        position: u64,
+        version: u32,
+    ) -> Result<(), StoreError> {
+        let lease = lease.clone();
+        self.write_with(move |conn| {
+            let tx = conn.transaction().map_err(sqlite_error)?;
+            write_checkpoint(&tx, &lease, position, version)?;
+            {
+                let mut upsert = tx
+                    .prepare_cached(
+                        "INSERT INTO documents (collection, key, body) VALUES (?1, ?2, ?3) \
+                             ON CONFLICT (collection, key) DO UPDATE SET body = excluded.body",
+                    )
+                    .map_err(sqlite_error)?;
+                let mut delete = tx
+                    .prepare_cached("DELETE FROM documents WHERE collection = ?1 AND key = ?2")
+                    .map_err(sqlite_error)?;
+                for write in &writes {
+                    match &write.body {
+                        Some(body) => {
+                            upsert.execute(rusqlite::params![write.collection, write.key, &body[..]])
+                        }
+                        None => delete.execute([&write.collection, &write.key]),
+                    }
+                    .map_err(sqlite_error)?;
                 }
             }
             tx.commit().map_err(sqlite_error)

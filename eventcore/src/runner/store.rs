@@ -67,6 +67,17 @@ pub struct DocumentCommit {
     pub version: u32,
 }
 
+/// One document written (or, with no body, removed) by [`RunnerStore::commit_writes`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentWrite {
+    /// The collection.
+    pub collection: String,
+    /// The document's key.
+    pub key: String,
+    /// The new body; `None` removes the document.
+    pub body: Option<Bytes>,
+}
+
 /// A store that hosts runners: their checkpoints and leases, and document collections, written
 /// in the store's own transactions so a batch's effects and its checkpoint commit together.
 pub trait RunnerStore: EventStore {
@@ -112,6 +123,17 @@ pub trait RunnerStore: EventStore {
         &self,
         lease: &Lease,
         commit: DocumentCommit,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes and removes documents of any collections and moves the checkpoint of `lease`'s
+    /// runner, in one transaction (a saga step: instance, associations, deadlines, outgoing
+    /// commands); [`StoreError::LeaseLost`] (and nothing written) if the lease was taken over.
+    fn commit_writes(
+        &self,
+        lease: &Lease,
+        writes: Vec<DocumentWrite>,
+        position: u64,
+        version: u32,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Replaces collection `live` with `shadow` (which is emptied) and sets the checkpoint of

@@ -1,0 +1,33 @@
+use eventcore::prelude::*;
+use eventcore::saga::SagaContext;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(DomainEvent, Serialize, Deserialize, JsonSchema)]
+#[event(aggregate = "order")]
+pub struct OrderPlaced { pub order_id: String }
+
+#[derive(DomainEvent, Serialize, Deserialize, JsonSchema)]
+#[event(aggregate = "order")]
+pub struct OrderPaid { pub order_id: String }
+
+#[derive(Serialize, Deserialize)]
+pub enum Command { Charge { order_id: String } }
+
+#[derive(Serialize, Deserialize)]
+pub struct Timeout;
+
+#[derive(Default, Serialize, Deserialize)]
+pub struct Checkout { pub paid: bool }
+
+#[derive(Serialize, Deserialize)]
+pub struct Ship;
+
+#[saga(commands = Command)]
+impl Checkout {
+    #[start(key = order_id)]
+    fn placed(&mut self, _: &OrderPlaced, cx: &mut SagaContext<Self>) {
+        cx.send(Ship);
+    }
+}
+fn main() {}
