@@ -116,10 +116,14 @@ struct Tally {
     sum: i64,
 }
 
-#[aggregate(events = LampToggled, error = Never, name = "tally", snapshot_every = 5, snapshot_version = 3)]
+#[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+#[event(aggregate = "tally")]
+struct TallyCounted {}
+
+#[aggregate(events = TallyCounted, error = Never, name = "tally", snapshot_every = 5, snapshot_version = 3)]
 impl Tally {
     #[apply]
-    fn toggled(&mut self, _: &LampToggled) {
+    fn counted(&mut self, _: &TallyCounted) {
         self.sum += 1;
     }
 }

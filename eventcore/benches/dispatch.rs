@@ -24,7 +24,7 @@ macro_rules! bench_domain {
         #[derive(DomainEvent, Debug, Clone, PartialEq)]
         enum BenchEvent { $($event($event)),* }
 
-        #[aggregate(events = BenchEvent, error = std::convert::Infallible)]
+        #[aggregate(name = "bench", events = BenchEvent, error = std::convert::Infallible)]
         impl Tally {
             $(
                 #[apply]

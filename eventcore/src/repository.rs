@@ -354,7 +354,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         &self.store
     }
 
-    /// The stream id of aggregate `id`: `"{aggregate type}-{id}"` (also [`stream_id`](crate::stream_id),
+    /// The stream id of aggregate `id`: `"{aggregate type}-{id}"` (also [`eventcore::stream_id`](crate::stream_id),
     /// which needs no store type).
     pub fn stream_id(id: &str) -> String {
         stream_id::<A>(id)
