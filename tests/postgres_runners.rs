@@ -150,3 +150,133 @@ async fn two_runners_share_a_projection_by_lease_and_hand_it_over() {
     drop_schema(&store).await;
     outcome.unwrap();
 }
+
+/// Balances in a table of the test's schema; refuses a cursed deposit until `fixed`.
+struct BalanceTable {
+    table: String,
+    fixed: bool,
+}
+
+impl BalanceTable {
+    fn new(store: &PostgresStore, fixed: bool) -> Self {
+        Self {
+            table: format!("\"{}\".balances", store.schema()),
+            fixed,
+        }
+    }
+}
+
+impl eventcore::projection::PostgresTableProjection for BalanceTable {
+    fn name(&self) -> &str {
+        "balance_table"
+    }
+    fn event_types(&self) -> Vec<String> {
+        vec!["account.opened".into(), "account.money_deposited".into()]
+    }
+    async fn setup(
+        &mut self,
+        tx: &eventcore::tokio_postgres::Transaction<'_>,
+    ) -> Result<(), eventcore::projection::TableError> {
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {} (account text PRIMARY KEY, owner text, balance bigint)",
+            self.table
+        );
+        tx.batch_execute(&sql).await?;
+        Ok(())
+    }
+    async fn apply(
+        &mut self,
+        tx: &eventcore::tokio_postgres::Transaction<'_>,
+        event: &RecordedEvent,
+    ) -> Result<(), eventcore::projection::TableError> {
+        match event.decode::<AccountEvent>()?.payload {
+            AccountEvent::Opened(e) => {
+                let sql = format!("INSERT INTO {} VALUES ($1, $2, 0)", self.table);
+                tx.execute(&sql, &[&event.aggregate_id, &e.owner]).await?;
+            }
+            AccountEvent::Deposited(e) if e.amount == 666 && !self.fixed => {
+                return Err("a cursed deposit".into())
+            }
+            AccountEvent::Deposited(e) => {
+                let sql = format!(
+                    "UPDATE {} SET balance = balance + $2 WHERE account = $1",
+                    self.table
+                );
+                tx.execute(&sql, &[&event.aggregate_id, &e.amount]).await?;
+            }
+            AccountEvent::Withdrawn(_) => {}
+        }
+        Ok(())
+    }
+}
+
+async fn balances(store: &PostgresStore) -> Result<Vec<(String, String, i64)>, Box<dyn std::error::Error>> {
+    let client = store.pool().get().await?;
+    let sql = format!(
+        "SELECT account, owner, balance FROM \"{}\".balances ORDER BY account",
+        store.schema()
+    );
+    let rows = client.query(&sql, &[]).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_projection_commits_its_rows_with_its_checkpoint_and_resumes_after_a_fix() {
+    let Some(store) = store("ec_proj_table").await else {
+        return;
+    };
+    let outcome = async {
+        let accounts = Repository::<Account, _>::new(store.clone());
+        accounts
+            .execute("acc-1", OpenAccount { owner: "ada".into() })
+            .await?;
+        accounts
+            .execute("acc-2", OpenAccount { owner: "bob".into() })
+            .await?;
+        accounts.execute("acc-1", Deposit { amount: 20 }).await?;
+        let retry = eventcore::runner::RetryPolicy {
+            max_attempts: 2,
+            backoff: eventcore::runner::Backoff::exponential(
+                Duration::from_millis(1),
+                Duration::from_millis(2),
+            ),
+        };
+        let running = Projections::new(store.clone())
+            .with_tables(BalanceTable::new(&store, false))
+            .retry(retry)
+            .start();
+        running.wait_caught_up(Duration::from_secs(10)).await?;
+        assert_eq!(
+            balances(&store).await?,
+            [
+                ("acc-1".into(), "ada".into(), 20),
+                ("acc-2".into(), "bob".into(), 0)
+            ]
+        );
+        // The rows of a batch before a failing event commit; nothing of it or after it does.
+        accounts.execute("acc-2", Deposit { amount: 1 }).await?;
+        accounts.execute("acc-2", Deposit { amount: 666 }).await?;
+        accounts.execute("acc-2", Deposit { amount: 2 }).await?;
+        let mut status = running.watch("balance_table").expect("registered");
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            status.wait_for(|s| s.state == RunnerState::Failed),
+        )
+        .await??;
+        assert_eq!(running.status()[0].position, 5, "stopped at the cursed deposit");
+        assert_eq!(balances(&store).await?[1], ("acc-2".into(), "bob".into(), 1));
+        running.stop().await?;
+        // Fixed and restarted, it resumes at the failed event and applies each event once.
+        let running = Projections::new(store.clone())
+            .with_tables(BalanceTable::new(&store, true))
+            .start();
+        running.wait_caught_up(Duration::from_secs(10)).await?;
+        assert_eq!(balances(&store).await?[1], ("acc-2".into(), "bob".into(), 669));
+        assert_eq!(balances(&store).await?[0], ("acc-1".into(), "ada".into(), 20));
+        running.stop().await?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    }
+    .await;
+    drop_schema(&store).await;
+    outcome.unwrap();
+}

@@ -94,6 +94,10 @@ pub use chrono;
 pub use rusqlite;
 /// The `schemars` this crate uses: derive `JsonSchema` with it to avoid version skew.
 pub use schemars;
+/// The `tokio_postgres` this crate uses: PostgreSQL table projections and unit-of-work callers
+/// name its types.
+#[cfg(feature = "postgres")]
+pub use tokio_postgres;
 /// The `uuid` this crate uses (event ids are `uuid::Uuid`).
 pub use uuid;
 

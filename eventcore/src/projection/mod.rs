@@ -7,6 +7,8 @@
 
 mod error;
 mod inline;
+#[cfg(feature = "postgres")]
+mod postgres_tables;
 mod routed;
 mod runner;
 #[cfg(feature = "sqlite")]
@@ -18,13 +20,18 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::envelope::RecordedEvent;
 
+/// An error of a table projection's handler.
+pub type TableError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 pub use error::{HandlerError, ProjectionError};
 pub(crate) use inline::{projector, InlineAppend, InlineAppender};
 pub use inline::{DocumentAccess, InlineProjector, InlineStore};
+#[cfg(feature = "postgres")]
+pub use postgres_tables::PostgresTableProjection;
 pub use routed::Routed;
 pub use runner::{Projections, RunningProjections, DEFAULT_BATCH_SIZE, DEFAULT_LEASE_TTL};
 #[cfg(feature = "sqlite")]
-pub use sqlite_tables::{SqliteTableProjection, TableError};
+pub use sqlite_tables::SqliteTableProjection;
 pub use support::HandlerOutput;
 
 /// A document projection: a document type folded from the events its `#[on]` handlers take.

@@ -146,6 +146,19 @@ impl Projections<crate::SqliteStore> {
     }
 }
 
+#[cfg(feature = "postgres")]
+impl Projections<crate::PostgresStore> {
+    /// Adds a projection that writes its own tables in the PostgreSQL database (see
+    /// [`PostgresTableProjection`](super::PostgresTableProjection)).
+    pub fn with_tables<P: super::PostgresTableProjection>(mut self, projection: P) -> Self {
+        self.entries
+            .push(Arc::new(super::postgres_tables::PostgresTableEntry::new(
+                projection,
+            )));
+        self
+    }
+}
+
 /// One registered projection, with its type erased.
 pub(super) trait Entry<S>: Send + Sync {
     fn name(&self) -> &str;

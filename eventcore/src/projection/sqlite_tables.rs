@@ -6,6 +6,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::runner::{Entry, Options};
+use super::TableError;
 use crate::envelope::RecordedEvent;
 use crate::runner::sqlite::write_checkpoint;
 use crate::runner::{
@@ -13,9 +14,6 @@ use crate::runner::{
 };
 use crate::store::sqlite::sqlite_error;
 use crate::store::{EventFilter, LogBatch, SqliteStore, StoreError};
-
-/// An error of a table projection's handler.
-pub type TableError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A projection that keeps its read model in tables of its own, in the store's SQLite file:
 /// the read side users query with SQL.

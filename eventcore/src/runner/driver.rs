@@ -192,6 +192,8 @@ async fn follow<S: RunnerStore, H: BatchHandler<S>>(
     let mut stop_head: Option<u64> = None;
     let mut attempts: (u64, u32) = (0, 0);
     let mut renewed = Instant::now();
+    // The batch after the one being handled, read while it is handled (catch-up only).
+    let mut prefetched: Option<LogBatch> = None;
     status.update(|s| {
         s.position = position;
         s.state = config.busy_state;
@@ -202,10 +204,15 @@ async fn follow<S: RunnerStore, H: BatchHandler<S>>(
         }
         signal.commits.borrow_and_update();
         let started = Instant::now();
-        let batch = match store
-            .read_batch(position, &config.filter, config.batch_size)
-            .await
-        {
+        let read = match prefetched.take() {
+            Some(batch) => Ok(batch),
+            None => {
+                store
+                    .read_batch(position, &config.filter, config.batch_size)
+                    .await
+            }
+        };
+        let batch = match read {
             Ok(batch) => batch,
             Err(error) => {
                 tracing::warn!(%error, position, "cannot read a batch");
@@ -221,8 +228,20 @@ async fn follow<S: RunnerStore, H: BatchHandler<S>>(
         }
         if batch.next_position > position || !batch.events.is_empty() {
             let span = tracing::debug_span!("batch", position, events = batch.events.len());
-            match handler.handle(store, lease, &batch).instrument(span).await {
+            let handling = handler.handle(store, lease, &batch).instrument(span);
+            let (outcome, ahead) = if batch.caught_up() {
+                (handling.await, None)
+            } else {
+                // Behind the head: read the next batch while this one is applied and committed.
+                let ahead = store.read_batch(batch.next_position, &config.filter, config.batch_size);
+                let (outcome, ahead) = tokio::join!(handling, ahead);
+                (outcome, ahead.ok())
+            };
+            match outcome {
                 Ok(committed) => {
+                    if committed == batch.next_position {
+                        prefetched = ahead;
+                    }
                     let handled = batch
                         .events
                         .iter()

@@ -118,6 +118,44 @@ fn checkpoint_of(row: &tokio_postgres::Row) -> Result<Checkpoint, StoreError> {
     })
 }
 
+/// Moves `lease`'s checkpoint to `position` inside `tx`; fails with [`StoreError::LeaseLost`]
+/// when another owner took the lease over, so a fenced-out runner's effects roll back.
+pub(crate) async fn write_checkpoint(
+    store: &PostgresStore,
+    tx: &tokio_postgres::Transaction<'_>,
+    lease: &Lease,
+    position: u64,
+    version: u32,
+) -> Result<(), StoreError> {
+    write_checkpoint_with(&store.runner_sql(), tx, lease, position, version).await
+}
+
+async fn write_checkpoint_with(
+    sql: &Sql,
+    tx: &tokio_postgres::Transaction<'_>,
+    lease: &Lease,
+    position: u64,
+    version: u32,
+) -> Result<(), StoreError> {
+    let updated = tx
+        .execute(
+            &sql.write_checkpoint,
+            &[
+                &lease.name,
+                &sql_i64(lease.fence),
+                &sql_i64(position),
+                &i32::try_from(version).unwrap_or(i32::MAX),
+                &millis(lease.ttl),
+            ],
+        )
+        .await
+        .map_err(backend)?;
+    if updated == 0 {
+        return Err(lease_lost(lease));
+    }
+    Ok(())
+}
+
 impl PostgresStore {
     fn runner_sql(&self) -> Sql {
         Sql::new(self.schema())
@@ -235,22 +273,7 @@ impl RunnerStore for PostgresStore {
         let sql = self.runner_sql();
         let mut client = self.pool().get().await.map_err(backend)?;
         let tx = client.transaction().await.map_err(backend)?;
-        let updated = tx
-            .execute(
-                &sql.write_checkpoint,
-                &[
-                    &lease.name,
-                    &sql_i64(lease.fence),
-                    &sql_i64(commit.position),
-                    &i32::try_from(commit.version).unwrap_or(i32::MAX),
-                    &millis(lease.ttl),
-                ],
-            )
-            .await
-            .map_err(backend)?;
-        if updated == 0 {
-            return Err(lease_lost(lease));
-        }
+        write_checkpoint_with(&sql, &tx, lease, commit.position, commit.version).await?;
         if !commit.upserts.is_empty() {
             let mut keys = Vec::with_capacity(commit.upserts.len());
             let mut bodies = Vec::with_capacity(commit.upserts.len());
