@@ -470,3 +470,59 @@ async fn competing_consumers_share_partitions_and_keep_streams_in_order() {
     second.stop().await.unwrap();
     fixture.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handover_in_good_order_is_not_counted_as_an_attempt() {
+    let Some(fixture) = Fixture::new(1).await else {
+        return;
+    };
+    publish_deposits(&fixture, &["acc-1"], 13).await;
+    let tally = Tally::default();
+    let start = || {
+        fixture
+            .bus
+            .subscribe(tally.clone())
+            .max_attempts(5)
+            .backoff(Backoff::exponential(
+                Duration::from_secs(60),
+                Duration::from_secs(60),
+            ))
+            .start()
+    };
+    let connection = fixture.connection().await;
+    let key = fixture.stream(0);
+    let poison = |connection: &redis::aio::MultiplexedConnection| {
+        let mut connection = connection.clone();
+        let key = key.clone();
+        async move {
+            let pending: redis::streams::StreamPendingCountReply = connection
+                .xpending_count(&key, "tally", "-", "+", 10)
+                .await
+                .unwrap();
+            pending
+                .ids
+                .first()
+                .map(|p| (p.consumer.clone(), p.times_delivered))
+        }
+    };
+    let first = start();
+    // The poison (13th deposit) failed once and waits a minute for its second attempt.
+    eventually(|| async {
+        tally.amounts("account-acc-1").len() == 12 && poison(&connection).await.is_some_and(|p| p.1 == 2)
+    })
+    .await;
+    first.stop().await.unwrap();
+    let before = poison(&connection).await;
+    let second = start();
+    eventually(|| async { poison(&connection).await.map(|p| p.0) != before.as_ref().map(|p| p.0.clone()) })
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // past the takeover's own steps
+    let after = poison(&connection).await;
+    assert_eq!(
+        after.map(|p| p.1),
+        Some(2),
+        "the handover is not counted as an attempt"
+    );
+    second.stop().await.unwrap();
+    fixture.cleanup().await;
+}

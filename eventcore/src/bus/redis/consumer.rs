@@ -40,8 +40,10 @@ pub(crate) fn entry_id(id: &str) -> (u64, u64) {
 
 const RENEW: &str = r"if redis.call('get', KEYS[1]) == ARGV[1] then
   redis.call('pexpire', KEYS[1], ARGV[2]) return 1 else return 0 end";
+/// Gives a lease up and notes who handed the partition over in good order (KEYS[2]), so the
+/// next owner takes its pending entries without counting them as a crashed attempt.
 const RELEASE: &str = r"if redis.call('get', KEYS[1]) == ARGV[1] then
-  redis.call('del', KEYS[1]) return 1 else return 0 end";
+  redis.call('del', KEYS[1]) redis.call('set', KEYS[2], ARGV[1], 'PX', ARGV[2]) return 1 else return 0 end";
 
 /// How many partitions this process holds and may hold.
 #[derive(Debug)]
@@ -266,7 +268,9 @@ impl Worker {
         let mut connection = self.connection(&context.transport).await?;
         let _: i64 = Script::new(RELEASE)
             .key(&self.lease)
+            .key(self.handover())
             .arg(&context.owner)
+            .arg(context.config.lease_ttl.as_millis() as u64 * 10)
             .invoke_async(&mut connection)
             .await?;
         Ok(())
@@ -345,15 +349,37 @@ impl Worker {
         self.handle(context, &mut connection, acks).await
     }
 
-    /// Claims the entries a previous owner of the partition left pending, bumping their
-    /// delivery counts (a crash counts as an attempt); entries already trimmed away are lost.
+    /// The key naming the last owner that handed the partition over in good order.
+    fn handover(&self) -> String {
+        format!("{}:handover", self.lease)
+    }
+
+    /// Claims the entries a previous owner of the partition left pending. Those of an owner that
+    /// handed the partition over in good order (a rebalance, a stop) keep their delivery counts;
+    /// all others are claimed with `XAUTOCLAIM`, bumping their counts (a crash counts as an
+    /// attempt); entries already trimmed away are recorded as lost.
     async fn take_over<H: EventHandler>(
         &mut self,
         context: &Context<H>,
         connection: &mut ConnectionManager,
     ) -> Result<(), BusError> {
-        let mut start = "0-0".to_owned();
         let mut claimed = Vec::new();
+        // The delivery counts of the entries of an owner that handed over in good order.
+        let mut handed_counts: HashMap<String, u32> = HashMap::new();
+        let handed: Option<String> = connection.get_del(self.handover()).await?;
+        if let Some(previous) = handed.filter(|previous| *previous != context.owner) {
+            let pending: StreamPendingCountReply = ::redis::cmd("XPENDING")
+                .arg(&self.key)
+                .arg(H::NAME)
+                .arg("-")
+                .arg("+")
+                .arg(context.config.batch_size * 10 + 100)
+                .arg(&previous)
+                .query_async(connection)
+                .await?;
+            handed_counts.extend(pending.ids.into_iter().map(|p| (p.id, p.times_delivered as u32)));
+        }
+        let mut start = "0-0".to_owned();
         loop {
             let reply: StreamAutoClaimReply = ::redis::cmd("XAUTOCLAIM")
                 .arg(&self.key)
@@ -378,6 +404,26 @@ impl Worker {
         }
         if claimed.is_empty() {
             return Ok(());
+        }
+        // A handover is no attempt: put the counts `XAUTOCLAIM` bumped back.
+        let mut by_count: HashMap<u32, Vec<&str>> = HashMap::new();
+        for entry in &claimed {
+            if let Some(count) = handed_counts.get(&entry.id) {
+                by_count.entry(*count).or_default().push(entry.id.as_str());
+            }
+        }
+        for (count, ids) in by_count {
+            let _: Vec<String> = ::redis::cmd("XCLAIM")
+                .arg(&self.key)
+                .arg(H::NAME)
+                .arg(&context.owner)
+                .arg(0)
+                .arg(&ids)
+                .arg("RETRYCOUNT")
+                .arg(count)
+                .arg("JUSTID")
+                .query_async(connection)
+                .await?;
         }
         let pending: StreamPendingCountReply = ::redis::cmd("XPENDING")
             .arg(&self.key)
