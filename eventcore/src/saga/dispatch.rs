@@ -45,6 +45,9 @@ where
     }
 }
 
+/// Dispatched commands removed from the stored list per transaction.
+const REMOVALS_PER_COMMIT: usize = 100;
+
 /// A command that failed every attempt (or does not decode), kept with its error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SagaDeadLetter {
@@ -147,6 +150,9 @@ impl Outbox {
         let outbox = collection(saga, "outbox");
         let dead = collection(saga, "dead");
         let mut held_back: HashSet<String> = HashSet::new();
+        // Removed from the stored list in batches: a crash before the removal only re-dispatches
+        // (idempotently), and one commit per command would halve the rate.
+        let mut dispatched: Vec<DocumentWrite> = Vec::new();
         let keys: Vec<String> = self.pending.keys().cloned().collect();
         for key in keys {
             let Some(pending) = self.pending.get_mut(&key) else {
@@ -172,8 +178,18 @@ impl Outbox {
             match outcome {
                 Ok(()) => {
                     metrics::counter!("eventcore_saga_commands_total", "saga" => saga).increment(1);
-                    store.put_document(&outbox, &key, None).await?;
                     self.pending.remove(&key);
+                    dispatched.push(DocumentWrite {
+                        collection: outbox.clone(),
+                        key,
+                        body: None,
+                    });
+                    if dispatched.len() >= REMOVALS_PER_COMMIT {
+                        let (lease, position, version) = checkpoint;
+                        store
+                            .commit_writes(lease, std::mem::take(&mut dispatched), position, version)
+                            .await?;
+                    }
                 }
                 Err((error, retryable)) => {
                     pending.attempts += 1;
@@ -215,10 +231,16 @@ impl Outbox {
                             body: None,
                         },
                     ];
+                    let mut writes = writes;
+                    writes.append(&mut dispatched);
                     store.commit_writes(lease, writes, position, version).await?;
                     self.pending.remove(&key);
                 }
             }
+        }
+        if !dispatched.is_empty() {
+            let (lease, position, version) = checkpoint;
+            store.commit_writes(lease, dispatched, position, version).await?;
         }
         Ok(())
     }
