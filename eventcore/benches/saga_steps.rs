@@ -88,16 +88,18 @@ async fn through_the_saga() -> Duration {
     let store = SqliteStore::open(dir.path().join("saga.db")).await.unwrap();
     requests(&store).await;
     let tickets = Repository::<Ticket, _>::new(store.clone());
-    let sagas = Sagas::new(store.clone()).with::<Issuing, _>(move |command: TicketCommand, context: CommandContext| {
-        let tickets = tickets.clone();
-        async move {
-            let TicketCommand::Issue(id) = command;
-            tickets
-                .execute_with(&id, Issue { id: id.clone() }, &context)
-                .await
-                .map(|_| ())
-        }
-    });
+    let sagas = Sagas::new(store.clone()).with::<Issuing, _>(
+        move |command: TicketCommand, context: CommandContext| {
+            let tickets = tickets.clone();
+            async move {
+                let TicketCommand::Issue(id) = command;
+                tickets
+                    .execute_with(&id, Issue { id: id.clone() }, &context)
+                    .await
+                    .map(|_| ())
+            }
+        },
+    );
     let started = Instant::now();
     let running = sagas.start();
     while store.head_position().await.unwrap() < 2 * STEPS {
@@ -120,7 +122,10 @@ async fn directly() -> Duration {
         let context = CommandContext::new()
             .correlation_id(id.clone())
             .idempotency_key(format!("saga/issuing/{id}/1/0"));
-        tickets.execute_with(&id, Issue { id: id.clone() }, &context).await.unwrap();
+        tickets
+            .execute_with(&id, Issue { id: id.clone() }, &context)
+            .await
+            .unwrap();
     }
     started.elapsed()
 }
@@ -135,7 +140,9 @@ fn saga_steps(c: &mut Criterion) {
     group.sample_size(10).throughput(Throughput::Elements(STEPS));
     group.bench_function("saga", |b| {
         b.iter_custom(|iterations| {
-            (0..iterations).map(|_| runtime.block_on(through_the_saga())).sum()
+            (0..iterations)
+                .map(|_| runtime.block_on(through_the_saga()))
+                .sum()
         })
     });
     group.bench_function("direct", |b| {

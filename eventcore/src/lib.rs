@@ -430,8 +430,8 @@ pub mod prelude {
     pub use crate::SqliteStore;
     pub use crate::{
         aggregate, event_handler, projection, saga, upcaster, Aggregate, CommandContext, DomainEvent,
-        Envelope, EventStore, ExpectedVersion, Handle, IntegrationEvent, MemoryStore, Projection, RecordedEvent,
-        Repository, RepositoryError, StoreError, SubscribeAll,
+        Envelope, EventStore, ExpectedVersion, Handle, IntegrationEvent, MemoryStore, Projection,
+        RecordedEvent, Repository, RepositoryError, StoreError, SubscribeAll,
     };
 }
 

@@ -253,7 +253,10 @@ mod tests {
     use crate::saga::attr::saga_attrs;
     use syn::parse_quote;
 
-    fn build(args: proc_macro2::TokenStream, mut item: ItemImpl) -> (Option<(String, usize, usize)>, Vec<String>) {
+    fn build(
+        args: proc_macro2::TokenStream,
+        mut item: ItemImpl,
+    ) -> (Option<(String, usize, usize)>, Vec<String>) {
         let cx = Ctxt::new();
         let attrs = saga_attrs(&cx, args);
         let markers = strip_markers(&mut item);
@@ -298,6 +301,9 @@ mod tests {
         );
         // version, commands; missing key; async, receiver, return type, parameters; no start.
         assert_eq!(errors.len(), 8, "{errors:#?}");
-        assert!(errors.iter().any(|e| e.contains("needs a `#[start]`")), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.contains("needs a `#[start]`")),
+            "{errors:?}"
+        );
     }
 }
