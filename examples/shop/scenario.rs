@@ -28,12 +28,12 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The time the saga runner's deadlines fall due by.
 #[derive(Clone)]
+#[allow(dead_code)] // the example runs on `Real`, tests/example_shop.rs on `Manual`
 pub enum Time {
     /// The system clock: a payment window takes as long as it says.
     Real,
     /// A clock moved by hand: once a checkout only waits for its payment window, the window
     /// passes at once.
-    #[allow(dead_code)] // the example runs on real time; tests/example_shop.rs on this
     Manual(ManualClock),
 }
 
