@@ -71,67 +71,62 @@ impl Dispatcher {
 
     /// Runs `command` on its aggregate with the saga's `context`.
     pub async fn dispatch(&self, command: ShopCommand, context: CommandContext) -> Result<(), DispatchError> {
-        let outcome = match command.clone() {
+        // Each aggregate instance is addressed by its id: the SKU for inventory, the order id
+        // for the others.
+        let outcome = match &command {
             ShopCommand::ReserveStock {
                 order_id,
                 sku,
                 quantity,
-            } => describe(
-                self.inventory
-                    .execute_with(
-                        &sku.clone(),
-                        Reserve {
-                            sku,
-                            order_id,
-                            quantity,
-                        },
-                        &context,
-                    )
-                    .await,
-            ),
+            } => {
+                let reserve = Reserve {
+                    sku: sku.clone(),
+                    order_id: order_id.clone(),
+                    quantity: *quantity,
+                };
+                describe(self.inventory.execute_with(sku, reserve, &context).await)
+            }
             ShopCommand::Charge {
                 order_id,
                 customer_id,
                 amount,
                 card,
-            } => describe(
-                self.payments
-                    .execute_with(
-                        &order_id.clone(),
-                        Charge {
-                            order_id,
-                            customer_id,
-                            amount,
-                            card,
-                        },
-                        &context,
-                    )
-                    .await,
-            ),
-            ShopCommand::ScheduleShipment { order_id, country } => describe(
-                self.shipments
-                    .execute_with(
-                        &order_id.clone(),
-                        ScheduleShipment { order_id, country },
-                        &context,
-                    )
-                    .await,
-            ),
-            ShopCommand::Refund { order_id } => describe(
-                self.payments
-                    .execute_with(&order_id.clone(), Refund { order_id }, &context)
-                    .await,
-            ),
-            ShopCommand::ReleaseStock { order_id, sku } => describe(
-                self.inventory
-                    .execute_with(&sku.clone(), Release { sku, order_id }, &context)
-                    .await,
-            ),
-            ShopCommand::CancelOrder { order_id, reason } => describe(
-                self.orders
-                    .execute_with(&order_id.clone(), CancelOrder { order_id, reason }, &context)
-                    .await,
-            ),
+            } => {
+                let charge = Charge {
+                    order_id: order_id.clone(),
+                    customer_id: customer_id.clone(),
+                    amount: *amount,
+                    card: card.clone(),
+                };
+                describe(self.payments.execute_with(order_id, charge, &context).await)
+            }
+            ShopCommand::ScheduleShipment { order_id, country } => {
+                let schedule = ScheduleShipment {
+                    order_id: order_id.clone(),
+                    country: country.clone(),
+                };
+                describe(self.shipments.execute_with(order_id, schedule, &context).await)
+            }
+            ShopCommand::Refund { order_id } => {
+                let refund = Refund {
+                    order_id: order_id.clone(),
+                };
+                describe(self.payments.execute_with(order_id, refund, &context).await)
+            }
+            ShopCommand::ReleaseStock { order_id, sku } => {
+                let release = Release {
+                    sku: sku.clone(),
+                    order_id: order_id.clone(),
+                };
+                describe(self.inventory.execute_with(sku, release, &context).await)
+            }
+            ShopCommand::CancelOrder { order_id, reason } => {
+                let cancel = CancelOrder {
+                    order_id: order_id.clone(),
+                    reason: reason.clone(),
+                };
+                describe(self.orders.execute_with(order_id, cancel, &context).await)
+            }
         };
         let lost = matches!(&command, ShopCommand::Charge { order_id, .. }
             if outcome.is_ok() && lock(&self.lose_charge_reply).remove(order_id));
