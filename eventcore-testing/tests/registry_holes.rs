@@ -1,7 +1,7 @@
 //! Mistakes the registry check must never let pass (issue #13): each test failed before its fix.
 
 use eventcore::schema::compat::Compatibility;
-use eventcore::schema::{EventRef, Registry, RegistryEntry, UpcasterEntry, UpcasterKind};
+use eventcore::schema::{EventKind, EventRef, Registry, RegistryEntry, UpcasterEntry, UpcasterKind};
 use eventcore_testing::RegistryCheck;
 use serde_json::{json, Value};
 
@@ -13,6 +13,7 @@ fn entry(event_type: &str, version: u32, rust_type: &str, schema: Value) -> Regi
         rust_type: rust_type.into(),
         schema,
         upcasters: Vec::new(),
+        kind: EventKind::Domain,
     }
 }
 

@@ -31,12 +31,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, MIGRATION_4),
     (5, MIGRATION_5),
     (6, crate::runner::postgres::MIGRATION_RUNNERS),
-    // 7 is the sagas' migration.
-    (8, crate::outbox::POSTGRES_MIGRATION),
+    (7, crate::outbox::POSTGRES_MIGRATION),
 ];
 
 /// The schema version this build of eventcore migrates to and runs against.
-pub const SCHEMA_VERSION: i32 = 8;
+pub const SCHEMA_VERSION: i32 = 7;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE {schema}.streams (

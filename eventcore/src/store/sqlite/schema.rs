@@ -6,9 +6,6 @@ use super::sqlite_error;
 use crate::store::StoreError;
 
 /// Migration `i` upgrades a database at `user_version` `i` to `i + 1`.
-///
-/// The outbox table is planned as version 6, after the sagas' version 5: whichever lands
-/// first, keep this list in landing order (the outbox's SQL is `IF NOT EXISTS`, safe to reorder).
 const MIGRATIONS: &[&str] = &[
     V1_EVENTS,
     V2_SNAPSHOTS,
