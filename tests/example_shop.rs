@@ -1,6 +1,7 @@
 //! The shop example's scenarios (examples/shop), run on a manual clock, and their outcomes:
 //! what shipped, what was compensated and in which order, the summary table, the customer
-//! documents, and that every command was applied once. Also fixture tests of its saga.
+//! documents, and that every command was applied once. Also fixture tests of its saga and
+//! aggregates.
 
 #[path = "../examples/shop/checkout.rs"]
 mod checkout;
@@ -24,12 +25,17 @@ use std::time::Duration;
 
 use eventcore::saga::ManualClock;
 use eventcore::{EventStore, SqliteStore};
-use eventcore_testing::SagaFixture;
+use eventcore_testing::{AggregateFixture, SagaFixture};
 
 use checkout::{Checkout, PaymentOverdue, ShopCommand, Stage, Step};
-use inventory::{StockReserved, StockUnavailable};
+use inventory::{
+    Inventory, Release, Reserve, StockReleased, StockReserved, StockRestocked, StockUnavailable,
+};
 use order::OrderPlaced;
-use payment::{PaymentAwaitingConfirmation, PaymentCharged, GOOD_CARD};
+use payment::{
+    Charge, Payment, PaymentAwaitingConfirmation, PaymentCharged, PaymentRefunded, PaymentVoided, Refund,
+    GOOD_CARD,
+};
 use projections::{CustomerOrders, OrderSummary};
 use scenario::{Report, Time};
 use shipment::{ShipmentRefused, ShipmentScheduled};
@@ -376,4 +382,100 @@ fn failures_undo_the_steps_done_in_reverse_order() {
         .when_time_elapses(Duration::from_secs(61))
         .then_commands(vec![refund, release, cancel("payment timed out")])
         .then_ended();
+}
+
+#[test]
+fn a_payment_gives_back_what_it_holds_and_nothing_else() {
+    let charged = || PaymentCharged {
+        order_id: "o-1".into(),
+        customer_id: "ada".into(),
+        amount: 4_900,
+    };
+    let refund = || Refund {
+        order_id: "o-1".into(),
+    };
+    AggregateFixture::<Payment>::new()
+        .given(vec![charged().into()])
+        .when(refund())
+        .then_events(vec![PaymentRefunded {
+            order_id: "o-1".into(),
+            customer_id: "ada".into(),
+            amount: 4_900,
+        }
+        .into()]);
+    AggregateFixture::<Payment>::new()
+        .given(vec![PaymentAwaitingConfirmation {
+            order_id: "o-1".into(),
+        }
+        .into()])
+        .when(refund())
+        .then_events(vec![PaymentVoided {
+            order_id: "o-1".into(),
+        }
+        .into()]);
+    AggregateFixture::<Payment>::new()
+        .given_nothing()
+        .when(refund())
+        .then_no_events();
+    // Like a card provider, a payment charges every request: only idempotency keys stop a
+    // re-sent one.
+    AggregateFixture::<Payment>::new()
+        .given(vec![charged().into()])
+        .when(Charge {
+            order_id: "o-1".into(),
+            customer_id: "ada".into(),
+            amount: 4_900,
+            card: GOOD_CARD.into(),
+        })
+        .then_events(vec![charged().into()]);
+}
+
+#[test]
+fn stock_is_reserved_once_per_order_and_released_only_when_reserved() {
+    let reserve = |quantity| Reserve {
+        sku: "lamp".into(),
+        order_id: "o-1".into(),
+        quantity,
+    };
+    let restocked = || {
+        StockRestocked {
+            sku: "lamp".into(),
+            quantity: 2,
+        }
+        .into()
+    };
+    AggregateFixture::<Inventory>::new()
+        .given(vec![restocked()])
+        .when(reserve(3))
+        .then_events(vec![StockUnavailable {
+            sku: "lamp".into(),
+            order_id: "o-1".into(),
+            requested: 3,
+            available: 2,
+        }
+        .into()]);
+    AggregateFixture::<Inventory>::new()
+        .given(vec![restocked(), reserved().into()])
+        .when(reserve(1))
+        .then_no_events();
+    AggregateFixture::<Inventory>::new()
+        .given(vec![restocked(), reserved().into()])
+        .when(Release {
+            sku: "lamp".into(),
+            order_id: "o-1".into(),
+        })
+        .then_events(vec![StockReleased {
+            sku: "lamp".into(),
+            order_id: "o-1".into(),
+            quantity: 1,
+        }
+        .into()])
+        .then_state(|s| s.available == 2 && s.reserved.is_empty());
+    AggregateFixture::<Inventory>::new()
+        .given(vec![restocked()])
+        .when(Release {
+            sku: "lamp".into(),
+            order_id: "o-1".into(),
+        })
+        .then_no_events();
 }
