@@ -381,6 +381,7 @@ fn failures_undo_the_steps_done_in_reverse_order() {
         })
         .when_time_elapses(Duration::from_secs(61))
         .then_commands(vec![refund, release, cancel("payment timed out")])
+        .then_state(|s| s.done == [Step::ReserveStock] && s.waiting_for.is_none())
         .then_ended();
 }
 

@@ -139,7 +139,7 @@ impl Checkout {
 
     #[handle(key = order_id)]
     fn out_of_stock(&mut self, _: &StockUnavailable, cx: &mut SagaContext<Self>) {
-        self.give_up("out of stock", cx);
+        self.failed("out of stock", cx);
     }
 
     #[handle(key = order_id)]
@@ -160,8 +160,7 @@ impl Checkout {
 
     #[handle(key = order_id)]
     fn declined(&mut self, e: &PaymentDeclined, cx: &mut SagaContext<Self>) {
-        self.waiting_for = None;
-        self.give_up(&format!("payment failed: {}", e.reason), cx);
+        self.failed(&format!("payment failed: {}", e.reason), cx);
     }
 
     #[end(key = order_id)]
@@ -171,16 +170,11 @@ impl Checkout {
 
     #[handle(key = order_id)]
     fn undeliverable(&mut self, e: &ShipmentRefused, cx: &mut SagaContext<Self>) {
-        self.give_up(&format!("shipping failed: {}", e.reason), cx);
+        self.failed(&format!("shipping failed: {}", e.reason), cx);
     }
 
     #[deadline]
     fn payment_overdue(&mut self, _: &PaymentOverdue, cx: &mut SagaContext<Self>) {
-        // The unanswered step may still go through: undo it too (undoing what did not happen
-        // does nothing).
-        if let Some(step) = self.waiting_for.take() {
-            self.done.push(step);
-        }
         self.give_up("payment timed out", cx);
     }
 }
@@ -219,10 +213,18 @@ impl Checkout {
         self.done.push(step);
     }
 
-    /// Undoes the steps done, last first, cancels the order and ends the checkout.
+    /// The step asked for failed: undoes the steps done before it.
+    fn failed(&mut self, reason: &str, cx: &mut SagaContext<Self>) {
+        self.waiting_for = None;
+        self.give_up(reason, cx);
+    }
+
+    /// Undoes the unanswered step (it may still go through; undoing what did not happen does
+    /// nothing), then the steps done, last first; cancels the order and ends the checkout.
     fn give_up(&mut self, reason: &str, cx: &mut SagaContext<Self>) {
         let order_id = self.order.order_id.clone();
-        for step in self.done.iter().rev() {
+        let unanswered = self.waiting_for.take();
+        for step in unanswered.iter().chain(self.done.iter().rev()) {
             cx.send(match step {
                 Step::Charge => ShopCommand::Refund {
                     order_id: order_id.clone(),

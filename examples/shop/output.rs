@@ -82,7 +82,7 @@ fn command(command: &ShopCommand) -> String {
             order_id,
             sku,
             quantity,
-        } => format!("reserve {quantity} {sku} for {order_id}"),
+        } => format!("reserve {quantity} × {sku} for {order_id}"),
         ShopCommand::Charge { order_id, amount, .. } => {
             format!("charge {:.2} for {order_id}", *amount as f64 / 100.0)
         }
