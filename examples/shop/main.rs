@@ -36,8 +36,8 @@ struct Cli {
     /// SQLite database file to write (replaced if it exists; default: a temporary file).
     #[arg(long)]
     db: Option<PathBuf>,
-    /// How long a payment may wait for confirmation before the order is given up.
-    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    /// How long a payment may wait for confirmation before the order is given up (at most 10 min).
+    #[arg(long, default_value_t = 2000, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=600_000))]
     payment_timeout_ms: u64,
 }
 

@@ -23,7 +23,8 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub const LAMP: &str = "lamp";
 /// Lamps on the shelf when the shop opens.
 pub const LAMPS_IN_STOCK: u32 = 10;
-/// How long a checkout may take, beyond its payment window, before the demo gives up on it.
+/// How long a checkout may take (beyond its payment window, on real time) before the demo
+/// gives up on it.
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The time the saga runner's deadlines fall due by.
@@ -159,7 +160,11 @@ impl Shop {
         Repository::<Order, _>::new(self.store.clone())
             .execute(&order_id, PlaceOrder(order))
             .await?;
-        let give_up = Instant::now() + PATIENCE + window.min(PATIENCE);
+        let give_up = Instant::now()
+            + match self.time {
+                Time::Real => PATIENCE + window,
+                Time::Manual(_) => PATIENCE,
+            };
         let mut clock_moved = false;
         loop {
             if let Some(dead) = self.sagas.dead_letters::<Checkout>().await?.first() {
