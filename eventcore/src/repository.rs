@@ -360,6 +360,52 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         stream_id::<A>(id)
     }
 
+    /// Up to `limit` ids of this aggregate type that have events, in id order, after `after`
+    /// (the last id of the previous page; `None` for the first page).
+    ///
+    /// ```
+    /// # use eventcore::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # use schemars::JsonSchema;
+    /// # #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+    /// # #[event(aggregate = "counter")]
+    /// # pub struct Incremented { pub by: u32 }
+    /// # #[derive(DomainEvent, Debug, Clone, PartialEq)]
+    /// # pub enum CounterEvent { Incremented(Incremented) }
+    /// # #[derive(Debug, Default)]
+    /// # pub struct Counter { pub value: u64 }
+    /// # pub struct Increment { pub by: u32 }
+    /// # #[derive(Debug, thiserror::Error)]
+    /// # #[error("full")]
+    /// # pub struct Full;
+    /// # #[aggregate(events = CounterEvent, error = Full)]
+    /// # impl Counter {
+    /// #     #[command]
+    /// #     fn increment(&self, cmd: Increment) -> Result<Vec<CounterEvent>, Full> { Ok(vec![Incremented { by: cmd.by }.into()]) }
+    /// #     #[apply]
+    /// #     fn incremented(&mut self, e: &Incremented) { self.value += u64::from(e.by); }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = MemoryStore::new();
+    /// let counters = Repository::<Counter, _>::new(store.clone());
+    /// for id in ["c-3", "c-1", "c-2"] {
+    ///     counters.execute(id, Increment { by: 1 }).await?;
+    /// }
+    /// assert_eq!(counters.ids(None, 2).await?, ["c-1", "c-2"]);
+    /// assert_eq!(counters.ids(Some("c-2"), 2).await?, ["c-3"]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn ids(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, RepositoryError<A::Error>> {
+        let prefix = Self::stream_id("");
+        let after = after.map(Self::stream_id);
+        let streams = self.store.list_streams(&prefix, after.as_deref(), limit).await?;
+        Ok(streams
+            .into_iter()
+            .filter_map(|stream| stream.stream_id.strip_prefix(&prefix).map(str::to_owned))
+            .collect())
+    }
+
     /// The typed history of aggregate `id`: up to `limit` stored events from stream version
     /// `from_version` (1 for the start), each upcast to the current version with the type and
     /// version it was stored with. A stored event that upcasting splits gives several entries,
