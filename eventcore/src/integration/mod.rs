@@ -16,11 +16,16 @@
 //!   [`IntegrationMessage::check_registered`]. An unknown name, a newer version and a bad payload
 //!   are distinct [`IntegrationDecodeError`]s.
 
+mod consumer;
 mod event;
 mod message;
+mod record;
 mod translate;
 mod wire;
 
+pub(crate) use record::is_integration_cloudevent;
+
+pub use consumer::{Integrated, IntegrationHandler};
 pub use event::{registered_integration_events, IntegrationEvent, IntegrationRegistration};
 pub use message::{
     IntegrationDecodeError, IntegrationEncodeError, IntegrationMessage, MessageMeta, DEFAULT_SOURCE,
