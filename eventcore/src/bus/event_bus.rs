@@ -201,6 +201,32 @@ mod broker {
             DeadLetters::new(self.store.clone(), consumer)
         }
 
+        /// Publishes integration messages (CloudEvents of kind `integration`) and returns once
+        /// the broker acknowledged them all: each message's id is the broker's deduplication id
+        /// (NATS), and messages with one [ordering key](crate::integration::IntegrationMessage::ordering_key)
+        /// keep their order. Consumers handle them with an
+        /// [`IntegrationHandler`](crate::integration::IntegrationHandler).
+        pub async fn publish_messages(
+            &self,
+            messages: &[crate::integration::IntegrationMessage],
+        ) -> Result<(), BusError> {
+            self.store.transport.publish_integration(messages).await
+        }
+
+        /// Starts `pump` publishing its outbox to this bus: rows committed in the service's own
+        /// transactions are published after the commit, at least once, in commit order, and
+        /// removed once the broker acknowledged them (a republished row keeps its message id).
+        pub fn publish_outbox<O: crate::outbox::OutboxSource>(
+            &self,
+            pump: crate::outbox::OutboxPump<O>,
+        ) -> crate::outbox::RunningPump {
+            let bus = self.clone();
+            pump.start(move |batch: Vec<crate::integration::IntegrationMessage>| {
+                let bus = bus.clone();
+                async move { bus.publish_messages(&batch).await }
+            })
+        }
+
         /// Publishes `messages` (events as stored, or translated for the outside) and returns
         /// once the broker acknowledged them all; events of one stream keep their order.
         pub(crate) async fn publish(&self, messages: &[crate::RecordedEvent]) -> Result<(), BusError> {

@@ -49,6 +49,10 @@ pub enum HandleError {
         #[source]
         source: Box<RecordDecodeError>,
     },
+    /// An integration message does not decode into the type asked for (bad payload, missing
+    /// upcaster): retrying cannot help, so it goes to the dead letters at once.
+    #[error("integration message does not decode")]
+    Integration(#[from] Box<crate::integration::IntegrationDecodeError>),
     /// The handler returned an error: retried with backoff, then dead-lettered.
     #[error("handler `{handler}` failed")]
     Handler {
@@ -64,5 +68,11 @@ impl HandleError {
     /// Whether a retry may succeed (a handler error), or not (an event that does not decode).
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Handler { .. })
+    }
+}
+
+impl From<crate::integration::IntegrationDecodeError> for HandleError {
+    fn from(error: crate::integration::IntegrationDecodeError) -> Self {
+        Self::Integration(Box::new(error))
     }
 }

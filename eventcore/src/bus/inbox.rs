@@ -54,9 +54,15 @@ impl<H: EventHandler> Inbox<H> {
         self.retry.max_attempts.max(1)
     }
 
-    /// Reads a message body as the event it carries; the reason when it is not one.
+    /// Reads a message body as the event it carries (an integration message as its
+    /// [record](crate::integration::IntegrationMessage::to_record)); the reason when it is not one.
     pub(crate) fn decode(body: &[u8]) -> Result<RecordedEvent, String> {
         let text = std::str::from_utf8(body).map_err(|e| format!("the message is not UTF-8: {e}"))?;
+        if crate::integration::is_integration_cloudevent(text) {
+            return crate::integration::IntegrationMessage::from_cloudevent(text)
+                .map(|message| message.to_record())
+                .map_err(|e| format!("the message is not an integration CloudEvent: {e}"));
+        }
         cloudevents::from_json(text).map_err(|e| format!("the message is not an eventcore CloudEvent: {e}"))
     }
 

@@ -34,6 +34,7 @@ pub struct Relay<S> {
     lease_ttl: Duration,
     backoff: Backoff,
     translate: Option<Translate>,
+    integration: Option<crate::integration::Translate>,
 }
 
 impl<S> std::fmt::Debug for Relay<S> {
@@ -56,6 +57,7 @@ impl<S: RunnerStore> Relay<S> {
             lease_ttl: DEFAULT_LEASE_TTL,
             backoff: Backoff::default(),
             translate: None,
+            integration: None,
         }
     }
 
@@ -93,6 +95,16 @@ impl<S: RunnerStore> Relay<S> {
         self
     }
 
+    /// Publishes integration events instead of the stored events: each event `translate`
+    /// handles becomes its integration message (correlation and causation ids carried over, a
+    /// message id stable across republishing), the others stay inside. A stored event that does
+    /// not translate (it does not decode) stops the relay there, retried with backoff and shown
+    /// in its status, rather than be skipped.
+    pub fn integration(mut self, translate: crate::integration::Translate) -> Self {
+        self.integration = Some(translate);
+        self
+    }
+
     /// Starts the relay: it takes its lease (standing by while another process relays), catches
     /// up from its checkpoint, then follows the log live.
     pub fn start(self) -> Running<S> {
@@ -114,6 +126,7 @@ impl<S: RunnerStore> Relay<S> {
         let publisher = Publisher {
             bus: self.bus,
             translate: self.translate,
+            integration: self.integration,
             collection: format!("eventcore.relay.{}", self.name),
         };
         let task = {
@@ -133,11 +146,25 @@ impl<S: RunnerStore> Relay<S> {
 struct Publisher {
     bus: EventBus<Broker>,
     translate: Option<Translate>,
+    integration: Option<crate::integration::Translate>,
     collection: String,
 }
 
 impl<S: RunnerStore> BatchHandler<S> for Publisher {
     async fn handle(&mut self, store: &S, lease: &Lease, batch: &LogBatch) -> Result<u64, BatchError> {
+        if let Some(translate) = &self.integration {
+            let mut messages = Vec::new();
+            for event in &batch.events {
+                if let Some(message) = translate.translate(event).map_err(StoreError::unavailable)? {
+                    messages.push(message);
+                }
+            }
+            self.bus
+                .publish_messages(&messages)
+                .await
+                .map_err(StoreError::unavailable)?;
+            return self.checkpoint(store, lease, batch).await;
+        }
         let messages: Vec<RecordedEvent> = match &self.translate {
             Some(translate) => batch.events.iter().filter_map(|event| translate(event)).collect(),
             None => batch.events.clone(),
@@ -146,6 +173,29 @@ impl<S: RunnerStore> BatchHandler<S> for Publisher {
             .publish(&messages)
             .await
             .map_err(StoreError::unavailable)?;
+        store
+            .commit_documents(
+                lease,
+                DocumentCommit {
+                    collection: self.collection.clone(),
+                    upserts: Vec::new(),
+                    position: batch.next_position,
+                    version: 1,
+                },
+            )
+            .await?;
+        Ok(batch.next_position)
+    }
+}
+
+impl Publisher {
+    /// Moves the relay's checkpoint past `batch` (after the broker acknowledged it).
+    async fn checkpoint<S: RunnerStore>(
+        &self,
+        store: &S,
+        lease: &Lease,
+        batch: &LogBatch,
+    ) -> Result<u64, BatchError> {
         store
             .commit_documents(
                 lease,

@@ -133,6 +133,24 @@ impl Transport {
         }
     }
 
+    /// Publishes integration messages, each with its message id as the broker's deduplication
+    /// id and to the partition of its ordering key; returns once the broker acknowledged all.
+    pub(crate) async fn publish_integration(
+        &self,
+        messages: &[crate::integration::IntegrationMessage],
+    ) -> Result<(), BusError> {
+        let wire = messages
+            .iter()
+            .map(WireMessage::integration)
+            .collect::<Result<Vec<_>, _>>()?;
+        match self {
+            #[cfg(feature = "redis")]
+            Self::Redis(redis) => redis.publish_wire(&wire).await,
+            #[cfg(feature = "nats")]
+            Self::Nats(nats) => nats.publish_wire(&wire).await,
+        }
+    }
+
     /// Where consumer `consumer` keeps its dead letters and rejected messages.
     pub(crate) fn letters(&self, consumer: &str) -> LetterBox {
         match self {
@@ -164,6 +182,33 @@ impl Transport {
             #[cfg(feature = "nats")]
             Self::Nats(nats) => Ok(Mark::Nats(nats.mark().await?)),
         }
+    }
+}
+
+/// A message ready for the broker: CloudEvents JSON, the id brokers deduplicate on, and the key
+/// whose messages keep their order (it picks the partition).
+pub(crate) struct WireMessage {
+    /// Deduplication id (JetStream `Nats-Msg-Id`).
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub id: uuid::Uuid,
+    /// Ordering key: hashed to a partition.
+    pub key: String,
+    /// The CloudEvents structured JSON body.
+    pub body: String,
+}
+
+impl WireMessage {
+    /// An integration message on the wire.
+    fn integration(message: &crate::integration::IntegrationMessage) -> Result<Self, BusError> {
+        let body = message.to_cloudevent().map_err(|e| BusError::Encode {
+            event_id: message.id,
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            id: message.id,
+            key: message.ordering_key(),
+            body,
+        })
     }
 }
 

@@ -15,12 +15,22 @@
 //!   `#[upcaster(event = "<name>", from = N)]` steps) or checks it against the registry with
 //!   [`IntegrationMessage::check_registered`]. An unknown name, a newer version and a bad payload
 //!   are distinct [`IntegrationDecodeError`]s.
+//! - On a broker bus: `Relay::integration(translate)` publishes the translations of the store's
+//!   log, `EventBus::publish_outbox` the outbox, `EventBus::publish_messages` any message (its id
+//!   the broker's deduplication id); an [`IntegrationHandler`] subscribed as [`Integrated`]
+//!   receives them, after the consumer checked each against the schema registry (what does not
+//!   decode is dead-lettered with its reason).
 
+mod consumer;
 mod event;
 mod message;
+mod record;
 mod translate;
 mod wire;
 
+pub(crate) use record::is_integration_cloudevent;
+
+pub use consumer::{Integrated, IntegrationHandler};
 pub use event::{registered_integration_events, IntegrationEvent, IntegrationRegistration};
 pub use message::{
     IntegrationDecodeError, IntegrationEncodeError, IntegrationMessage, MessageMeta, DEFAULT_SOURCE,

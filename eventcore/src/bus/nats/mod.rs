@@ -177,6 +177,31 @@ impl NatsTransport {
         Ok(())
     }
 
+    /// Publishes wire messages (asynchronously, all acks awaited), each with `Nats-Msg-Id` = its
+    /// id and to its key's partition.
+    pub(crate) async fn publish_wire(
+        &self,
+        messages: &[crate::bus::transport::WireMessage],
+    ) -> Result<(), BusError> {
+        let mut acks = Vec::with_capacity(messages.len());
+        for message in messages {
+            let subject = self.subject(partition_of(&message.key, self.options.partitions));
+            let publish = jetstream::message::PublishMessage::build()
+                .payload(Bytes::from(message.body.clone()))
+                .message_id(message.id.to_string());
+            let ack = self
+                .jetstream
+                .send_publish(subject, publish)
+                .await
+                .map_err(BusError::nats)?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await.map_err(BusError::nats)?;
+        }
+        Ok(())
+    }
+
     /// The stream's last sequence.
     pub(crate) async fn mark(&self) -> Result<u64, BusError> {
         let mut stream = self.stream.clone();

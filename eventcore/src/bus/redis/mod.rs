@@ -168,6 +168,38 @@ impl RedisTransport {
         Ok(())
     }
 
+    /// Adds wire messages to their keys' partitions in one pipeline (retention as for
+    /// [`publish`](Self::publish)); returns once Redis has answered for all of them.
+    pub(crate) async fn publish_wire(
+        &self,
+        messages: &[crate::bus::transport::WireMessage],
+    ) -> Result<(), BusError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let options = match self.options.retention {
+            Retention::Unbounded => StreamAddOptions::default(),
+            Retention::MaxLen(entries) => StreamAddOptions::default()
+                .trim(StreamTrimStrategy::maxlen(StreamTrimmingMode::Approx, entries)),
+            Retention::MaxAge(age) => {
+                let now = chrono::Utc::now().timestamp_millis().max(0) as u128;
+                let min = now.saturating_sub(age.as_millis());
+                StreamAddOptions::default().trim(StreamTrimStrategy::minid(
+                    StreamTrimmingMode::Approx,
+                    format!("{min}-0"),
+                ))
+            }
+        };
+        let mut pipe = ::redis::pipe();
+        for message in messages {
+            let key = self.stream_key(partition_of(&message.key, self.options.partitions));
+            pipe.xadd_options(key, "*", &[("event", message.body.as_str())], &options);
+        }
+        let mut connection = self.connection.clone();
+        let _: Vec<String> = pipe.query_async(&mut connection).await?;
+        Ok(())
+    }
+
     /// The last entry id of each partition (`None` for an empty one).
     pub(crate) async fn mark(&self) -> Result<Vec<Option<String>>, BusError> {
         let mut pipe = ::redis::pipe();

@@ -1,0 +1,244 @@
+//! Integration events end to end on Redis and NATS: a domain event translated by the relay, an
+//! outbox row committed in the service's own SQLite transaction (and a rolled-back one that never
+//! arrives), and messages that do not decode dead-lettered with their reason.
+#![cfg(any(feature = "redis", feature = "nats"))]
+#![allow(missing_docs)] // test types, not API
+
+mod design_domain;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use design_domain::*;
+use eventcore::bus::{Backoff, Broker, EventBus, HandleError, Relay};
+use eventcore::integration::{Integrated, IntegrationHandler, IntegrationMessage, MessageMeta, Translate};
+use eventcore::outbox::{install_sqlite, Outbox, OutboxPump, OutboxSource, SqliteOutbox};
+use eventcore::prelude::*;
+use eventcore::uuid::Uuid;
+use eventcore::CommandContext;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+#[integration(name = "crm.customer_joined", version = 1)]
+pub struct CustomerJoined {
+    pub customer: String,
+}
+
+impl From<&Envelope<AccountOpened>> for CustomerJoined {
+    fn from(e: &Envelope<AccountOpened>) -> Self {
+        Self {
+            customer: e.payload.owner.clone(),
+        }
+    }
+}
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+#[integration(name = "billing.invoice_paid", version = 1)]
+pub struct InvoicePaid {
+    pub invoice: String,
+}
+
+/// What the consumer saw: the decoded event (as text), the message id, correlation, causation.
+type Seen = (String, Uuid, Option<String>, Option<String>);
+
+#[derive(Clone, Default)]
+struct Crm {
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl IntegrationHandler for Crm {
+    const NAME: &'static str = "crm";
+    const HANDLED_NAMES: &'static [&'static str] = &[CustomerJoined::NAME, InvoicePaid::NAME];
+
+    async fn handle(&self, message: &IntegrationMessage) -> Result<(), HandleError> {
+        let text = if message.is::<CustomerJoined>() {
+            format!("joined {}", message.decode::<CustomerJoined>()?.customer)
+        } else {
+            format!("paid {}", message.decode::<InvoicePaid>()?.invoice)
+        };
+        let seen = (
+            text,
+            message.id,
+            message.correlation_id.clone(),
+            message.causation_id.clone(),
+        );
+        self.seen.lock().unwrap().push(seen);
+        Ok(())
+    }
+}
+
+/// A message of `CustomerJoined` about `subject`, to be broken by the caller.
+fn message(subject: &str) -> IntegrationMessage {
+    let event = CustomerJoined { customer: "x".into() };
+    IntegrationMessage::new(&event, &MessageMeta::new().subject(subject)).unwrap()
+}
+
+async fn scenario(bus: &EventBus<Broker>) {
+    let crm = Crm::default();
+    let consumer = bus
+        .subscribe(Integrated(crm.clone()))
+        .max_attempts(3)
+        .backoff(Backoff::exponential(
+            Duration::from_millis(10),
+            Duration::from_millis(50),
+        ))
+        .start();
+
+    // A domain event leaves as an integration event; a deposit stays inside.
+    let store = MemoryStore::new();
+    let accounts = Repository::<Account, _>::new(store.clone());
+    let relay = Relay::new(store.clone(), bus.clone())
+        .integration(Translate::new().event::<AccountOpened, CustomerJoined>())
+        .start();
+    let context = CommandContext::new().correlation_id("req-1");
+    let opened = accounts
+        .execute_with("acc-1", OpenAccount { owner: "ada".into() }, &context)
+        .await
+        .unwrap();
+    accounts.execute("acc-1", Deposit { amount: 5 }).await.unwrap();
+    let opened_id = opened.events[0].event_id;
+
+    // A service that is not event-sourced: its own SQLite database and transactions.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("billing.db");
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    install_sqlite(&conn).unwrap();
+    conn.execute("CREATE TABLE invoices (id TEXT, paid INTEGER)", [])
+        .unwrap();
+    let meta = MessageMeta::new()
+        .source("billing")
+        .subject("inv-1")
+        .correlation_id("req-2");
+    let tx = conn.transaction().unwrap();
+    tx.execute("INSERT INTO invoices VALUES ('inv-1', 1)", [])
+        .unwrap();
+    let paid_id = Outbox::enqueue(
+        &tx,
+        &InvoicePaid {
+            invoice: "inv-1".into(),
+        },
+        &meta,
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let tx = conn.transaction().unwrap();
+    tx.execute("INSERT INTO invoices VALUES ('inv-2', 1)", [])
+        .unwrap();
+    Outbox::enqueue(
+        &tx,
+        &InvoicePaid {
+            invoice: "inv-2".into(),
+        },
+        &meta,
+    )
+    .unwrap();
+    tx.rollback().unwrap();
+    let outbox = SqliteOutbox::open(&path).await.unwrap();
+    let pump = bus.publish_outbox(OutboxPump::new(outbox.clone()).poll_interval(Duration::from_millis(20)));
+
+    // Messages that do not decode: an unknown name, a newer version, a payload of another shape.
+    let mut unknown = message("bad-1");
+    unknown.name = "crm.nobody_knows".into();
+    let mut newer = message("bad-2");
+    newer.version = 2;
+    let mut shapeless = message("bad-3");
+    shapeless.data = br#"{"customer":42}"#.to_vec().into();
+    bus.publish_messages(&[unknown.clone(), newer.clone(), shapeless.clone()])
+        .await
+        .unwrap();
+
+    relay.wait_caught_up(Duration::from_secs(10)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while outbox.pending().await.unwrap() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the outbox was not published"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    consumer.wait_caught_up(Duration::from_secs(10)).await.unwrap();
+
+    let mut seen = crm.seen.lock().unwrap().clone();
+    seen.sort();
+    let joined_id = Uuid::new_v5(&opened_id, CustomerJoined::NAME.as_bytes());
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "joined ada".to_owned(),
+                joined_id,
+                Some("req-1".to_owned()),
+                Some(opened_id.to_string())
+            ),
+            ("paid inv-1".to_owned(), paid_id, Some("req-2".to_owned()), None),
+        ]
+    );
+
+    let dead = bus.dead_letters("crm").list().await.unwrap();
+    let reason = |id: Uuid| {
+        let letter = dead
+            .iter()
+            .find(|l| l.event.event_id == id)
+            .expect("dead-lettered");
+        (letter.attempts, letter.error.join(": "))
+    };
+    assert_eq!(dead.len(), 3, "{dead:#?}");
+    let (_, why) = reason(unknown.id);
+    assert!(why.contains("unknown event type `crm.nobody_knows`"), "{why}");
+    let (_, why) = reason(newer.id);
+    assert!(why.contains("newer"), "{why}");
+    let (attempts, why) = reason(shapeless.id);
+    assert_eq!(attempts, 1, "a payload that does not decode is not retried");
+    assert!(why.contains("does not decode"), "{why}");
+    let letter = dead.iter().find(|l| l.event.event_id == shapeless.id).unwrap();
+    assert_eq!(IntegrationMessage::from_record(&letter.event), shapeless);
+
+    pump.stop().await.unwrap();
+    relay.stop().await.unwrap();
+    consumer.stop().await.unwrap();
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_events_travel_over_redis() {
+    use redis::AsyncCommands;
+    let Some(url) = eventcore_testing::service_url("EVENTCORE_REDIS_URL") else {
+        return;
+    };
+    let prefix = format!("test-{}", Uuid::now_v7().simple());
+    let options = eventcore::bus::RedisOptions::default()
+        .prefix(&prefix)
+        .partitions(2)
+        .block(Duration::from_millis(50));
+    let bus = EventBus::redis_with(&url, options).await.unwrap();
+    scenario(&bus).await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = connection.keys(format!("{prefix}:*")).await.unwrap();
+    if !keys.is_empty() {
+        let _: () = connection.del(keys).await.unwrap();
+    }
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_events_travel_over_nats() {
+    let Some(url) = eventcore_testing::service_url("EVENTCORE_NATS_URL") else {
+        return;
+    };
+    let prefix = format!("test-{}", Uuid::now_v7().simple());
+    let options = eventcore::bus::NatsOptions::default()
+        .prefix(&prefix)
+        .partitions(2)
+        .fetch_wait(Duration::from_millis(100));
+    let bus = EventBus::nats_with(&url, options).await.unwrap();
+    scenario(&bus).await;
+    let jetstream = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+    let name = prefix.to_uppercase();
+    jetstream.delete_stream(&name).await.unwrap();
+    jetstream
+        .delete_key_value(format!("{name}_letters"))
+        .await
+        .unwrap();
+}
