@@ -396,7 +396,11 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// assert_eq!(counters.ids(Some("c-2"), 2).await?, ["c-3"]);
     /// # Ok(()) }
     /// ```
-    pub async fn ids(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, RepositoryError<A::Error>> {
+    pub async fn ids(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, RepositoryError<A::Error>> {
         let prefix = Self::stream_id("");
         let after = after.map(Self::stream_id);
         let streams = self.store.list_streams(&prefix, after.as_deref(), limit).await?;
