@@ -458,8 +458,9 @@ pub mod __private {
         HandlesSagaEvent, Role, Saga, SagaCommands, SagaContext, SagaDeadline, SagaError, SagaRoute,
     };
     pub use crate::schema::{
-        into_upcasted, one_step, typed_upcast, AggregateRegistration, EventRegistration, UpcastError,
-        Upcasted, UpcasterKind, UpcasterRegistration,
+        into_upcasted, one_step, typed_upcast, AggregateRegistration, ConsumerKind, ConsumerRegistration,
+        EventRegistration, HandledEvent, HandlerRole, UpcastError, Upcasted, UpcasterKind,
+        UpcasterRegistration,
     };
 
     /// Fails constant evaluation unless `Old` is an older version of `New` or another event type
