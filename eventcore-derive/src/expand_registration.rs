@@ -1,7 +1,8 @@
 //! The `inventory` registration of an aggregate, for the event catalog.
 
 use proc_macro2::TokenStream;
-use quote::{quote, ToTokens};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
 
 use crate::ast::AggregateImpl;
 
@@ -100,17 +101,32 @@ pub fn consumer_registration(consumer: &Consumer<'_>, handled: &[Handled<'_>]) -
             }
         }
     });
+    // The same bounds as the consumer's impl, spanned alike: a type that is no event struct is
+    // reported once (identical diagnostics merge), not again for the registration.
+    let bounds = handled.iter().map(|h| {
+        let event = h.event;
+        let private = crate::respan::private_path(consumer.krate, event.span());
+        quote_spanned!(event.span()=> #event: #private::SingleEvent,)
+    });
     quote! {
-        #private::inventory::submit! {
-            #private::ConsumerRegistration {
-                name: #name,
-                version: #version,
-                kind: #private::ConsumerKind::#kind,
-                rust_type: ::core::concat!(::core::module_path!(), "::", #rust_type),
-                handles: &[#(#handles),*],
-                commands: #commands,
-                deadlines: &[#(#deadlines),*],
+        const _: () = {
+            fn handled() -> &'static [#private::HandledEvent]
+            where
+                #(#bounds)*
+            {
+                &[#(#handles),*]
             }
-        }
+            #private::inventory::submit! {
+                #private::ConsumerRegistration {
+                    name: #name,
+                    version: #version,
+                    kind: #private::ConsumerKind::#kind,
+                    rust_type: ::core::concat!(::core::module_path!(), "::", #rust_type),
+                    handles: handled,
+                    commands: #commands,
+                    deadlines: &[#(#deadlines),*],
+                }
+            }
+        };
     }
 }

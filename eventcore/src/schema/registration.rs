@@ -102,8 +102,9 @@ pub struct ConsumerRegistration {
     pub kind: ConsumerKind,
     /// The Rust type's path.
     pub rust_type: &'static str,
-    /// The events it handles, in declaration order.
-    pub handles: &'static [HandledEvent],
+    /// The events it handles, in declaration order (a function, so the macro can bound it by
+    /// the same `SingleEvent` bounds as the consumer's impl).
+    pub handles: fn() -> &'static [HandledEvent],
     /// A saga's command type, as written (`ShopCommand`).
     pub commands: Option<&'static str>,
     /// A saga's deadline types, by stored name.

@@ -366,8 +366,7 @@ impl Registry {
         let mut entries: Vec<ConsumerEntry> = consumers
             .into_iter()
             .map(|c| {
-                let mut handles: Vec<HandledEntry> = c
-                    .handles
+                let mut handles: Vec<HandledEntry> = (c.handles)()
                     .iter()
                     .map(|h| HandledEntry {
                         event_type: h.event.event_type.to_owned(),
