@@ -1,8 +1,7 @@
 //! The `inventory` registration of an aggregate, for the event catalog.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned, ToTokens};
-use syn::spanned::Spanned;
+use quote::{quote, ToTokens};
 
 use crate::ast::AggregateImpl;
 
@@ -92,29 +91,27 @@ pub fn consumer_registration(consumer: &Consumer<'_>, handled: &[Handled<'_>]) -
             }
             None => quote!(::core::option::Option::None),
         };
+        // Through a probe, not `SingleEvent` itself: a type that is no event struct is then
+        // reported once, by the consumer's impl, and not again here.
         quote! {
-            #private::HandledEvent {
-                event: <#event as #private::SingleEvent>::DESCRIPTOR,
-                role: #private::HandlerRole::#role,
-                key: #key,
-                method: #method,
+            if let ::core::option::Option::Some(event) = (&&#private::EventProbe::<#event>::new()).descriptor() {
+                handled.push(#private::HandledEvent {
+                    event,
+                    role: #private::HandlerRole::#role,
+                    key: #key,
+                    method: #method,
+                });
             }
         }
     });
-    // The same bounds as the consumer's impl, spanned alike: a type that is no event struct is
-    // reported once (identical diagnostics merge), not again for the registration.
-    let bounds = handled.iter().map(|h| {
-        let event = h.event;
-        let private = crate::respan::private_path(consumer.krate, event.span());
-        quote_spanned!(event.span()=> #event: #private::SingleEvent,)
-    });
     quote! {
         const _: () = {
-            fn handled() -> &'static [#private::HandledEvent]
-            where
-                #(#bounds)*
-            {
-                &[#(#handles),*]
+            fn handled() -> ::std::vec::Vec<#private::HandledEvent> {
+                #[allow(unused_imports)]
+                use #private::{ProbeAny as _, ProbeEvent as _};
+                let mut handled = ::std::vec::Vec::new();
+                #(#handles)*
+                handled
             }
             #private::inventory::submit! {
                 #private::ConsumerRegistration {

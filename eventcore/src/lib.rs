@@ -459,8 +459,8 @@ pub mod __private {
     };
     pub use crate::schema::{
         into_upcasted, one_step, typed_upcast, AggregateRegistration, ConsumerKind, ConsumerRegistration,
-        EventRegistration, HandledEvent, HandlerRole, UpcastError, Upcasted, UpcasterKind,
-        UpcasterRegistration,
+        EventProbe, EventRegistration, HandledEvent, HandlerRole, ProbeAny, ProbeEvent, UpcastError,
+        Upcasted, UpcasterKind, UpcasterRegistration,
     };
 
     /// Fails constant evaluation unless `Old` is an older version of `New` or another event type

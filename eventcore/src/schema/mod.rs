@@ -33,7 +33,7 @@ pub use chain::MAX_UPCAST_STEPS;
 pub use linked::EventSets;
 pub use registration::{
     registered_aggregates, registered_consumers, registered_events, AggregateRegistration, ConsumerKind,
-    ConsumerRegistration, EventRegistration, HandledEvent, HandlerRole,
+    ConsumerRegistration, EventProbe, EventRegistration, HandledEvent, HandlerRole, ProbeAny, ProbeEvent,
 };
 pub use registry::{
     registry, ConsumerEntry, EventKind, EventRef, HandledEntry, Registry, RegistryEntry, RegistryFormatError,

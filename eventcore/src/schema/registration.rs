@@ -102,9 +102,8 @@ pub struct ConsumerRegistration {
     pub kind: ConsumerKind,
     /// The Rust type's path.
     pub rust_type: &'static str,
-    /// The events it handles, in declaration order (a function, so the macro can bound it by
-    /// the same `SingleEvent` bounds as the consumer's impl).
-    pub handles: fn() -> &'static [HandledEvent],
+    /// The events it handles, in declaration order.
+    pub handles: fn() -> Vec<HandledEvent>,
     /// A saga's command type, as written (`ShopCommand`).
     pub commands: Option<&'static str>,
     /// A saga's deadline types, by stored name.
@@ -116,4 +115,39 @@ inventory::collect!(ConsumerRegistration);
 /// Every registered projection, event handler and saga, in no particular order.
 pub fn registered_consumers() -> impl Iterator<Item = &'static ConsumerRegistration> {
     inventory::iter::<ConsumerRegistration>.into_iter()
+}
+
+/// Finds a handled type's event descriptor without requiring `SingleEvent` of it (autoref
+/// specialization), so a type that is no event struct is reported once, by the consumer's impl.
+pub struct EventProbe<E: ?Sized>(std::marker::PhantomData<E>);
+
+impl<E: ?Sized> EventProbe<E> {
+    /// A probe of `E`.
+    pub const fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+/// The probe of an event struct: its descriptor.
+pub trait ProbeEvent {
+    /// The descriptor.
+    fn descriptor(&self) -> Option<crate::event::EventDescriptor>;
+}
+
+impl<E: crate::event::SingleEvent> ProbeEvent for &EventProbe<E> {
+    fn descriptor(&self) -> Option<crate::event::EventDescriptor> {
+        Some(E::DESCRIPTOR)
+    }
+}
+
+/// The probe of any other type: nothing.
+pub trait ProbeAny {
+    /// Nothing.
+    fn descriptor(&self) -> Option<crate::event::EventDescriptor>;
+}
+
+impl<E: ?Sized> ProbeAny for EventProbe<E> {
+    fn descriptor(&self) -> Option<crate::event::EventDescriptor> {
+        None
+    }
 }

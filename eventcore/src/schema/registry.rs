@@ -367,7 +367,7 @@ impl Registry {
             .into_iter()
             .map(|c| {
                 let mut handles: Vec<HandledEntry> = (c.handles)()
-                    .iter()
+                    .into_iter()
                     .map(|h| HandledEntry {
                         event_type: h.event.event_type.to_owned(),
                         version: h.event.version,
