@@ -134,8 +134,9 @@ pub enum RegistryCheckError {
         /// Whether a rewrite was requested (and refused).
         update: bool,
     },
-    /// Nothing is wrong, but the code has types or versions the committed registry lacks (in CI).
-    #[error("the code registers event types or versions that {path} lacks; run the tests locally (or with {UPDATE_ENV}=1) and commit the file")]
+    /// Nothing is wrong, but the code has types, versions or consumers the committed registry
+    /// lacks or lists otherwise (in CI).
+    #[error("the code registers event types, versions or consumers (projections, handlers, sagas) that {path} does not list as they are; run the tests locally (or with {UPDATE_ENV}=1) and commit the file")]
     Stale {
         /// The committed file.
         path: DisplayPath,

@@ -46,6 +46,7 @@ fn registry(events: Vec<RegistryEntry>, with_upcaster: bool) -> Registry {
         events,
         upcasters,
         retired: Vec::new(),
+        consumers: Vec::new(),
     }
 }
 

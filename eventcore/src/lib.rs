@@ -458,7 +458,8 @@ pub mod __private {
         HandlesSagaEvent, Role, Saga, SagaCommands, SagaContext, SagaDeadline, SagaError, SagaRoute,
     };
     pub use crate::schema::{
-        into_upcasted, one_step, typed_upcast, AggregateRegistration, EventRegistration, UpcastError,
+        into_upcasted, one_step, typed_upcast, AggregateRegistration, ConsumerKind, ConsumerRegistration,
+        EventProbe, EventRegistration, HandledEvent, HandlerRole, ProbeAny, ProbeEvent, UpcastError,
         Upcasted, UpcasterKind, UpcasterRegistration,
     };
 

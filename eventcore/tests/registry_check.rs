@@ -47,6 +47,7 @@ fn registry(events: Vec<RegistryEntry>, upcasters: Vec<UpcasterEntry>) -> Regist
         events,
         upcasters,
         retired: Vec::new(),
+        consumers: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::ast::{HandlerImpl, OnFn};
+use crate::expand_registration::{consumer_registration, Consumer, Handled};
 use crate::respan::{call_at, private_path, respan};
 
 pub fn expand(input: &HandlerImpl<'_>) -> TokenStream {
@@ -34,9 +35,32 @@ pub fn expand(input: &HandlerImpl<'_>) -> TokenStream {
     });
     let routes = input.handlers.iter().map(|handler| route(&private, handler));
     let handled = quote!(#private::sorted_event_types([#(<#events as #private::SingleEvent>::EVENT_TYPE),*]));
+    let registration = consumer_registration(
+        &Consumer {
+            krate,
+            item,
+            name,
+            version: None,
+            kind: "EventHandler",
+            commands: None,
+            deadlines: &[],
+        },
+        &input
+            .handlers
+            .iter()
+            .map(|h| Handled {
+                event: h.event,
+                role: "On",
+                key: None,
+                method: h.method,
+            })
+            .collect::<Vec<_>>(),
+    );
 
     quote! {
         #item
+
+        #registration
 
         #(#markers)*
 

@@ -5,6 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::ast::{OnFn, ProjectionImpl};
+use crate::expand_registration::{consumer_registration, Consumer, Handled};
 use crate::respan::{call_at, private_path};
 
 pub fn expand(input: &ProjectionImpl<'_>) -> TokenStream {
@@ -37,9 +38,32 @@ pub fn expand(input: &ProjectionImpl<'_>) -> TokenStream {
         .iter()
         .map(|handler| route(&private, name, handler));
     let handled = quote!(#private::sorted_event_types([#(<#events as #private::SingleEvent>::EVENT_TYPE),*]));
+    let registration = consumer_registration(
+        &Consumer {
+            krate,
+            item,
+            name,
+            version: Some(version),
+            kind: "Projection",
+            commands: None,
+            deadlines: &[],
+        },
+        &input
+            .handlers
+            .iter()
+            .map(|h| Handled {
+                event: h.event,
+                role: "On",
+                key: h.key.as_ref(),
+                method: h.method,
+            })
+            .collect::<Vec<_>>(),
+    );
 
     quote! {
         #item
+
+        #registration
 
         #(#markers)*
 

@@ -7,6 +7,7 @@ use syn::Type;
 
 use super::ast::{EventFn, Marker, SagaImpl};
 use crate::check::type_text;
+use crate::expand_registration::{consumer_registration, Consumer, Handled};
 use crate::respan::{call_at, private_path};
 
 pub fn expand(input: &SagaImpl<'_>) -> TokenStream {
@@ -58,9 +59,36 @@ pub fn expand(input: &SagaImpl<'_>) -> TokenStream {
     let routes = input.events.iter().map(|handler| route(&private, name, handler));
     let handled = quote!(#private::sorted_event_types([#(<#events as #private::SingleEvent>::EVENT_TYPE),*]));
     let commands = commands_impl(input);
+    let registration = consumer_registration(
+        &Consumer {
+            krate,
+            item,
+            name,
+            version: Some(version),
+            kind: "Saga",
+            commands: Some(&input.commands),
+            deadlines: &deadline_names,
+        },
+        &input
+            .events
+            .iter()
+            .map(|h| Handled {
+                event: h.event,
+                role: match h.marker {
+                    Marker::Start => "Start",
+                    Marker::Handle => "Handle",
+                    Marker::End | Marker::Deadline => "End",
+                },
+                key: Some(&h.key),
+                method: h.method,
+            })
+            .collect::<Vec<_>>(),
+    );
 
     quote! {
         #item
+
+        #registration
 
         #commands
 

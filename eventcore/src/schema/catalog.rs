@@ -1,5 +1,6 @@
 //! The event catalog: the registry rendered for people, as a Markdown page per aggregate (events,
-//! versions, fields, upcasters) and a Mermaid diagram of aggregates, their commands and events.
+//! versions, fields, upcasters), a page of the projections, event handlers and sagas, and a
+//! Mermaid flow diagram: command → aggregate → event → projection / handler / saga → commands.
 //!
 //! ```
 //! let catalog = eventcore::schema::catalog::catalog();
@@ -17,8 +18,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::registration::ConsumerKind;
 use super::registration::{registered_aggregates, AggregateRegistration};
-use super::registry::{registry, EventRef, Registry, RegistryEntry};
+use super::registry::{registry, ConsumerEntry, EventRef, Registry, RegistryEntry};
 
 /// What the catalog knows of an aggregate beyond its events: its commands and event set.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,6 +78,8 @@ pub fn catalog() -> Catalog {
 const NO_AGGREGATE: &str = "events";
 /// The page of the integration events (the published language), apart from every aggregate.
 const INTEGRATION: &str = "integration_events";
+/// The page of the projections, event handlers and sagas.
+const CONSUMERS: &str = "consumers";
 
 impl Catalog {
     /// A catalog of `registry` and `aggregates`.
@@ -122,15 +126,72 @@ impl Catalog {
         groups
     }
 
-    /// A Markdown page per aggregate, sorted by name.
+    /// A Markdown page per aggregate, sorted by name, then `consumers.md` when there are
+    /// projections, event handlers or sagas.
     pub fn pages(&self) -> Vec<CatalogPage> {
-        self.groups()
+        let mut pages: Vec<CatalogPage> = self
+            .groups()
             .into_iter()
             .map(|(aggregate, types)| CatalogPage {
                 file_name: format!("{aggregate}.md"),
                 markdown: self.page(&aggregate, &types),
             })
-            .collect()
+            .collect();
+        if !self.registry.consumers.is_empty() {
+            pages.push(CatalogPage {
+                file_name: format!("{CONSUMERS}.md"),
+                markdown: self.consumers_page(),
+            });
+        }
+        pages
+    }
+
+    /// The page of the projections, event handlers and sagas: what each handles, how, from
+    /// which aggregate, and what a saga sends.
+    fn consumers_page(&self) -> String {
+        let mut out = String::from("# Projections, event handlers and sagas\n");
+        for consumer in &self.registry.consumers {
+            blank_line(&mut out);
+            let version = consumer.version.map_or_else(String::new, |v| format!(" v{v}"));
+            let _ = writeln!(
+                out,
+                "## {} `{}`{version}\n\nRust type: `{}`.",
+                kind_text(consumer.kind),
+                consumer.name,
+                consumer.rust_type
+            );
+            if let Some(commands) = &consumer.commands {
+                let _ = writeln!(out, "Sends commands: `{commands}`.");
+            }
+            if !consumer.deadlines.is_empty() {
+                let deadlines: Vec<String> = consumer.deadlines.iter().map(|d| format!("`{d}`")).collect();
+                let _ = writeln!(out, "Deadlines: {}.", deadlines.join(", "));
+            }
+            out.push_str(
+                "\n| event | version | role | key | method | emitted by |\n|---|---|---|---|---|---|\n",
+            );
+            for handled in &consumer.handles {
+                let key = handled
+                    .key
+                    .as_deref()
+                    .map_or_else(|| "aggregate id".to_owned(), |k| format!("`{k}`"));
+                let emitted_by = if handled.emitted_by.is_empty() {
+                    "nothing registered".to_owned()
+                } else {
+                    let by: Vec<String> = handled.emitted_by.iter().map(|a| format!("`{a}`")).collect();
+                    by.join(", ")
+                };
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {key} | `{}` | {emitted_by} |",
+                    handled.event_type,
+                    handled.version,
+                    role_text(handled.role),
+                    handled.method
+                );
+            }
+        }
+        out
     }
 
     /// The index page: the diagram and a link to every aggregate's page.
@@ -143,6 +204,13 @@ impl Catalog {
                 out,
                 "- [`{aggregate}`]({aggregate}.md): {} event type(s)",
                 types.len()
+            );
+        }
+        if !self.registry.consumers.is_empty() {
+            let _ = writeln!(
+                out,
+                "- [Projections, event handlers and sagas]({CONSUMERS}.md): {}",
+                self.registry.consumers.len()
             );
         }
         out
@@ -164,7 +232,9 @@ impl Catalog {
         Ok(written)
     }
 
-    /// A Mermaid flowchart: each command points at its aggregate, each aggregate at the events it emits.
+    /// A Mermaid flowchart: each command points at its aggregate, each aggregate at the events it
+    /// emits, each event at the projections, event handlers and sagas handling it, each saga at
+    /// the commands it sends.
     pub fn mermaid(&self) -> String {
         let mut out = String::from("flowchart LR\n");
         for (aggregate, types) in self.groups() {
@@ -184,6 +254,9 @@ impl Catalog {
                 let id = node_id("evt", event_type);
                 let _ = writeln!(out, "    {node} --> {id}[\"{event_type}{version}\"]");
             }
+        }
+        for consumer in &self.registry.consumers {
+            consumer_flow(&mut out, consumer);
         }
         out
     }
@@ -271,6 +344,58 @@ impl Catalog {
             out.push('\n');
             fields_table(out, &entry.schema);
         }
+    }
+}
+
+/// A consumer's node, the edges from the events it handles, and a saga's edge to its commands.
+fn consumer_flow(out: &mut String, consumer: &ConsumerEntry) {
+    let kind = kind_text(consumer.kind);
+    let node = node_id(kind, &consumer.name);
+    let label = format!("{kind} {}", consumer.name);
+    match consumer.kind {
+        ConsumerKind::Projection => {
+            let _ = writeln!(out, "    {node}[(\"{label}\")]");
+        }
+        ConsumerKind::EventHandler => {
+            let _ = writeln!(out, "    {node}>\"{label}\"]");
+        }
+        ConsumerKind::Saga => {
+            let _ = writeln!(out, "    {node}[[\"{label}\"]]");
+        }
+    }
+    for handled in &consumer.handles {
+        let event = node_id("evt", &handled.event_type);
+        match consumer.kind {
+            ConsumerKind::Saga => {
+                let _ = writeln!(out, "    {event} -->|{}| {node}", role_text(handled.role));
+            }
+            ConsumerKind::Projection | ConsumerKind::EventHandler => {
+                let _ = writeln!(out, "    {event} --> {node}");
+            }
+        }
+    }
+    if let Some(commands) = &consumer.commands {
+        let id = node_id("sends", &format!("{}_{commands}", consumer.name));
+        let _ = writeln!(out, "    {node} --> {id}([\"{commands}\"])");
+    }
+}
+
+/// How a consumer kind reads in the catalog.
+fn kind_text(kind: ConsumerKind) -> &'static str {
+    match kind {
+        ConsumerKind::Projection => "projection",
+        ConsumerKind::EventHandler => "handler",
+        ConsumerKind::Saga => "saga",
+    }
+}
+
+/// How a handler role reads in the catalog.
+fn role_text(role: super::HandlerRole) -> &'static str {
+    match role {
+        super::HandlerRole::On => "on",
+        super::HandlerRole::Start => "start",
+        super::HandlerRole::Handle => "handle",
+        super::HandlerRole::End => "end",
     }
 }
 

@@ -15,6 +15,9 @@
 //! - a committed version with no upcaster path to the current version of its type;
 //! - problems of the current registry itself ([`Registry::validate`]: gaps behind any upcaster,
 //!   ambiguous steps, duplicates, cycles);
+//! - a projection, event handler or saga handling an event type that no registered aggregate
+//!   emits and no integration event declares: it would wait for events that never come (a typo
+//!   in the event, or the emitting crate is not linked);
 //! - a new version that breaks the type's [`Compatibility`] mode against older versions. An older
 //!   version that upcasters carry to the new one is read through them, so the backward half of
 //!   the mode (the new version reading old payloads) holds for it; the forward half (code on the
@@ -98,6 +101,18 @@ pub enum Finding {
         /// Why.
         reasons: Vec<Incompatibility>,
     },
+    /// A projection, event handler or saga handles an event type that no registered aggregate
+    /// emits and no integration event declares.
+    UnemittedEvent {
+        /// What handles it.
+        kind: super::ConsumerKind,
+        /// Its name.
+        consumer: String,
+        /// The handling method.
+        method: String,
+        /// The type and version it handles.
+        event: EventRef,
+    },
 }
 
 impl Finding {
@@ -119,6 +134,7 @@ impl Finding {
             Self::UpcasterRemoved { step, .. } => vec![step.clone()],
             Self::UpcasterRetargeted { was, .. } => vec![was.clone()],
             Self::UpcastSourceUnknown { source, .. } => vec![source.clone()],
+            Self::UnemittedEvent { event, .. } => vec![event.clone()],
             Self::Registry(issue) => vec![match issue {
                 RegistryIssue::Gap { from, .. } | RegistryIssue::Cycle { from, .. } => from.clone(),
                 RegistryIssue::AmbiguousUpcaster { step, .. } => step.clone(),
@@ -208,6 +224,25 @@ impl fmt::Display for Finding {
                 )
             }
             Self::Registry(issue) => write!(f, "{issue}.\n    fix: add the missing upcaster or remove the duplicate"),
+            Self::UnemittedEvent {
+                kind,
+                consumer,
+                method,
+                event,
+            } => {
+                let kind = match kind {
+                    super::ConsumerKind::Projection => "projection",
+                    super::ConsumerKind::EventHandler => "event handler",
+                    super::ConsumerKind::Saga => "saga",
+                };
+                write!(
+                    f,
+                    "the {kind} `{consumer}` handles {event} in `{method}`, but no registered aggregate emits it \
+                     and no integration event declares it, so it would never run.\n    fix: handle an event of \
+                     an aggregate's event set (check the type's name and version), or link the crate of the \
+                     aggregate emitting it into this binary (name its event set in the check)"
+                )
+            }
             Self::Incompatible {
                 event,
                 against,
@@ -325,7 +360,27 @@ pub fn check(committed: &Registry, current: &Registry, config: &CompatConfig) ->
     }
     findings.extend(path_issues.into_iter().map(Finding::Registry));
     findings.extend(compatibility(committed, current, config));
+    findings.extend(unemitted_events(current));
     CheckReport { findings }
+}
+
+/// The events consumers of `current` handle that nothing in it emits.
+pub fn unemitted_events(current: &Registry) -> Vec<Finding> {
+    current
+        .consumers
+        .iter()
+        .flat_map(|c| {
+            c.handles
+                .iter()
+                .filter(|h| h.emitted_by.is_empty())
+                .map(|h| Finding::UnemittedEvent {
+                    kind: c.kind,
+                    consumer: c.name.clone(),
+                    method: h.method.clone(),
+                    event: h.event(),
+                })
+        })
+        .collect()
 }
 
 /// The committed upcaster steps that `current` no longer has: gone, or reading something else.
@@ -498,6 +553,9 @@ pub fn same_contract(a: &Registry, b: &Registry) -> bool {
         }
         for entry in &mut registry.retired {
             entry.schema = strip_annotations(&entry.schema);
+        }
+        for consumer in &mut registry.consumers {
+            consumer.rust_type.clear();
         }
         registry
     };

@@ -31,10 +31,13 @@ mod validate;
 
 pub use chain::MAX_UPCAST_STEPS;
 pub use linked::EventSets;
-pub use registration::{registered_aggregates, registered_events, AggregateRegistration, EventRegistration};
+pub use registration::{
+    registered_aggregates, registered_consumers, registered_events, AggregateRegistration, ConsumerKind,
+    ConsumerRegistration, EventProbe, EventRegistration, HandledEvent, HandlerRole, ProbeAny, ProbeEvent,
+};
 pub use registry::{
-    registry, EventKind, EventRef, Registry, RegistryEntry, RegistryFormatError, RetiredEntry, UpcasterEntry,
-    UpcasterRef, REGISTRY_FORMAT_VERSION,
+    registry, ConsumerEntry, EventKind, EventRef, HandledEntry, Registry, RegistryEntry, RegistryFormatError,
+    RetiredEntry, UpcasterEntry, UpcasterRef, INTEGRATION_SOURCE, REGISTRY_FORMAT_VERSION,
 };
 pub use upcast::{
     into_upcasted, one_step, registered_upcasters, typed_upcast, IntoUpcasted, UpcastError, UpcastFn,

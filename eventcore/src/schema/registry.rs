@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::registration::{registered_events, EventRegistration};
+use super::registration::{
+    registered_aggregates, registered_consumers, registered_events, AggregateRegistration, ConsumerKind,
+    ConsumerRegistration, EventRegistration, HandlerRole,
+};
 use super::upcast::{registered_upcasters, UpcasterKind, UpcasterRegistration};
 use crate::integration::{registered_integration_events, IntegrationRegistration};
 
@@ -44,6 +47,19 @@ pub const REGISTRY_FORMAT_VERSION: u32 = 1;
 /// events an upcaster still reads, with their last schema and the upcasters reading them: the
 /// registry check keeps them from the committed file ([`Registry::keeping_retired`]), so a
 /// rewrite never erases what stored events depend on.
+///
+/// `consumers` (left out when empty, so files from before it read the same) lists every
+/// projection, event handler and saga with the events it handles and how, the aggregates (or
+/// `"integration"`) emitting each, and a saga's commands and deadlines:
+///
+/// ```json
+/// "consumers": [
+///   { "name": "checkout", "version": 1, "kind": "saga", "rust_type": "shop::Checkout",
+///     "handles": [ { "event_type": "order.placed", "version": 1, "role": "start", "key": "order_id",
+///                    "method": "placed", "emitted_by": ["order"] } ],
+///     "commands": "ShopCommand", "deadlines": ["PaymentTimedOut"] }
+/// ]
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Registry {
     /// The format version, [`REGISTRY_FORMAT_VERSION`] when exported.
@@ -56,6 +72,64 @@ pub struct Registry {
     /// Versions no longer registered whose stored events upcasters read, sorted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retired: Vec<RetiredEntry>,
+    /// Every registered projection, event handler and saga, sorted by kind and name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<ConsumerEntry>,
+}
+
+/// A projection, event handler or saga: the events it handles and the commands it sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerEntry {
+    /// Its name.
+    pub name: String,
+    /// Its version (none for event handlers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// What it is.
+    pub kind: ConsumerKind,
+    /// The Rust type's path.
+    pub rust_type: String,
+    /// The events it handles, sorted by type, version and method.
+    pub handles: Vec<HandledEntry>,
+    /// A saga's command type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<String>,
+    /// A saga's deadline types, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deadlines: Vec<String>,
+}
+
+/// One event a consumer handles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandledEntry {
+    /// Event type name.
+    pub event_type: String,
+    /// The version the handler takes.
+    pub version: u32,
+    /// How it handles it.
+    pub role: HandlerRole,
+    /// The payload field keying the document or instance (absent: the aggregate id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The handling method.
+    pub method: String,
+    /// The aggregates emitting the type, and `"integration"` for an integration event, sorted;
+    /// empty when nothing registered emits it, which the registry check reports.
+    #[serde(default)]
+    pub emitted_by: Vec<String>,
+}
+
+/// What [`HandledEntry::emitted_by`] says of an integration event.
+pub const INTEGRATION_SOURCE: &str = "integration";
+
+impl HandledEntry {
+    /// Its type and version.
+    pub fn event(&self) -> EventRef {
+        EventRef {
+            event_type: self.event_type.clone(),
+            version: self.version,
+        }
+    }
 }
 
 /// A version retired in favour of an upcaster: its struct is gone, its stored events are upcast.
@@ -195,6 +269,7 @@ pub fn registry() -> Registry {
         registered_integration_events(),
         registered_upcasters(),
     )
+    .with_consumers(registered_consumers(), registered_aggregates())
 }
 
 impl Registry {
@@ -259,7 +334,76 @@ impl Registry {
             events,
             upcasters,
             retired: Vec::new(),
+            consumers: Vec::new(),
         }
+    }
+
+    /// This registry with `consumers` listed, each handled event with what emits it: the
+    /// `aggregates` whose event set has the type, the aggregate its entry declares, or
+    /// [`INTEGRATION_SOURCE`] for an integration event.
+    pub fn with_consumers<'a>(
+        mut self,
+        consumers: impl IntoIterator<Item = &'a ConsumerRegistration>,
+        aggregates: impl IntoIterator<Item = &'a AggregateRegistration>,
+    ) -> Self {
+        let mut emitters: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for aggregate in aggregates {
+            for event in aggregate.events {
+                emitters
+                    .entry(event.event_type)
+                    .or_default()
+                    .insert(aggregate.aggregate_type.to_owned());
+            }
+        }
+        for entry in &self.events {
+            let source = match (entry.kind, &entry.aggregate) {
+                (EventKind::Integration, _) => INTEGRATION_SOURCE.to_owned(),
+                (EventKind::Domain, Some(aggregate)) => aggregate.clone(),
+                (EventKind::Domain, None) => continue,
+            };
+            emitters.entry(&entry.event_type).or_default().insert(source);
+        }
+        let mut entries: Vec<ConsumerEntry> = consumers
+            .into_iter()
+            .map(|c| {
+                let mut handles: Vec<HandledEntry> = (c.handles)()
+                    .into_iter()
+                    .map(|h| HandledEntry {
+                        event_type: h.event.event_type.to_owned(),
+                        version: h.event.version,
+                        role: h.role,
+                        key: h.key.map(str::to_owned),
+                        method: h.method.to_owned(),
+                        emitted_by: emitters
+                            .get(h.event.event_type)
+                            .map(|s| s.iter().cloned().collect())
+                            .unwrap_or_default(),
+                    })
+                    .collect();
+                handles.sort_by(|a, b| {
+                    (&a.event_type, a.version, &a.method).cmp(&(&b.event_type, b.version, &b.method))
+                });
+                let mut deadlines: Vec<String> = c.deadlines.iter().map(|d| (*d).to_owned()).collect();
+                deadlines.sort();
+                ConsumerEntry {
+                    name: c.name.to_owned(),
+                    version: c.version,
+                    kind: c.kind,
+                    rust_type: c.rust_type.to_owned(),
+                    handles,
+                    commands: c.commands.map(str::to_owned),
+                    deadlines,
+                }
+            })
+            .collect();
+        entries.sort_by(|a, b| (a.kind, &a.name, &a.rust_type).cmp(&(b.kind, &b.name, &b.rust_type)));
+        self.consumers = entries;
+        self
+    }
+
+    /// The consumer of `kind` named `name`.
+    pub fn consumer(&self, kind: ConsumerKind, name: &str) -> Option<&ConsumerEntry> {
+        self.consumers.iter().find(|c| c.kind == kind && c.name == name)
     }
 
     /// This registry with the versions of `committed` that are no longer registered but still
