@@ -121,6 +121,12 @@ pub fn registered_consumers() -> impl Iterator<Item = &'static ConsumerRegistrat
 /// specialization), so a type that is no event struct is reported once, by the consumer's impl.
 pub struct EventProbe<E: ?Sized>(std::marker::PhantomData<E>);
 
+impl<E: ?Sized> Default for EventProbe<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<E: ?Sized> EventProbe<E> {
     /// A probe of `E`.
     pub const fn new() -> Self {
