@@ -2,9 +2,7 @@
 //! event catalog: DESIGN's `AccountSummary`, `Welcome` and `Checkout`, and a saga handling an
 //! event type nothing emits.
 
-#[allow(dead_code)]
 mod design_domain;
-#[allow(dead_code)]
 mod design_sagas;
 
 use eventcore::prelude::*;
@@ -33,11 +31,10 @@ impl Orphan {
     fn arrived(&mut self, _: &StrayArrived, _: &mut SagaContext<Self>) {}
 }
 
-fn handled(
-    registry: &Registry,
-    kind: ConsumerKind,
-    name: &str,
-) -> Vec<(String, u32, HandlerRole, Option<String>, String, Vec<String>)> {
+/// A handled event as compared: type, version, role, key, method, emitted by.
+type Row = (String, u32, HandlerRole, Option<String>, String, Vec<String>);
+
+fn handled(registry: &Registry, kind: ConsumerKind, name: &str) -> Vec<Row> {
     let consumer = registry
         .consumer(kind, name)
         .unwrap_or_else(|| panic!("{name} is not in the registry"));
@@ -64,7 +61,7 @@ fn row(
     key: Option<&str>,
     method: &str,
     emitted_by: &[&str],
-) -> (String, u32, HandlerRole, Option<String>, String, Vec<String>) {
+) -> Row {
     (
         event_type.into(),
         version,
