@@ -28,6 +28,7 @@ mod record;
 mod translate;
 mod wire;
 
+#[cfg(any(feature = "redis", feature = "nats"))]
 pub(crate) use record::is_integration_cloudevent;
 
 pub use consumer::{Integrated, IntegrationHandler};

@@ -51,6 +51,7 @@ impl<S> Running<S> {
     }
 
     /// What the runners report to: the store (or the broker) and each runner's status board.
+    #[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))] // broker buses only
     pub(crate) fn parts(&self) -> (&S, Vec<Arc<StatusBoard>>) {
         (
             &self.store,
@@ -60,6 +61,7 @@ impl<S> Running<S> {
 
     /// Stops every runner and waits for their tasks, dropping the leases they return (runners
     /// that hold none: broker consumers).
+    #[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))] // broker buses only
     pub(crate) async fn stop_tasks(self) -> Result<(), RunnerError> {
         drop(self.cancel);
         let mut first_error = None;
