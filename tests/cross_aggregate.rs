@@ -5,98 +5,10 @@ use std::sync::Arc;
 
 use eventcore::prelude::*;
 use eventcore::Decision;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use tokio::sync::Barrier;
 
-#[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
-#[event(aggregate = "member")]
-struct MemberSuspended {}
-
-#[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
-#[event(aggregate = "member")]
-struct MemberBorrowed {
-    book: String,
-}
-
-#[derive(DomainEvent, Debug, Clone, PartialEq)]
-enum MemberEvent {
-    Suspended(MemberSuspended),
-    Borrowed(MemberBorrowed),
-}
-
-#[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
-#[event(aggregate = "book")]
-struct BookLent {
-    member: String,
-}
-
-#[derive(DomainEvent, Debug, Clone, PartialEq)]
-enum BookEvent {
-    Lent(BookLent),
-}
-
-#[derive(Debug, PartialEq, thiserror::Error)]
-enum LibraryError {
-    #[error("the member is suspended")]
-    Suspended,
-    #[error("the book is out")]
-    Out,
-}
-
-#[derive(Default)]
-struct Member {
-    suspended: bool,
-    borrowed: Vec<String>,
-}
-
-struct Suspend;
-
-#[aggregate(events = MemberEvent, error = LibraryError)]
-impl Member {
-    #[command]
-    fn suspend(&self, _: Suspend) -> Result<Vec<MemberEvent>, LibraryError> {
-        Ok(vec![MemberSuspended {}.into()])
-    }
-
-    #[apply]
-    fn suspended(&mut self, _: &MemberSuspended) {
-        self.suspended = true;
-    }
-
-    #[apply]
-    fn borrowed(&mut self, event: &MemberBorrowed) {
-        self.borrowed.push(event.book.clone());
-    }
-}
-
-#[derive(Default)]
-struct Book {
-    out: bool,
-}
-
-struct Lend {
-    member: String,
-}
-
-#[aggregate(events = BookEvent, error = LibraryError)]
-impl Book {
-    #[command]
-    fn lend(&self, command: Lend) -> Result<Vec<BookEvent>, LibraryError> {
-        if self.out {
-            return Err(LibraryError::Out);
-        }
-        Ok(vec![BookLent {
-            member: command.member,
-        }
-        .into()])
-    }
-
-    #[apply]
-    fn lent(&mut self, _: &BookLent) {
-        self.out = true;
-    }
-}
+mod library_domain;
+use library_domain::*;
 
 type Outcome = Result<(), RepositoryError<LibraryError>>;
 
