@@ -3,12 +3,13 @@
 //! dead-lettered instead of crashing the consumer forever.
 #![allow(missing_docs)] // test types, not API
 
+mod crash_support;
 mod design_domain;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use design_domain::*;
@@ -88,15 +89,15 @@ async fn crash_child_consumer() {
 }
 
 fn spawn_child(db: &Path, log: &Path, max_attempts: u32) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "crash_child_consumer", "--nocapture"])
-        .env(DB_ENV, db)
-        .env(LOG_ENV, log)
-        .env(ATTEMPTS_ENV, max_attempts.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    let attempts = max_attempts.to_string();
+    crash_support::spawn_child(
+        "crash_child_consumer",
+        &[
+            (DB_ENV, db.as_os_str()),
+            (LOG_ENV, log.as_os_str()),
+            (ATTEMPTS_ENV, attempts.as_ref()),
+        ],
+    )
 }
 
 fn handled(log: &Path) -> BTreeMap<Uuid, u32> {
@@ -121,7 +122,7 @@ async fn every_event_is_handled_at_least_once_across_kills() {
         .await
         .unwrap();
     let mut deposits = Vec::new();
-    let mut seed = 0x5eed_u64;
+    let mut delays = crash_support::Delays::new(0x5eed);
     for round in 0..KILLS {
         // A kill is a delivery that crashed: allow more than the kills, so none dead-letters.
         let mut child = spawn_child(&db, &log, KILLS + 5);
@@ -137,7 +138,7 @@ async fn every_event_is_handled_at_least_once_across_kills() {
                 .unwrap();
             deposits.push(done.events[0].event_id);
         }
-        tokio::time::sleep(Duration::from_millis(10 + next(&mut seed) % 100)).await;
+        tokio::time::sleep(delays.millis(10, 100)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
@@ -224,13 +225,4 @@ async fn an_event_that_crashes_the_consumer_is_dead_lettered_after_its_attempts(
         2,
         "the events around the poison were handled: {counts:?}"
     );
-}
-
-/// A small deterministic generator (splitmix64) for kill delays.
-fn next(seed: &mut u64) -> u64 {
-    *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *seed;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

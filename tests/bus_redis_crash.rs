@@ -4,12 +4,13 @@
 #![cfg(feature = "redis")]
 #![allow(missing_docs)] // test types, not API
 
+mod crash_support;
 mod design_domain;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use design_domain::*;
@@ -97,19 +98,10 @@ async fn crash_child_redis_consumer() {
 }
 
 fn spawn_child(prefix: &str, log: &Path) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "crash_child_redis_consumer",
-            "--nocapture",
-        ])
-        .env(PREFIX_ENV, prefix)
-        .env(LOG_ENV, log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    crash_support::spawn_child(
+        "crash_child_redis_consumer",
+        &[(PREFIX_ENV, prefix.as_ref()), (LOG_ENV, log.as_os_str())],
+    )
 }
 
 /// Each handled event id with how often, and each stream's versions in first-handled order.
@@ -134,15 +126,6 @@ fn handled(log: &Path) -> (HashMap<Uuid, u32>, BTreeMap<String, Vec<u64>>) {
     (counts, order)
 }
 
-/// A small deterministic generator (splitmix64) for kill delays.
-fn next(seed: &mut u64) -> u64 {
-    *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *seed;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_is_handled_at_least_once_in_order_across_consumer_kills() {
     let Some(url) = eventcore_testing::service_url("EVENTCORE_REDIS_URL") else {
@@ -162,7 +145,7 @@ async fn every_event_is_handled_at_least_once_in_order_across_consumer_kills() {
             .unwrap();
     }
     let mut deposits = Vec::new();
-    let mut seed = 0x5eed_u64;
+    let mut delays = crash_support::Delays::new(0x5eed);
     for round in 0..KILLS {
         for n in 0..24 {
             let done = accounts
@@ -177,7 +160,7 @@ async fn every_event_is_handled_at_least_once_in_order_across_consumer_kills() {
             deposits.push(done.events[0].event_id);
         }
         let mut child = spawn_child(&prefix, &log);
-        tokio::time::sleep(Duration::from_millis(30 + next(&mut seed) % 150)).await;
+        tokio::time::sleep(delays.millis(30, 150)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }

@@ -3,10 +3,11 @@
 //! duplicates only for batches in flight at a kill.
 #![allow(missing_docs)] // test types, not API
 
+mod crash_support;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use eventcore::integration::{IntegrationMessage, MessageMeta};
@@ -71,14 +72,7 @@ async fn crash_child_pump() {
 }
 
 fn spawn_child(db: &Path, log: &Path) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "crash_child_pump", "--nocapture"])
-        .env(DB_ENV, db)
-        .env(LOG_ENV, log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    crash_support::spawn_child("crash_child_pump", &[(DB_ENV, db), (LOG_ENV, log)])
 }
 
 /// The ids in the log, in first-publication order, with their counts.
@@ -109,7 +103,7 @@ async fn every_committed_message_is_published_at_least_once_in_order_across_kill
 
     let mut committed = Vec::new();
     let mut rolled_back = Vec::new();
-    let mut seed = 0x0b7b_u64;
+    let mut delays = crash_support::Delays::new(0x0b7b);
     let mut order = 0;
     for _ in 0..KILLS {
         let mut child = spawn_child(&db, &log);
@@ -128,7 +122,7 @@ async fn every_committed_message_is_published_at_least_once_in_order_across_kill
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
-        tokio::time::sleep(Duration::from_millis(5 + next(&mut seed) % 60)).await;
+        tokio::time::sleep(delays.millis(5, 60)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
@@ -155,13 +149,4 @@ async fn every_committed_message_is_published_at_least_once_in_order_across_kill
         committed.len(),
         KILLS
     );
-}
-
-/// A small deterministic generator (splitmix64) for kill delays.
-fn next(seed: &mut u64) -> u64 {
-    *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *seed;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

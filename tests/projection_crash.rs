@@ -3,10 +3,11 @@
 //! log: no event applied twice, none lost.
 #![allow(missing_docs)] // test types, not API
 
+mod crash_support;
 mod design_domain;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use design_domain::*;
@@ -74,21 +75,14 @@ async fn documents_survive_sigkill() {
             .await
             .unwrap();
     }
-    let exe = std::env::current_exe().unwrap();
-    let mut seed = 0x5eed_u64;
+    let mut delays = crash_support::Delays::new(0x5eed);
     let mut progressed = 0;
     let mut last_checkpoint = 0;
     for round in 0..KILLS {
-        let mut child = Command::new(&exe)
-            .args(["--ignored", "--exact", "crash_child_projector", "--nocapture"])
-            .env(CHILD_ENV, &db)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = crash_support::spawn_child("crash_child_projector", &[(CHILD_ENV, &db)]);
         // Append while the child projects, then kill it at a random moment.
         deposit_round(&accounts, round).await;
-        tokio::time::sleep(Duration::from_millis(20 + next(&mut seed) % 150)).await;
+        tokio::time::sleep(delays.millis(20, 150)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let checkpoint = store
@@ -149,13 +143,4 @@ async fn fold_from_log(store: &SqliteStore) -> BTreeMap<String, (String, i64, u3
             return folded;
         }
     }
-}
-
-/// A small deterministic generator (splitmix64) for kill delays.
-fn next(seed: &mut u64) -> u64 {
-    *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *seed;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

@@ -4,10 +4,11 @@
 #![cfg(feature = "postgres")]
 #![allow(missing_docs)] // test types, not API
 
+mod crash_support;
 mod design_domain;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use design_domain::*;
@@ -54,13 +55,7 @@ async fn failover_child_projector() {
 }
 
 fn spawn_child(schema: &str) -> Child {
-    Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--ignored", "--exact", "failover_child_projector", "--nocapture"])
-        .env(CHILD_ENV, schema)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawns a child")
+    crash_support::spawn_child("failover_child_projector", &[(CHILD_ENV, schema)])
 }
 
 /// The pid of the process that holds the projection's lease, once one of `children` holds it.

@@ -1,22 +1,22 @@
-//! The relay killed with SIGKILL mid-publish, many times, while events are committed: every
-//! event reaches the Redis bus at least once, in order per stream, and duplicates come only from
-//! batches in flight at a kill.
-#![cfg(all(feature = "redis", feature = "sqlite"))]
+//! The relay killed with SIGKILL mid-publish, many times, while events are committed, on Redis
+//! Streams and on NATS JetStream: every event reaches the bus at least once, in order per stream.
+//! On Redis, duplicates come only from batches in flight at a kill; on NATS, the republished
+//! batches are dropped as duplicates by their `Nats-Msg-Id` (the event id).
+#![cfg(all(any(feature = "redis", feature = "nats"), feature = "sqlite"))]
 #![allow(missing_docs)] // test types, not API
 
+mod crash_support;
 mod design_domain;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crash_support::{spawn_child, Delays};
 use design_domain::*;
-use eventcore::bus::{Broker, EventBus, RedisOptions, Relay};
+use eventcore::bus::{Broker, EventBus, Relay};
 use eventcore::prelude::*;
 use eventcore::runner::RunnerStore;
 use eventcore::uuid::Uuid;
-use redis::AsyncCommands;
 
 const DB_ENV: &str = "EVENTCORE_RELAY_CRASH_DB";
 const PREFIX_ENV: &str = "EVENTCORE_RELAY_CRASH_PREFIX";
@@ -24,9 +24,122 @@ const KILLS: u32 = 30;
 const BATCH: usize = 8;
 const PARTITIONS: u32 = 3;
 
-async fn bus(url: &str, prefix: &str) -> EventBus<Broker> {
-    let options = RedisOptions::default().prefix(prefix).partitions(PARTITIONS);
-    EventBus::redis_with(url, options).await.unwrap()
+/// The broker a relay publishes to.
+#[derive(Clone, Copy)]
+enum Transport {
+    #[cfg(feature = "redis")]
+    Redis,
+    #[cfg(feature = "nats")]
+    Nats,
+}
+
+impl Transport {
+    /// The variable holding the broker's URL.
+    fn url_var(self) -> &'static str {
+        match self {
+            #[cfg(feature = "redis")]
+            Self::Redis => "EVENTCORE_REDIS_URL",
+            #[cfg(feature = "nats")]
+            Self::Nats => "EVENTCORE_NATS_URL",
+        }
+    }
+
+    /// The ignored test the child process runs.
+    fn child_test(self) -> &'static str {
+        match self {
+            #[cfg(feature = "redis")]
+            Self::Redis => "crash_child_relay_redis",
+            #[cfg(feature = "nats")]
+            Self::Nats => "crash_child_relay_nats",
+        }
+    }
+
+    async fn bus(self, url: &str, prefix: &str) -> EventBus<Broker> {
+        match self {
+            #[cfg(feature = "redis")]
+            Self::Redis => {
+                let options = eventcore::bus::RedisOptions::default()
+                    .prefix(prefix)
+                    .partitions(PARTITIONS);
+                EventBus::redis_with(url, options).await.unwrap()
+            }
+            #[cfg(feature = "nats")]
+            Self::Nats => {
+                let options = eventcore::bus::NatsOptions::default()
+                    .prefix(prefix)
+                    .partitions(PARTITIONS);
+                EventBus::nats_with(url, options).await.unwrap()
+            }
+        }
+    }
+
+    /// Every message on the bus, decoded, in each partition's order.
+    async fn published(self, url: &str, prefix: &str) -> Vec<RecordedEvent> {
+        let mut events = Vec::new();
+        match self {
+            #[cfg(feature = "redis")]
+            Self::Redis => {
+                use redis::AsyncCommands;
+                let client = redis::Client::open(url).unwrap();
+                let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+                for partition in 0..PARTITIONS {
+                    let key = format!("{prefix}:events:{partition}");
+                    let range: redis::streams::StreamRangeReply = connection.xrange_all(&key).await.unwrap();
+                    for entry in range.ids {
+                        let body: String = entry.get("event").unwrap();
+                        events.push(eventcore::cloudevents::from_json(&body).unwrap());
+                    }
+                }
+            }
+            #[cfg(feature = "nats")]
+            Self::Nats => {
+                let jetstream = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+                let mut stream = jetstream.get_stream(prefix.to_uppercase()).await.unwrap();
+                let last = stream.info().await.unwrap().state.last_sequence;
+                for sequence in 1..=last {
+                    let message = stream.get_raw_message(sequence).await.unwrap();
+                    let body = std::str::from_utf8(&message.payload).unwrap();
+                    events.push(eventcore::cloudevents::from_json(body).unwrap());
+                }
+            }
+        }
+        events
+    }
+
+    /// How many copies of the in-flight batches may reach the bus across `KILLS` kills.
+    fn duplicates_allowed(self) -> usize {
+        match self {
+            #[cfg(feature = "redis")]
+            Self::Redis => KILLS as usize * BATCH,
+            #[cfg(feature = "nats")]
+            Self::Nats => 0, // deduplicated by the broker
+        }
+    }
+
+    async fn cleanup(self, url: &str, prefix: &str) {
+        match self {
+            #[cfg(feature = "redis")]
+            Self::Redis => {
+                use redis::AsyncCommands;
+                let client = redis::Client::open(url).unwrap();
+                let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+                let keys: Vec<String> = connection.keys(format!("{prefix}:*")).await.unwrap();
+                if !keys.is_empty() {
+                    let _: () = connection.del(keys).await.unwrap();
+                }
+            }
+            #[cfg(feature = "nats")]
+            Self::Nats => {
+                let jetstream = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+                let name = prefix.to_uppercase();
+                jetstream.delete_stream(&name).await.unwrap();
+                jetstream
+                    .delete_key_value(format!("{name}_letters"))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
 }
 
 fn relay(store: SqliteStore, bus: EventBus<Broker>) -> eventcore::bus::Running<SqliteStore> {
@@ -37,45 +150,24 @@ fn relay(store: SqliteStore, bus: EventBus<Broker>) -> eventcore::bus::Running<S
 }
 
 /// The child's side: relays until it is killed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "helper process of the crash test, not a test"]
-async fn crash_child_relay() {
+async fn child(transport: Transport) {
     let (Ok(db), Ok(prefix), Ok(url)) = (
         std::env::var(DB_ENV),
         std::env::var(PREFIX_ENV),
-        std::env::var("EVENTCORE_REDIS_URL"),
+        std::env::var(transport.url_var()),
     ) else {
         return;
     };
     let store = SqliteStore::open(&db).await.expect("child opens the store");
-    let running = relay(store, bus(&url, &prefix).await);
+    let running = relay(store, transport.bus(&url, &prefix).await);
     tokio::time::sleep(Duration::from_secs(30)).await;
     drop(running);
 }
 
-fn spawn_child(db: &Path, prefix: &str) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "crash_child_relay", "--nocapture"])
-        .env(DB_ENV, db)
-        .env(PREFIX_ENV, prefix)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-/// A small deterministic generator (splitmix64) for kill delays.
-fn next(seed: &mut u64) -> u64 {
-    *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *seed;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_event_reaches_the_bus_in_order_across_relay_kills() {
-    let Some(url) = eventcore_testing::service_url("EVENTCORE_REDIS_URL") else {
+/// Commits deposits while relay children are killed mid-publish, then relays the rest and checks
+/// what reached the bus.
+async fn relay_kills(transport: Transport) {
+    let Some(url) = eventcore_testing::service_url(transport.url_var()) else {
         return;
     };
     let prefix = format!("test-{}", Uuid::now_v7().simple());
@@ -91,7 +183,7 @@ async fn every_event_reaches_the_bus_in_order_across_relay_kills() {
             .unwrap();
         committed.push(opened.events[0].event_id);
     }
-    let mut seed = 0x5eed_u64;
+    let mut delays = Delays::new(0x5eed);
     let mut behind = 0;
     for round in 0..KILLS {
         // A backlog for the child to work through when it is killed.
@@ -107,8 +199,11 @@ async fn every_event_reaches_the_bus_in_order_across_relay_kills() {
                 .unwrap();
             committed.push(done.events[0].event_id);
         }
-        let mut child = spawn_child(&db, &prefix);
-        tokio::time::sleep(Duration::from_millis(5 + next(&mut seed) % 100)).await;
+        let mut child = spawn_child(
+            transport.child_test(),
+            &[(DB_ENV, db.as_os_str()), (PREFIX_ENV, prefix.as_ref())],
+        );
+        tokio::time::sleep(delays.millis(5, 100)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let at = store.checkpoint("relay").await.unwrap().map_or(0, |c| c.position);
@@ -124,30 +219,20 @@ async fn every_event_reaches_the_bus_in_order_across_relay_kills() {
         committed.len()
     );
     assert!(behind > 0, "no kill landed while the relay had work");
-    let bus = bus(&url, &prefix).await;
-    let running = relay(store.clone(), bus);
+    let running = relay(store.clone(), transport.bus(&url, &prefix).await);
     running.wait_caught_up(Duration::from_secs(30)).await.unwrap();
     running.stop().await.unwrap();
 
-    // Read back everything on the bus, deduplicated by event id as a consumer would.
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    // Everything on the bus, deduplicated by event id as a consumer would.
+    let published = transport.published(&url, &prefix).await;
     let mut per_stream: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut seen = HashSet::new();
-    let mut entries = 0usize;
-    for partition in 0..PARTITIONS {
-        let key = format!("{prefix}:events:{partition}");
-        let range: redis::streams::StreamRangeReply = connection.xrange_all(&key).await.unwrap();
-        for entry in range.ids {
-            entries += 1;
-            let body: String = entry.get("event").unwrap();
-            let event = eventcore::cloudevents::from_json(&body).unwrap();
-            if seen.insert(event.event_id) {
-                per_stream
-                    .entry(event.stream_id.clone())
-                    .or_default()
-                    .push(event.stream_version);
-            }
+    for event in &published {
+        if seen.insert(event.event_id) {
+            per_stream
+                .entry(event.stream_id.clone())
+                .or_default()
+                .push(event.stream_version);
         }
     }
     let missing = committed.iter().filter(|id| !seen.contains(id)).count();
@@ -157,15 +242,37 @@ async fn every_event_reaches_the_bus_in_order_across_relay_kills() {
         let expected: Vec<u64> = (1..=versions.len() as u64).collect();
         assert_eq!(versions, &expected, "{stream} reached the bus in order");
     }
-    let duplicates = entries - seen.len();
-    println!("{entries} entries, {duplicates} duplicates");
-    // Republished only: the batches in flight at the kills.
+    let duplicates = published.len() - seen.len();
+    println!("{} messages, {duplicates} duplicates", published.len());
     assert!(
-        duplicates <= KILLS as usize * BATCH,
+        duplicates <= transport.duplicates_allowed(),
         "{duplicates} duplicates for {KILLS} kills"
     );
-    let keys: Vec<String> = connection.keys(format!("{prefix}:*")).await.unwrap();
-    if !keys.is_empty() {
-        let _: () = connection.del(keys).await.unwrap();
-    }
+    transport.cleanup(&url, &prefix).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "helper process of the crash test, not a test"]
+async fn crash_child_relay_redis() {
+    child(Transport::Redis).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_reaches_redis_in_order_across_relay_kills() {
+    relay_kills(Transport::Redis).await;
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "helper process of the crash test, not a test"]
+async fn crash_child_relay_nats() {
+    child(Transport::Nats).await;
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_reaches_nats_once_in_order_across_relay_kills() {
+    relay_kills(Transport::Nats).await;
 }

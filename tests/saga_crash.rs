@@ -3,12 +3,13 @@
 //! scheduled before a kill fires after it.
 #![allow(missing_docs)] // test types, not API
 
+mod crash_support;
 mod design_sagas;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use design_sagas::*;
@@ -92,14 +93,7 @@ async fn crash_child_sagas() {
 }
 
 fn spawn_child(db: &Path, dir: &Path) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "crash_child_sagas", "--nocapture"])
-        .env(DB_ENV, db)
-        .env(DIR_ENV, dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    crash_support::spawn_child("crash_child_sagas", &[(DB_ENV, db), (DIR_ENV, dir)])
 }
 
 async fn stream<S: EventStore>(store: &S, stream: &str) -> Vec<RecordedEvent> {
@@ -118,7 +112,7 @@ async fn commands_apply_once_and_deadlines_fire_across_kills() {
     // Amounts: charged and shipped, refused by the card, never answered (times out).
     let amounts = [10, CARD_LIMIT + 1, 999];
     let mut placed: Vec<(String, i64)> = Vec::new();
-    let mut seed = 0x5a6a_u64;
+    let mut delays = crash_support::Delays::new(0x5a6a);
     for round in 0..KILLS {
         let mut child = spawn_child(&db, dir.path());
         for n in 0..ORDERS_PER_ROUND {
@@ -139,7 +133,7 @@ async fn commands_apply_once_and_deadlines_fire_across_kills() {
         if round % 10 == 9 {
             clock.advance(700); // the timeouts of the orders handled so far fall due
         }
-        tokio::time::sleep(Duration::from_millis(10 + next(&mut seed) % 100)).await;
+        tokio::time::sleep(delays.millis(10, 100)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
@@ -230,13 +224,4 @@ async fn commands_apply_once_and_deadlines_fire_across_kills() {
         "{} dispatches, {redispatched} of them again after a kill",
         dispatched.lines().count()
     );
-}
-
-/// A small deterministic generator (splitmix64) for kill delays.
-fn next(seed: &mut u64) -> u64 {
-    *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *seed;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
