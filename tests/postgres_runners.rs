@@ -151,10 +151,12 @@ async fn two_runners_share_a_projection_by_lease_and_hand_it_over() {
     outcome.unwrap();
 }
 
-/// Balances in a table of the test's schema; refuses a cursed deposit until `fixed`.
+/// Balances in a table of the test's schema; refuses a cursed deposit until `fixed`, and fails
+/// its first `setup_failures` setups.
 struct BalanceTable {
     table: String,
     fixed: bool,
+    setup_failures: u32,
 }
 
 impl BalanceTable {
@@ -162,6 +164,7 @@ impl BalanceTable {
         Self {
             table: format!("\"{}\".balances", store.schema()),
             fixed,
+            setup_failures: 0,
         }
     }
 }
@@ -177,6 +180,10 @@ impl eventcore::projection::PostgresTableProjection for BalanceTable {
         &mut self,
         tx: &eventcore::tokio_postgres::Transaction<'_>,
     ) -> Result<(), eventcore::projection::TableError> {
+        if self.setup_failures > 0 {
+            self.setup_failures -= 1;
+            return Err("the database is busy".into());
+        }
         let sql = format!(
             "CREATE TABLE IF NOT EXISTS {} (account text PRIMARY KEY, owner text, balance bigint)",
             self.table
@@ -273,6 +280,42 @@ async fn a_table_projection_commits_its_rows_with_its_checkpoint_and_resumes_aft
         running.wait_caught_up(Duration::from_secs(10)).await?;
         assert_eq!(balances(&store).await?[1], ("acc-2".into(), "bob".into(), 669));
         assert_eq!(balances(&store).await?[0], ("acc-1".into(), "ada".into(), 20));
+        running.stop().await?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    }
+    .await;
+    drop_schema(&store).await;
+    outcome.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_table_setup_is_run_again_on_the_retry_and_skips_no_event() {
+    let Some(store) = store("ec_proj_table_setup").await else {
+        return;
+    };
+    let outcome = async {
+        let accounts = Repository::<Account, _>::new(store.clone());
+        accounts
+            .execute("acc-1", OpenAccount { owner: "ada".into() })
+            .await?;
+        accounts.execute("acc-1", Deposit { amount: 7 }).await?;
+        let retry = eventcore::runner::RetryPolicy {
+            max_attempts: 5,
+            backoff: eventcore::runner::Backoff::exponential(
+                Duration::from_millis(1),
+                Duration::from_millis(2),
+            ),
+        };
+        let table = BalanceTable {
+            setup_failures: 2,
+            ..BalanceTable::new(&store, true)
+        };
+        let running = Projections::new(store.clone())
+            .with_tables(table)
+            .retry(retry)
+            .start();
+        running.wait_caught_up(Duration::from_secs(10)).await?;
+        assert_eq!(balances(&store).await?, [("acc-1".into(), "ada".into(), 7)]);
         running.stop().await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     }

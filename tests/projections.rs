@@ -631,3 +631,56 @@ async fn a_cancelled_or_dropped_rebuild_leaves_the_live_model_and_hands_the_leas
     assert_eq!(movements(projections.clone()).await, [41, 41, 40, 40, 40]);
     running.stop().await.unwrap();
 }
+
+/// `BalanceTable` whose `setup` fails its first `failures` times (a locked database, say).
+struct FlakySetup {
+    failures: u32,
+}
+
+impl eventcore::projection::SqliteTableProjection for FlakySetup {
+    fn name(&self) -> &str {
+        "balance_table"
+    }
+    fn event_types(&self) -> Vec<String> {
+        BalanceTable.event_types()
+    }
+    fn setup(
+        &mut self,
+        tx: &eventcore::rusqlite::Transaction<'_>,
+    ) -> Result<(), eventcore::projection::TableError> {
+        if self.failures > 0 {
+            self.failures -= 1;
+            return Err("the database is busy".into());
+        }
+        BalanceTable.setup(tx)
+    }
+    fn apply(
+        &mut self,
+        tx: &eventcore::rusqlite::Transaction<'_>,
+        event: &RecordedEvent,
+    ) -> Result<(), eventcore::projection::TableError> {
+        BalanceTable.apply(tx, event)
+    }
+}
+
+#[tokio::test]
+async fn a_failed_setup_is_run_again_on_the_retry_and_skips_no_event() {
+    let (_dir, store) = sqlite().await;
+    let accounts = Repository::<Account, _>::new(store.clone());
+    accounts
+        .execute("acc-1", OpenAccount { owner: "ada".into() })
+        .await
+        .unwrap();
+    accounts.execute("acc-1", Deposit { amount: 7 }).await.unwrap();
+    let projections = Projections::new(store.clone())
+        .with_tables(FlakySetup { failures: 2 })
+        .retry(RetryPolicy {
+            max_attempts: 5,
+            backoff: Backoff::exponential(Duration::from_millis(1), Duration::from_millis(2)),
+        });
+    let running = projections.start();
+    running.wait_caught_up(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(balances(&store).await, [("acc-1".into(), "ada".into(), 7)]);
+    assert_eq!(running.status()[0].state, RunnerState::Live);
+    running.stop().await.unwrap();
+}

@@ -32,6 +32,7 @@ pub enum OutboxError {
 }
 
 impl OutboxError {
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn database(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Database(Box::new(error))
     }

@@ -15,6 +15,8 @@ mod runner;
 mod sqlite_tables;
 #[doc(hidden)]
 pub mod support;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod tables;
 
 use serde::{de::DeserializeOwned, Serialize};
 

@@ -5,19 +5,15 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
-use tokio::task::JoinHandle;
 use tokio_postgres::Transaction;
-use tokio_util::sync::CancellationToken;
 
-use super::runner::{Entry, Options};
+use super::tables::{Outcome, TableEntry, TableTransaction};
 use super::TableError;
 use crate::envelope::RecordedEvent;
 use crate::runner::postgres::write_checkpoint;
-use crate::runner::{
-    drive, new_owner, BatchError, BatchHandler, DriverConfig, Ended, Lease, RunnerState, StatusBoard,
-};
+use crate::runner::Lease;
 use crate::store::postgres::backend;
-use crate::store::{EventFilter, LogBatch, PostgresStore, StoreError};
+use crate::store::{PostgresStore, StoreError};
 
 /// A projection that keeps its read model in tables of its own, in the store's PostgreSQL
 /// database: the read side users query with SQL.
@@ -79,94 +75,48 @@ pub trait PostgresTableProjection: Send + 'static {
     ) -> impl Future<Output = Result<(), TableError>> + Send;
 }
 
-/// A PostgreSQL table projection registered on [`Projections`](super::Projections).
-pub(super) struct PostgresTableEntry<P> {
-    name: String,
-    version: u32,
+/// The PostgreSQL transaction of a table projection.
+pub(super) struct PostgresTables<P> {
     projection: Arc<Mutex<P>>,
+    version: u32,
 }
 
-impl<P: PostgresTableProjection> PostgresTableEntry<P> {
-    pub(super) fn new(projection: P) -> Self {
+impl<P> Clone for PostgresTables<P> {
+    fn clone(&self) -> Self {
         Self {
-            name: projection.name().to_owned(),
-            version: projection.version(),
-            projection: Arc::new(Mutex::new(projection)),
+            projection: Arc::clone(&self.projection),
+            version: self.version,
         }
     }
 }
 
-impl<P: PostgresTableProjection> Entry<PostgresStore> for PostgresTableEntry<P> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn version(&self) -> u32 {
-        self.version
-    }
-
-    fn spawn(
-        &self,
-        store: PostgresStore,
-        options: Options,
-        board: Arc<StatusBoard>,
-        cancel: CancellationToken,
-    ) -> JoinHandle<Option<Lease>> {
-        let projection = Arc::clone(&self.projection);
-        let (name, version) = (self.name.clone(), self.version);
-        tokio::spawn(async move {
-            let types = projection.lock().await.event_types();
-            let config = DriverConfig {
-                name,
-                filter: EventFilter::event_types(types),
-                batch_size: options.batch_size,
-                owner: new_owner(),
-                lease_ttl: options.lease_ttl,
-                retry: options.retry,
-                busy_state: RunnerState::CatchingUp,
-                stop_at_head: false,
-            };
-            let handler = TableHandler {
-                projection,
-                version,
-                set_up: false,
-            };
-            match drive(store, handler, config, &board, cancel).await {
-                Ended::Stopped(lease) => lease,
-                Ended::Failed => None,
-            }
-        })
+impl<P: PostgresTableProjection> PostgresTables<P> {
+    /// `projection`'s registration on the runner.
+    pub(super) fn entry(projection: P) -> TableEntry<Self> {
+        let (name, version) = (projection.name().to_owned(), projection.version());
+        let event_types = projection.event_types();
+        let tables = Self {
+            projection: Arc::new(Mutex::new(projection)),
+            version,
+        };
+        TableEntry::new(&name, version, event_types, tables)
     }
 }
 
-struct TableHandler<P> {
-    projection: Arc<Mutex<P>>,
-    version: u32,
-    set_up: bool,
-}
-
-/// How one attempt at a batch's transaction ended.
-enum Outcome {
-    Committed,
-    /// The event at this index (or `setup`, with an index past the events) failed; the
-    /// transaction was rolled back.
-    Failed(usize, TableError),
-}
-
-impl<P: PostgresTableProjection> TableHandler<P> {
-    /// Applies `events` and moves the checkpoint to `position`, all in one transaction.
+impl<P: PostgresTableProjection> TableTransaction<PostgresStore> for PostgresTables<P> {
     async fn attempt(
-        &mut self,
+        &self,
         store: &PostgresStore,
         lease: &Lease,
         events: &[RecordedEvent],
         position: u64,
+        set_up: bool,
     ) -> Result<Outcome, StoreError> {
         let mut client = store.pool().get().await.map_err(backend)?;
         let tx = client.transaction().await.map_err(backend)?;
         write_checkpoint(store, &tx, lease, position, self.version).await?;
         let mut projection = self.projection.lock().await;
-        if !self.set_up {
+        if !set_up {
             if let Err(error) = projection.setup(&tx).await {
                 return Ok(Outcome::Failed(events.len(), error));
             }
@@ -179,40 +129,5 @@ impl<P: PostgresTableProjection> TableHandler<P> {
         }
         tx.commit().await.map_err(backend)?;
         Ok(Outcome::Committed)
-    }
-}
-
-impl<P: PostgresTableProjection> BatchHandler<PostgresStore> for TableHandler<P> {
-    async fn handle(
-        &mut self,
-        store: &PostgresStore,
-        lease: &Lease,
-        batch: &LogBatch,
-    ) -> Result<u64, BatchError> {
-        let mut events = &batch.events[..];
-        let mut position = batch.next_position;
-        let mut failure = None;
-        loop {
-            match self.attempt(store, lease, events, position).await? {
-                Outcome::Committed => {
-                    self.set_up = true;
-                    return match failure {
-                        None => Ok(position),
-                        Some((position, error)) => Err(BatchError::Event { position, error }),
-                    };
-                }
-                Outcome::Failed(index, error) => {
-                    let Some(failed) = events.get(index) else {
-                        // `setup` itself failed: nothing was applied.
-                        return Err(BatchError::Event { position, error });
-                    };
-                    // Commit what came before the failed event, with the checkpoint at it.
-                    let at = failed.global_position;
-                    events = &events[..index];
-                    position = at;
-                    failure = Some((at, error));
-                }
-            }
-        }
     }
 }

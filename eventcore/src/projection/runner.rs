@@ -161,7 +161,7 @@ impl Projections<crate::SqliteStore> {
     /// [`SqliteTableProjection`](super::SqliteTableProjection)).
     pub fn with_tables<P: super::SqliteTableProjection>(mut self, projection: P) -> Self {
         self.entries
-            .push(Arc::new(super::sqlite_tables::TableEntry::new(projection)));
+            .push(Arc::new(super::sqlite_tables::SqliteTables::entry(projection)));
         self
     }
 }
@@ -172,7 +172,7 @@ impl Projections<crate::PostgresStore> {
     /// [`PostgresTableProjection`](super::PostgresTableProjection)).
     pub fn with_tables<P: super::PostgresTableProjection>(mut self, projection: P) -> Self {
         self.entries
-            .push(Arc::new(super::postgres_tables::PostgresTableEntry::new(
+            .push(Arc::new(super::postgres_tables::PostgresTables::entry(
                 projection,
             )));
         self

@@ -2,18 +2,13 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
-use super::runner::{Entry, Options};
+use super::tables::{Outcome, TableEntry, TableTransaction};
 use super::TableError;
 use crate::envelope::RecordedEvent;
 use crate::runner::sqlite::write_checkpoint;
-use crate::runner::{
-    drive, new_owner, BatchError, BatchHandler, DriverConfig, Ended, Lease, RunnerState, StatusBoard,
-};
+use crate::runner::Lease;
 use crate::store::sqlite::sqlite_error;
-use crate::store::{EventFilter, LogBatch, SqliteStore, StoreError};
+use crate::store::{SqliteStore, StoreError};
 
 /// A projection that keeps its read model in tables of its own, in the store's SQLite file:
 /// the read side users query with SQL.
@@ -70,140 +65,64 @@ pub trait SqliteTableProjection: Send + 'static {
     fn apply(&mut self, tx: &rusqlite::Transaction<'_>, event: &RecordedEvent) -> Result<(), TableError>;
 }
 
-/// A table projection registered on [`Projections`](super::Projections).
-pub(super) struct TableEntry<P> {
-    name: String,
-    version: u32,
+/// The SQLite transaction of a table projection: runs on the store's writer thread.
+pub(super) struct SqliteTables<P> {
     projection: Arc<Mutex<P>>,
+    version: u32,
 }
 
-impl<P: SqliteTableProjection> TableEntry<P> {
-    pub(super) fn new(projection: P) -> Self {
+impl<P> Clone for SqliteTables<P> {
+    fn clone(&self) -> Self {
         Self {
-            name: projection.name().to_owned(),
-            version: projection.version(),
-            projection: Arc::new(Mutex::new(projection)),
+            projection: Arc::clone(&self.projection),
+            version: self.version,
         }
     }
 }
 
-impl<P: SqliteTableProjection> Entry<SqliteStore> for TableEntry<P> {
-    fn name(&self) -> &str {
-        &self.name
+impl<P: SqliteTableProjection> SqliteTables<P> {
+    /// `projection`'s registration on the runner.
+    pub(super) fn entry(projection: P) -> TableEntry<Self> {
+        let (name, version) = (projection.name().to_owned(), projection.version());
+        let event_types = projection.event_types();
+        let tables = Self {
+            projection: Arc::new(Mutex::new(projection)),
+            version,
+        };
+        TableEntry::new(&name, version, event_types, tables)
     }
+}
 
-    fn version(&self) -> u32 {
-        self.version
-    }
-
-    fn spawn(
+impl<P: SqliteTableProjection> TableTransaction<SqliteStore> for SqliteTables<P> {
+    async fn attempt(
         &self,
-        store: SqliteStore,
-        options: Options,
-        board: Arc<StatusBoard>,
-        cancel: CancellationToken,
-    ) -> JoinHandle<Option<Lease>> {
-        let projection = Arc::clone(&self.projection);
-        let (name, version) = (self.name.clone(), self.version);
-        tokio::spawn(async move {
-            let types = projection
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .event_types();
-            let config = DriverConfig {
-                name: name.clone(),
-                filter: EventFilter::event_types(types),
-                batch_size: options.batch_size,
-                owner: new_owner(),
-                lease_ttl: options.lease_ttl,
-                retry: options.retry,
-                busy_state: RunnerState::CatchingUp,
-                stop_at_head: false,
-            };
-            let handler = TableHandler {
-                projection,
-                version,
-                set_up: false,
-            };
-            match drive(store, handler, config, &board, cancel).await {
-                Ended::Stopped(lease) => lease,
-                Ended::Failed => None,
-            }
-        })
-    }
-}
-
-struct TableHandler<P> {
-    projection: Arc<Mutex<P>>,
-    version: u32,
-    set_up: bool,
-}
-
-/// Why a transaction of a table projection did not commit whole.
-enum Outcome {
-    Committed,
-    /// The event at this index failed; nothing of the transaction was committed.
-    Failed(usize, TableError),
-}
-
-impl<P: SqliteTableProjection> BatchHandler<SqliteStore> for TableHandler<P> {
-    async fn handle(
-        &mut self,
         store: &SqliteStore,
         lease: &Lease,
-        batch: &LogBatch,
-    ) -> Result<u64, BatchError> {
-        let mut events = batch.events.clone();
-        let mut position = batch.next_position;
-        let mut failure = None;
-        loop {
-            let (projection, lease, version, set_up) = (
-                Arc::clone(&self.projection),
-                lease.clone(),
-                self.version,
-                self.set_up,
-            );
-            let work = events.clone();
-            let outcome = store
-                .write_with(move |conn| {
-                    let tx = conn.transaction().map_err(sqlite_error)?;
-                    write_checkpoint(&tx, &lease, position, version)?;
-                    let mut projection = projection.lock().unwrap_or_else(PoisonError::into_inner);
-                    if !set_up {
-                        if let Err(error) = projection.setup(&tx) {
-                            return Ok(Outcome::Failed(0, error));
-                        }
+        events: &[RecordedEvent],
+        position: u64,
+        set_up: bool,
+    ) -> Result<Outcome, StoreError> {
+        let (projection, lease, version) = (Arc::clone(&self.projection), lease.clone(), self.version);
+        let events = events.to_vec();
+        store
+            .write_with(move |conn| {
+                let tx = conn.transaction().map_err(sqlite_error)?;
+                write_checkpoint(&tx, &lease, position, version)?;
+                let mut projection = projection.lock().unwrap_or_else(PoisonError::into_inner);
+                if !set_up {
+                    if let Err(error) = projection.setup(&tx) {
+                        return Ok(Outcome::Failed(events.len(), error));
                     }
-                    for (index, event) in work.iter().enumerate() {
-                        if let Err(error) = projection.apply(&tx, event) {
-                            // Dropping the transaction rolls it back.
-                            return Ok(Outcome::Failed(index, error));
-                        }
+                }
+                for (index, event) in events.iter().enumerate() {
+                    if let Err(error) = projection.apply(&tx, event) {
+                        // Dropping the transaction rolls it back.
+                        return Ok(Outcome::Failed(index, error));
                     }
-                    tx.commit().map_err(sqlite_error)?;
-                    Ok::<_, StoreError>(Outcome::Committed)
-                })
-                .await?;
-            match outcome {
-                Outcome::Committed => {
-                    self.set_up = true;
-                    return match failure {
-                        None => Ok(position),
-                        Some((position, error)) => Err(BatchError::Event { position, error }),
-                    };
                 }
-                Outcome::Failed(index, error) => {
-                    let Some(failed) = events.get(index) else {
-                        // Nothing left to apply: `setup` (or the empty batch) itself failed.
-                        return Err(BatchError::Event { position, error });
-                    };
-                    let at = failed.global_position;
-                    // Commit what came before the failed event, with the checkpoint at it.
-                    events.truncate(index);
-                    position = at;
-                    failure = Some((at, error));
-                }
-            }
-        }
+                tx.commit().map_err(sqlite_error)?;
+                Ok(Outcome::Committed)
+            })
+            .await
     }
 }
