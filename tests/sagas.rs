@@ -7,6 +7,8 @@
 
 mod design_sagas;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use design_sagas::*;
@@ -329,13 +331,23 @@ async fn a_redispatch_appends_nothing_on_sqlite() {
 #[tokio::test]
 async fn a_command_that_keeps_failing_is_dead_lettered_and_the_instance_kept() {
     let (_dir, store) = sqlite().await;
+    let payments_up = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let (up, log) = (Arc::clone(&payments_up), Arc::clone(&sent));
     let sagas = Sagas::new(store.clone())
         .dispatch_retry(RetryPolicy {
             max_attempts: 3,
             backoff: Backoff::exponential(Duration::from_millis(1), Duration::from_millis(5)),
         })
-        .with::<Checkout, _>(|_: ShopCommand, _: CommandContext| async {
-            Err::<(), _>(DispatchFailed("payments are down".into()))
+        .with::<Checkout, _>(move |command: ShopCommand, context: CommandContext| {
+            let (up, log) = (Arc::clone(&up), Arc::clone(&log));
+            async move {
+                if !up.load(Ordering::SeqCst) {
+                    return Err(DispatchFailed("payments are down".into()));
+                }
+                log.lock().unwrap().push((command, context.idempotency_key));
+                Ok(())
+            }
         });
     let running = sagas.start();
     place(&store, "o-6", 10).await;
@@ -360,6 +372,26 @@ async fn a_command_that_keeps_failing_is_dead_lettered_and_the_instance_kept() {
     let instance = sagas.instance::<Checkout>("o-6").await.unwrap().unwrap();
     assert!(!instance.ended);
     assert_eq!(sagas.stats::<Checkout>().await.unwrap().dead_letters, 1);
+
+    // Payments are back: the operator replays the letter, and it is dispatched once, with the
+    // idempotency key it had.
+    payments_up.store(true, Ordering::SeqCst);
+    assert!(!sagas.replay_dead_letter::<Checkout>("no-such-key").await.unwrap());
+    assert_eq!(sagas.replay_dead_letters::<Checkout>().await.unwrap(), 1);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sent.lock().unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never replayed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(sagas.dead_letters::<Checkout>().await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(600)).await; // past another replay scan
+    let sent = sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(matches!(sent[0].0, ShopCommand::Charge { .. }));
+    assert_eq!(
+        sent[0].1.as_deref(),
+        Some(letters[0].command.idempotency_key.as_str())
+    );
     running.stop().await.unwrap();
 }
 

@@ -59,6 +59,19 @@ pub struct SagaDeadLetter {
     pub error: String,
     /// When it was dead-lettered.
     pub failed_at: DateTime<Utc>,
+    /// An operator asked to dispatch it again ([`Sagas::replay_dead_letter`]); the saga's
+    /// owner moves it back to the pending commands.
+    ///
+    /// [`Sagas::replay_dead_letter`]: super::Sagas::replay_dead_letter
+    #[serde(default)]
+    pub replay_requested: bool,
+}
+
+impl SagaDeadLetter {
+    /// Its key: the command's, unique within its saga.
+    pub fn key(&self) -> &str {
+        &self.command.key
+    }
 }
 
 /// A deadline whose handler kept failing (a payload that no longer decodes), kept with its error.
@@ -111,6 +124,55 @@ impl Outbox {
             }
         }
         Ok(())
+    }
+
+    /// Moves the dead letters an operator asked to replay back to the pending commands, in one
+    /// fenced transaction each batch: never in both lists, never in neither. They are then
+    /// dispatched with their original idempotency keys, so one that did apply appends nothing.
+    pub(crate) async fn take_replays<St: RunnerStore>(
+        &mut self,
+        store: &St,
+        saga: &'static str,
+        checkpoint: (&Lease, u64, u32),
+    ) -> Result<usize, StoreError> {
+        let (outbox, dead) = (collection(saga, "outbox"), collection(saga, "dead"));
+        let mut writes = Vec::new();
+        let mut commands = Vec::new();
+        for (key, body) in store.list_documents(&dead).await? {
+            let letter = match serde_json::from_slice::<SagaDeadLetter>(&body) {
+                Ok(letter) if letter.replay_requested => letter,
+                Ok(_) => continue,
+                Err(error) => {
+                    tracing::error!(saga, key, %error, "a saga dead letter does not decode; left in place");
+                    continue;
+                }
+            };
+            let command = serde_json::to_vec(&letter.command).map_err(StoreError::backend)?;
+            writes.push(DocumentWrite {
+                collection: outbox.clone(),
+                key: key.clone(),
+                body: Some(command.into()),
+            });
+            writes.push(DocumentWrite {
+                collection: dead.clone(),
+                key,
+                body: None,
+            });
+            commands.push(letter.command);
+        }
+        if commands.is_empty() {
+            return Ok(0);
+        }
+        let (lease, position, version) = checkpoint;
+        store.commit_writes(lease, writes, position, version).await?;
+        tracing::info!(
+            saga,
+            replayed = commands.len(),
+            "dead-lettered saga commands replayed"
+        );
+        let replayed = commands.len();
+        self.extend(commands);
+        Ok(replayed)
     }
 
     /// Adds committed commands.
@@ -215,6 +277,7 @@ impl Outbox {
                         attempts,
                         error,
                         failed_at: Utc::now(),
+                        replay_requested: false,
                     };
                     let body = serde_json::to_vec(&letter).map_err(StoreError::backend)?;
                     // Moved in one fenced transaction: never in both lists, never in neither.

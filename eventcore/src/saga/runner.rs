@@ -30,6 +30,8 @@ const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
 const FAILED_DEADLINE_PAUSE: Duration = Duration::from_millis(100);
 /// Deadlines fired per transaction.
 const DEADLINES_PER_COMMIT: usize = 200;
+/// How often the owner looks for dead letters an operator asked to replay.
+const REPLAY_SCAN_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Sagas over a store: register them with [`with`](Self::with) and their dispatcher, run them
 /// with [`start`](Self::start), inspect instances, deadlines and dead letters.
@@ -193,6 +195,37 @@ impl<St: RunnerStore> Sagas<St> {
         storage::list(&self.store, S::NAME, "dead").await
     }
 
+    /// Asks saga `S`'s owner to dispatch the dead-lettered command `key` again (with its
+    /// original idempotency key); `false` when there is no such letter. The owner picks the
+    /// request up within a second or so, in whichever process runs the saga.
+    pub async fn replay_dead_letter<S: Saga>(&self, key: &str) -> Result<bool, RunnerError> {
+        let dead = collection(S::NAME, "dead");
+        let Some(body) = self
+            .store
+            .load_documents(&dead, vec![key.to_owned()])
+            .await?
+            .remove(key)
+        else {
+            return Ok(false);
+        };
+        let mut letter: SagaDeadLetter = serde_json::from_slice(&body).map_err(StoreError::backend)?;
+        letter.replay_requested = true;
+        let body = serde_json::to_vec(&letter).map_err(StoreError::backend)?;
+        self.store.put_document(&dead, key, Some(body.into())).await?;
+        Ok(true)
+    }
+
+    /// Asks saga `S`'s owner to dispatch every dead-lettered command again; returns how many.
+    pub async fn replay_dead_letters<S: Saga>(&self) -> Result<usize, RunnerError> {
+        let mut requested = 0;
+        for letter in self.dead_letters::<S>().await? {
+            if self.replay_dead_letter::<S>(letter.key()).await? {
+                requested += 1;
+            }
+        }
+        Ok(requested)
+    }
+
     /// The deadlines of saga `S` whose handler kept failing, set aside.
     pub async fn dead_deadlines<S: Saga>(&self) -> Result<Vec<DeadDeadline>, RunnerError> {
         storage::list(&self.store, S::NAME, "dead_deadlines").await
@@ -276,6 +309,7 @@ impl<St: RunnerStore, S: Saga, D: CommandDispatcher<S::Command>> Entry<St> for T
             position: 1,
             outbox: Outbox::default(),
             deadlines: BTreeMap::new(),
+            replays_checked: None,
             saga: PhantomData,
         };
         tokio::spawn(async move {
@@ -304,6 +338,8 @@ struct SagaHandler<S, D> {
     outbox: Outbox,
     /// Pending deadlines by key (due order).
     deadlines: BTreeMap<String, PendingDeadline>,
+    /// When the dead letters were last looked at for replay requests.
+    replays_checked: Option<Instant>,
     saga: PhantomData<fn() -> S>,
 }
 
@@ -645,6 +681,15 @@ impl<St: RunnerStore, S: Saga, D: CommandDispatcher<S::Command>> BatchHandler<St
 
     async fn tick(&mut self, store: &St, lease: &Lease) -> Result<(), BatchError> {
         self.sync(store, lease).await?;
+        if self
+            .replays_checked
+            .is_none_or(|at| at.elapsed() >= REPLAY_SCAN_INTERVAL)
+        {
+            self.replays_checked = Some(Instant::now());
+            self.outbox
+                .take_replays(store, S::NAME, (lease, self.position, S::VERSION))
+                .await?;
+        }
         self.fire_due(store, lease).await?;
         self.dispatch(store, lease).await?;
         Ok(())
