@@ -67,14 +67,26 @@ async fn the_demo_runs_on_redis_and_tells_what_each_consumer_did() {
     // The v1 event is really stored at version 1 and read back upcast.
     let (stored, current) = report.legacy.clone().expect("legacy post");
     assert_eq!(stored, 1);
-    assert_eq!((current.author.as_str(), current.tripcode.as_deref()), ("lain", Some("Wired7")));
+    assert_eq!(
+        (current.author.as_str(), current.tripcode.as_deref()),
+        ("lain", Some("Wired7"))
+    );
     assert!(text.contains("stored post.created v1: {"), "{text}");
-    assert!(text.contains("read back as post.created v2: author \"lain\", tripcode Some(\"Wired7\")"), "{text}");
+    assert!(
+        text.contains("read back as post.created v2: author \"lain\", tripcode Some(\"Wired7\")"),
+        "{text}"
+    );
 
     // The envelope: correlation id, hashed address, user agent.
-    assert!(text.contains("envelope of post.created 1002: correlation req-3, causation -, client_addr_hash "), "{text}");
+    assert!(
+        text.contains("envelope of post.created 1002: correlation req-3, causation -, client_addr_hash "),
+        "{text}"
+    );
     assert!(text.contains("user_agent \"Mozilla/5.0 (iPhone;"), "{text}");
-    assert!(!text.contains("198.51.100.23"), "the address itself is never shown");
+    assert!(
+        !text.contains("198.51.100.23"),
+        "the address itself is never shown"
+    );
 
     // Cache-aside: miss, hit, then after a write a miss that shows the write.
     let thread_reads: Vec<Served> = report
@@ -85,8 +97,16 @@ async fn the_demo_runs_on_redis_and_tells_what_each_consumer_did() {
         .collect();
     assert_eq!(thread_reads, [Served::Miss, Served::Hit, Served::Miss]);
     assert!(report.fresh_after_write, "{text}");
-    assert!(text.contains("read after the write: fresh, shows No.1005"), "{text}");
-    assert!(text.contains("post.created in thread No.1001: deleted its page, /g/ index and catalog (3 of 3 were cached)"), "{text}");
+    assert!(
+        text.contains("read after the write: fresh, shows No.1005"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "post.created in thread No.1001: deleted its page, /g/ index and catalog (3 of 3 were cached)"
+        ),
+        "{text}"
+    );
 
     // Search: the deleted post leaves the index.
     let found = |i: usize| -> Vec<String> { report.searches[i].iter().map(|h| h.post_id.clone()).collect() };
@@ -100,25 +120,49 @@ async fn the_demo_runs_on_redis_and_tells_what_each_consumer_did() {
     let (post, attempts, error) = report.dead_letter.clone().expect("a dead letter");
     assert_eq!((post.as_str(), attempts), ("1006", 3));
     assert_eq!(error[0], "handler `post_created` failed");
-    assert!(error[1].contains("cannot parse link `http://[2001:db8::1/shop`"), "{error:?}");
+    assert!(
+        error[1].contains("cannot parse link `http://[2001:db8::1/shop`"),
+        "{error:?}"
+    );
     assert!(text.contains("dead letters of moderation_scorer: 1"), "{text}");
     assert!(text.contains("  attempts 3, dead-lettered at"), "{text}");
     assert_eq!(report.dead_after_replay, 0);
     assert!(text.contains("No.1006: score 100: banned the poster"), "{text}");
-    assert!(matches!(report.refused, Some(BoardError::Banned(_))), "{:?}", report.refused);
+    assert!(
+        matches!(report.refused, Some(BoardError::Banned(_))),
+        "{:?}",
+        report.refused
+    );
     assert!(text.contains("moderation.ban of poster"), "{text}");
     assert!(report.scores.contains(&("1006".to_owned(), 100)));
 
     // The other consumers and the published language.
-    assert!(text.contains("search_indexer     indexed No.1000: \"Present day"), "{text}");
-    assert!(text.contains("search_indexer     removed thread No.1000 (2 posts)"), "{text}");
+    assert!(
+        text.contains("search_indexer     indexed No.1000: \"Present day"),
+        "{text}"
+    );
+    assert!(
+        text.contains("search_indexer     removed thread No.1000 (2 posts)"),
+        "{text}"
+    );
     assert!(text.contains("board_feed         imageboard.post_published v1: new thread /g/ No.1001 by Anonymous (correlation req-2)"), "{text}");
     assert!(text.contains("404: thread 1000 does not exist"), "{text}");
 
     // Every runner caught up; the run's keys are gone.
     assert_eq!(
-        report.lags.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(),
-        ["board_relay", "published_language", "search_indexer", "cache_invalidator", "moderation_scorer", "board_feed"]
+        report
+            .lags
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "board_relay",
+            "published_language",
+            "search_indexer",
+            "cache_invalidator",
+            "moderation_scorer",
+            "board_feed"
+        ]
     );
     assert!(report.lags.iter().all(|(_, lag)| *lag == 0), "{:?}", report.lags);
     assert!(text.contains("MAXLEN ~ 10000 each"), "{text}");
@@ -149,7 +193,12 @@ fn child_process_entry() {
 fn unreachable_redis_is_one_clear_message() {
     let url = "redis://127.0.0.1:1";
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_process_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD, "1")
         .env("EVENTCORE_REDIS_URL", url)
         .env("RUST_BACKTRACE", "1")
@@ -163,7 +212,10 @@ fn unreachable_redis_is_one_clear_message() {
         lines[0].starts_with("error: cannot reach Redis at redis://127.0.0.1:1 ("),
         "{stderr}"
     );
-    assert!(lines[0].contains("set EVENTCORE_REDIS_URL") || lines[0].contains("EVENTCORE_REDIS_URL"), "{stderr}");
+    assert!(
+        lines[0].contains("set EVENTCORE_REDIS_URL") || lines[0].contains("EVENTCORE_REDIS_URL"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
@@ -231,11 +283,16 @@ fn a_thread_is_created_once_and_deleted_once() {
         .then_error(ThreadError::AlreadyCreated);
     AggregateFixture::<Thread>::new()
         .given_nothing()
-        .when(CreateThread { subject: " ".into(), ..create() })
+        .when(CreateThread {
+            subject: " ".into(),
+            ..create()
+        })
         .then_error(ThreadError::EmptySubject);
     AggregateFixture::<Thread>::new()
         .given(vec![opened.clone().into()])
-        .when(DeleteThread { reason: "spam".into() })
+        .when(DeleteThread {
+            reason: "spam".into(),
+        })
         .then_events(vec![ThreadDeleted {
             thread_id: "1".into(),
             board: "g".into(),
@@ -245,7 +302,9 @@ fn a_thread_is_created_once_and_deleted_once() {
         .then_state(|t| t.deleted && !t.is_open());
     AggregateFixture::<Thread>::new()
         .given_nothing()
-        .when(DeleteThread { reason: "spam".into() })
+        .when(DeleteThread {
+            reason: "spam".into(),
+        })
         .then_error(ThreadError::NotFound);
 }
 
@@ -257,7 +316,10 @@ fn a_post_needs_a_body_and_is_deleted_once() {
         .then_events(vec![created("2", "1").into()]);
     AggregateFixture::<Post>::new()
         .given_nothing()
-        .when(CreatePost(PostCreated { body: "  ".into(), ..created("2", "1") }))
+        .when(CreatePost(PostCreated {
+            body: "  ".into(),
+            ..created("2", "1")
+        }))
         .then_error(PostError::BadBody);
     AggregateFixture::<Post>::new()
         .given(vec![created("2", "1").into()])
@@ -271,11 +333,15 @@ fn a_post_needs_a_body_and_is_deleted_once() {
     };
     AggregateFixture::<Post>::new()
         .given(vec![created("2", "1").into()])
-        .when(DeletePost { reason: "off topic".into() })
+        .when(DeletePost {
+            reason: "off topic".into(),
+        })
         .then_events(vec![deleted.clone().into()]);
     AggregateFixture::<Post>::new()
         .given(vec![created("2", "1").into(), deleted.into()])
-        .when(DeletePost { reason: "again".into() })
+        .when(DeletePost {
+            reason: "again".into(),
+        })
         .then_error(PostError::AlreadyDeleted);
 }
 
@@ -360,11 +426,31 @@ fn the_read_models_follow_posts_and_deletions() {
         .given_for("1", vec![opened.clone().into()])
         .given_for("1", vec![created("1", "1").into()])
         .given_for("2", vec![created("2", "1").into()])
-        .given_for("3", vec![created("3", "1").into(), PostDeleted { post_id: "3".into(), ..reply_deleted.clone() }.into()])
-        .then_document("g", |page| page.threads.len() == 1 && page.threads[0].replies == 1 && page.threads[0].opening == "hello");
+        .given_for(
+            "3",
+            vec![
+                created("3", "1").into(),
+                PostDeleted {
+                    post_id: "3".into(),
+                    ..reply_deleted.clone()
+                }
+                .into(),
+            ],
+        )
+        .then_document("g", |page| {
+            page.threads.len() == 1 && page.threads[0].replies == 1 && page.threads[0].opening == "hello"
+        });
     ProjectionFixture::<BoardPage>::new()
         .given_for("1", vec![opened.into()])
-        .given_for("1", vec![ThreadDeleted { thread_id: "1".into(), board: "g".into(), reason: "x".into() }.into()])
+        .given_for(
+            "1",
+            vec![ThreadDeleted {
+                thread_id: "1".into(),
+                board: "g".into(),
+                reason: "x".into(),
+            }
+            .into()],
+        )
         .then_document("g", |page| page.threads.is_empty());
 }
 
@@ -374,7 +460,9 @@ fn spam_scores_and_the_link_parser_bug() {
     let spam = "BUY CHEAP GOLD http://example.test/shop";
     assert!(score(spam, false).unwrap() >= BAN_SCORE);
     let poison = "BUY http://[2001:db8::1/shop";
-    assert!(matches!(score(poison, false), Err(ScoreError::MalformedLink(link)) if link == "http://[2001:db8::1/shop"));
+    assert!(
+        matches!(score(poison, false), Err(ScoreError::MalformedLink(link)) if link == "http://[2001:db8::1/shop")
+    );
     assert!(score(poison, true).unwrap() >= 30, "fixed: the link counts");
     assert_eq!(score("http://[2001:db8::1]/ok", false).unwrap(), 30);
 }
@@ -387,7 +475,10 @@ fn addresses_are_hashed_with_a_key_and_tripcodes_from_secrets() {
     assert!(hash.chars().all(|c| c.is_ascii_hexdigit()));
     assert_eq!(hash, AddressHasher::new("key one").hash(address));
     assert_ne!(hash, AddressHasher::new("key two").hash(address));
-    assert_ne!(hash, AddressHasher::new("key one").hash("203.0.113.8".parse().unwrap()));
+    assert_ne!(
+        hash,
+        AddressHasher::new("key one").hash("203.0.113.8".parse().unwrap())
+    );
 
     let (author, trip) = author_of("tea#kettle");
     assert_eq!(author, "tea");

@@ -97,12 +97,18 @@ pub async fn run(url: &str, out: &mut Output) -> Result<Report, Error> {
     let prefix = format!("imageboard-{}", eventcore::uuid::Uuid::now_v7().simple());
     let dir = tempfile::tempdir()?;
     out.line(format!("Redis at {}, keys under {prefix}:*", redacted(url)));
-    out.line(format!("store and search index: SQLite files in {}", dir.path().display()));
+    out.line(format!(
+        "store and search index: SQLite files in {}",
+        dir.path().display()
+    ));
     let outcome = scenario::run(url, redis.clone(), &prefix, dir.path(), out).await;
     let removed = clean_up(&mut redis, &prefix).await;
     let report = outcome?;
     out.section("cleanup");
-    out.line(format!("removed {} Redis keys and the temporary directory", removed?));
+    out.line(format!(
+        "removed {} Redis keys and the temporary directory",
+        removed?
+    ));
     Ok(report)
 }
 

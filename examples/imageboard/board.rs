@@ -67,7 +67,14 @@ impl Board {
     }
 
     /// Opens a thread on `board` with its opening post; the thread's number.
-    pub async fn create_thread(&self, request: &Request, board: &str, subject: &str, name: &str, body: &str) -> Outcome<String> {
+    pub async fn create_thread(
+        &self,
+        request: &Request,
+        board: &str,
+        subject: &str,
+        name: &str,
+        body: &str,
+    ) -> Outcome<String> {
         let number = self.number();
         let mut decision = self.decision(request).await?;
         let thread = decision.load::<Thread, _>(&number).await?;
@@ -91,7 +98,11 @@ impl Board {
         let mut decision = self.decision(request).await?;
         let thread = decision.load::<Thread, _>(thread_id).await?;
         if !thread.state().is_open() {
-            let why = if thread.state().deleted { ThreadError::Deleted } else { ThreadError::NotFound };
+            let why = if thread.state().deleted {
+                ThreadError::Deleted
+            } else {
+                ThreadError::NotFound
+            };
             return Err(RepositoryError::Rejected(why.into()));
         }
         let board = thread.state().board.clone();
@@ -106,7 +117,9 @@ impl Board {
         let post = decision.load::<Post, _>(post_id).await?;
         let deleted = post
             .state()
-            .handle(DeletePost { reason: reason.to_owned() })
+            .handle(DeletePost {
+                reason: reason.to_owned(),
+            })
             .map_err(|e| RepositoryError::Rejected(e.into()))?;
         decision.append::<Post, _>(post_id, &deleted)?;
         decision.commit().await?;
@@ -119,7 +132,9 @@ impl Board {
         let thread = decision.load::<Thread, _>(thread_id).await?;
         let deleted = thread
             .state()
-            .handle(DeleteThread { reason: reason.to_owned() })
+            .handle(DeleteThread {
+                reason: reason.to_owned(),
+            })
             .map_err(|e| RepositoryError::Rejected(e.into()))?;
         decision.append::<Thread, _>(thread_id, &deleted)?;
         decision.commit().await?;

@@ -81,8 +81,11 @@ impl Cache {
             return Ok(page);
         }
         let view = self.views.get::<ThreadPage>(thread_id).await?;
-        self.fill(&self.thread_key(thread_id), render_thread(thread_id, view.as_ref()))
-            .await
+        self.fill(
+            &self.thread_key(thread_id),
+            render_thread(thread_id, view.as_ref()),
+        )
+        .await
     }
 
     /// `board`'s index page.

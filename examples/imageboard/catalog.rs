@@ -27,7 +27,9 @@ pub fn catalog() -> Catalog {
     registry.events.retain(|e| ours(&e.event_type));
     registry.upcasters.retain(|u| ours(&u.event_type));
     registry.retired.retain(|r| ours(&r.event_type));
-    registry.consumers.retain(|c| CONSUMERS.contains(&c.name.as_str()));
+    registry
+        .consumers
+        .retain(|c| CONSUMERS.contains(&c.name.as_str()));
     let aggregates = registered_aggregates()
         .map(AggregateInfo::from)
         .filter(|a| AGGREGATES.contains(&a.aggregate_type.as_str()));

@@ -49,7 +49,13 @@ impl CacheInvalidator {
 
     /// Deletes the pages of `thread_id` and `board` once the read models passed `position`:
     /// deleting them earlier would let a read cache the page without the event again.
-    async fn invalidate(&self, event: &str, position: u64, board: &str, thread_id: &str) -> Result<(), InvalidateError> {
+    async fn invalidate(
+        &self,
+        event: &str,
+        position: u64,
+        board: &str,
+        thread_id: &str,
+    ) -> Result<(), InvalidateError> {
         for status in &self.read_models {
             let mut status = status.clone();
             let name = status.borrow().name.clone();
@@ -91,7 +97,12 @@ impl CacheInvalidator {
     #[on]
     async fn thread_deleted(&self, e: &Envelope<ThreadDeleted>) -> Result<(), InvalidateError> {
         let thread = &e.payload;
-        self.invalidate("thread.deleted", e.global_position, &thread.board, &thread.thread_id)
-            .await
+        self.invalidate(
+            "thread.deleted",
+            e.global_position,
+            &thread.board,
+            &thread.thread_id,
+        )
+        .await
     }
 }

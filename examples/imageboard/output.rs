@@ -84,7 +84,12 @@ impl Output {
             .unwrap_or_default();
         self.line(format!(
             "dead letter {} of `{}`: {} v{} in stream {} (position {})",
-            letter.id, letter.consumer, event.event_type, event.event_version, event.stream_id, event.global_position
+            letter.id,
+            letter.consumer,
+            event.event_type,
+            event.event_version,
+            event.stream_id,
+            event.global_position
         ));
         self.line(format!(
             "  attempts {}, dead-lettered at {}",

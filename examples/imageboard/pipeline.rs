@@ -29,7 +29,11 @@ const SETTLE: Duration = Duration::from_secs(30);
 
 /// The consumer groups: their bus (key prefix suffix), its partitions, and their names.
 const GROUPS: [(&str, u32, &[&str]); 2] = [
-    ("bus", PARTITIONS, &["search_indexer", "cache_invalidator", "moderation_scorer"]),
+    (
+        "bus",
+        PARTITIONS,
+        &["search_indexer", "cache_invalidator", "moderation_scorer"],
+    ),
     ("public", 1, &["board_feed"]),
 ];
 
@@ -172,7 +176,11 @@ impl Pipeline {
                 };
                 for partition in 0..partitions {
                     let key = format!("{}:{bus}:events:{partition}", self.prefix);
-                    let info: StreamInfoGroupsReply = redis::cmd("XINFO").arg("GROUPS").arg(&key).query_async(redis).await?;
+                    let info: StreamInfoGroupsReply = redis::cmd("XINFO")
+                        .arg("GROUPS")
+                        .arg(&key)
+                        .query_async(redis)
+                        .await?;
                     if let Some(found) = info.groups.iter().find(|g| g.name == *group) {
                         lag.read += found.entries_read.unwrap_or(0) as u64;
                         lag.pending += found.pending as u64;

@@ -48,7 +48,11 @@ impl From<PostCreatedV1> for PostCreated {
             Some((author, trip)) => (author, Some(trip.to_owned()).filter(|t| !t.is_empty())),
             None => (old.name.as_str(), None),
         };
-        let author = if author.trim().is_empty() { ANONYMOUS } else { author.trim() };
+        let author = if author.trim().is_empty() {
+            ANONYMOUS
+        } else {
+            author.trim()
+        };
         Self {
             post_id: old.post_id,
             thread_id: old.thread_id,

@@ -86,7 +86,13 @@ impl Requests {
 
 /// Runs the demo on Redis at `url` (connected as `redis`), with keys under `prefix` and files in
 /// `dir`.
-pub async fn run(url: &str, redis: MultiplexedConnection, prefix: &str, dir: &Path, out: &mut Output) -> Result<Report, Error> {
+pub async fn run(
+    url: &str,
+    redis: MultiplexedConnection,
+    prefix: &str,
+    dir: &Path,
+    out: &mut Output,
+) -> Result<Report, Error> {
     let mut report = Report::default();
     let store = SqliteStore::open(dir.join("board.sqlite3")).await?;
     let hasher = AddressHasher::new(format!("deployment secret of {prefix}"));
@@ -122,33 +128,73 @@ pub async fn run(url: &str, redis: MultiplexedConnection, prefix: &str, dir: &Pa
     out.line(format!(
         "relay `published_language` -> {prefix}:public:events:0 (imageboard.post_published only)"
     ));
-    out.line("consumer groups: search_indexer, cache_invalidator, moderation_scorer; board_feed on the public bus");
+    out.line(
+        "consumer groups: search_indexer, cache_invalidator, moderation_scorer; board_feed on the public bus",
+    );
 
     let board = Board::new(store.clone(), hasher.clone(), 1001);
     out.section("visitors post");
     let tea = board
-        .create_thread(&requests.from(&ALICE), BOARD, "Tea thread", "", "What are you drinking? Oolong here, second steep.")
+        .create_thread(
+            &requests.from(&ALICE),
+            BOARD,
+            "Tea thread",
+            "",
+            "What are you drinking? Oolong here, second steep.",
+        )
         .await?;
     let genmaicha = board
-        .reply(&requests.from(&BOB), &tea, "tea#kettle", "Genmaicha. The toasted rice smell is unbeatable.")
+        .reply(
+            &requests.from(&BOB),
+            &tea,
+            "tea#kettle",
+            "Genmaicha. The toasted rice smell is unbeatable.",
+        )
         .await?;
     board
-        .reply(&requests.from(&ALICE), "1000", "", "Layer 07 is the best episode, no contest.")
+        .reply(
+            &requests.from(&ALICE),
+            "1000",
+            "",
+            "Layer 07 is the best episode, no contest.",
+        )
         .await?;
     let cold = board
-        .reply(&requests.from(&BOB), &tea, "", "Cold brewed oolong in summer, hot sencha in winter.")
+        .reply(
+            &requests.from(&BOB),
+            &tea,
+            "",
+            "Cold brewed oolong in summer, hot sencha in winter.",
+        )
         .await?;
     pipeline.settle(out).await?;
     envelope_of(&store, &format!("post-{genmaicha}"), out).await?;
 
     out.section("cache-aside: the thread, the board index and the catalog, read through Redis");
-    read(&cache.thread(&tea).await?, &format!("thread {tea}"), &mut report, out, false);
-    read(&cache.thread(&tea).await?, &format!("thread {tea}"), &mut report, out, false);
+    read(
+        &cache.thread(&tea).await?,
+        &format!("thread {tea}"),
+        &mut report,
+        out,
+        false,
+    );
+    read(
+        &cache.thread(&tea).await?,
+        &format!("thread {tea}"),
+        &mut report,
+        out,
+        false,
+    );
     read(&cache.index(BOARD).await?, "board index", &mut report, out, true);
     read(&cache.catalog(BOARD).await?, "catalog", &mut report, out, true);
     read(&cache.index(BOARD).await?, "board index", &mut report, out, false);
     let fresh = board
-        .reply(&requests.from(&ALICE), &tea, "", "Just brewed a fresh pot of oolong.")
+        .reply(
+            &requests.from(&ALICE),
+            &tea,
+            "",
+            "Just brewed a fresh pot of oolong.",
+        )
         .await?;
     out.line(format!("ALICE replies No.{fresh} in thread {tea}"));
     pipeline.settle(out).await?;
@@ -157,7 +203,11 @@ pub async fn run(url: &str, redis: MultiplexedConnection, prefix: &str, dir: &Pa
     read(&page, &format!("thread {tea}"), &mut report, out, true);
     out.line(format!(
         "read after the write: {}",
-        if report.fresh_after_write { format!("fresh, shows No.{fresh}") } else { "STALE".to_owned() }
+        if report.fresh_after_write {
+            format!("fresh, shows No.{fresh}")
+        } else {
+            "STALE".to_owned()
+        }
     ));
     read(&cache.index(BOARD).await?, "board index", &mut report, out, true);
 
@@ -177,7 +227,12 @@ pub async fn run(url: &str, redis: MultiplexedConnection, prefix: &str, dir: &Pa
 
     out.section("a poison post: the scorer's link parser fails on it");
     let spam = board
-        .reply(&requests.from(&SPAMMER), &tea, "", "BUY CHEAP GOLD NOW http://[2001:db8::1/shop FREE SHIPPING")
+        .reply(
+            &requests.from(&SPAMMER),
+            &tea,
+            "",
+            "BUY CHEAP GOLD NOW http://[2001:db8::1/shop FREE SHIPPING",
+        )
         .await?;
     out.line(format!("SPAMMER posts No.{spam}"));
     pipeline.settle(out).await?;
@@ -203,7 +258,10 @@ pub async fn run(url: &str, redis: MultiplexedConnection, prefix: &str, dir: &Pa
     }
     report.dead_after_replay = dead.count().await?;
     pipeline.settle(out).await?;
-    out.line(format!("dead letters of moderation_scorer: {}", report.dead_after_replay));
+    out.line(format!(
+        "dead letters of moderation_scorer: {}",
+        report.dead_after_replay
+    ));
     match board
         .reply(&requests.from(&SPAMMER), &tea, "", "cheap gold, last chance")
         .await
@@ -222,7 +280,13 @@ pub async fn run(url: &str, redis: MultiplexedConnection, prefix: &str, dir: &Pa
         .delete_thread(&requests.from(&JANITOR), "1000", "rule 2: no off-topic threads")
         .await?;
     pipeline.settle(out).await?;
-    read(&cache.thread("1000").await?, "thread 1000", &mut report, out, true);
+    read(
+        &cache.thread("1000").await?,
+        "thread 1000",
+        &mut report,
+        out,
+        true,
+    );
     read(&cache.catalog(BOARD).await?, "catalog", &mut report, out, true);
     out.line("search \"episode\":");
     print_hits(&index.search("episode", 10).await?, out);
@@ -232,7 +296,9 @@ pub async fn run(url: &str, redis: MultiplexedConnection, prefix: &str, dir: &Pa
     let groups = pipeline.groups(&mut redis.clone()).await?;
     out.lags(&relays, &groups);
     report.lags = relays.iter().map(|s| (s.name.clone(), s.lag)).collect();
-    report.lags.extend(groups.iter().map(|g| (g.group.clone(), g.lag + g.pending)));
+    report
+        .lags
+        .extend(groups.iter().map(|g| (g.group.clone(), g.lag + g.pending)));
     stream_lengths(redis, prefix, out).await?;
     report.scores = scorer.scores().into_iter().collect();
     let scores: Vec<String> = report.scores.iter().map(|(p, s)| format!("No.{p} {s}")).collect();
@@ -332,7 +398,10 @@ async fn envelope_of(store: &SqliteStore, stream_id: &str, out: &mut Output) -> 
 
 /// Prints the ban of `address_hash`, with the request and the post that caused it.
 async fn ban_chain(store: &SqliteStore, address_hash: &str, out: &mut Output) -> Result<(), Error> {
-    for event in store.read_stream(&format!("moderation-{address_hash}"), 1, 10).await? {
+    for event in store
+        .read_stream(&format!("moderation-{address_hash}"), 1, 10)
+        .await?
+    {
         out.line(format!(
             "{} of poster {}…: correlation {} (the spam request), causation {} (its post.created)",
             event.event_type,
@@ -345,7 +414,11 @@ async fn ban_chain(store: &SqliteStore, address_hash: &str, out: &mut Output) ->
 }
 
 /// Prints the length of each partition stream of the board's bus.
-async fn stream_lengths(mut redis: MultiplexedConnection, prefix: &str, out: &mut Output) -> Result<(), Error> {
+async fn stream_lengths(
+    mut redis: MultiplexedConnection,
+    prefix: &str,
+    out: &mut Output,
+) -> Result<(), Error> {
     let mut lengths = Vec::new();
     for partition in 0..PARTITIONS {
         let key = format!("{prefix}:bus:events:{partition}");

@@ -52,7 +52,10 @@ impl Fix {
 fn links(body: &str, fixed: bool) -> Result<usize, ScoreError> {
     let mut count = 0;
     for word in body.split_whitespace() {
-        let Some(rest) = word.strip_prefix("http://").or_else(|| word.strip_prefix("https://")) else {
+        let Some(rest) = word
+            .strip_prefix("http://")
+            .or_else(|| word.strip_prefix("https://"))
+        else {
             continue;
         };
         if rest.starts_with('[') && !rest.contains(']') && !fixed {
@@ -116,7 +119,10 @@ impl ModerationScorer {
         let score = match score(&post.body, self.fix.deployed()) {
             Ok(score) => score,
             Err(error) => {
-                self.journal.record("moderation_scorer", format!("No.{}: failed: {error}", post.post_id));
+                self.journal.record(
+                    "moderation_scorer",
+                    format!("No.{}: failed: {error}", post.post_id),
+                );
                 return Err(error);
             }
         };
@@ -125,7 +131,8 @@ impl ModerationScorer {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(post.post_id.clone(), score);
         let Some(address_hash) = e.metadata.get(ADDRESS_HASH).filter(|_| score >= BAN_SCORE) else {
-            self.journal.record("moderation_scorer", format!("No.{}: score {score}", post.post_id));
+            self.journal
+                .record("moderation_scorer", format!("No.{}: score {score}", post.post_id));
             return Ok(());
         };
         // At least once: the idempotency key makes a redelivered post ban once.
@@ -142,7 +149,11 @@ impl ModerationScorer {
         };
         self.journal.record(
             "moderation_scorer",
-            format!("No.{}: score {score}: {outcome} ({}…)", post.post_id, &address_hash[..8.min(address_hash.len())]),
+            format!(
+                "No.{}: score {score}: {outcome} ({}…)",
+                post.post_id,
+                &address_hash[..8.min(address_hash.len())]
+            ),
         );
         Ok(())
     }

@@ -146,9 +146,7 @@ impl BoardPage {
 
 /// The board's read models over `store`.
 pub fn projections(store: SqliteStore) -> Projections<SqliteStore> {
-    Projections::new(store)
-        .with::<ThreadPage>()
-        .with::<BoardPage>()
+    Projections::new(store).with::<ThreadPage>().with::<BoardPage>()
 }
 
 /// A thread page as the site renders it.
@@ -158,8 +156,15 @@ pub fn render_thread(thread_id: &str, page: Option<&ThreadPage>) -> String {
     };
     let mut text = format!("/{}/ No.{thread_id} \"{}\"", page.board, page.subject);
     for post in &page.posts {
-        let trip = post.tripcode.as_deref().map(|t| format!(" !{t}")).unwrap_or_default();
-        text.push_str(&format!("\n  No.{} {}{trip}: {}", post.post_id, post.author, post.body));
+        let trip = post
+            .tripcode
+            .as_deref()
+            .map(|t| format!(" !{t}"))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "\n  No.{} {}{trip}: {}",
+            post.post_id, post.author, post.body
+        ));
     }
     text
 }
@@ -167,7 +172,7 @@ pub fn render_thread(thread_id: &str, page: Option<&ThreadPage>) -> String {
 /// A board's index: threads by last bump, newest first.
 pub fn render_index(board: &str, page: Option<&BoardPage>) -> String {
     let mut threads: Vec<&ThreadLine> = page.map(|p| p.threads.iter().collect()).unwrap_or_default();
-    threads.sort_by(|a, b| b.bumped.cmp(&a.bumped));
+    threads.sort_by_key(|t| std::cmp::Reverse(t.bumped));
     let mut text = format!("/{board}/ index");
     for thread in threads {
         let plural = if thread.replies == 1 { "reply" } else { "replies" };
