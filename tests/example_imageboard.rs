@@ -145,7 +145,7 @@ async fn the_demo_runs_on_redis_and_tells_what_each_consumer_did() {
         text.contains("search_indexer     removed thread No.1000 (2 posts)"),
         "{text}"
     );
-    assert!(text.contains("board_feed         imageboard.post_published v1: new thread /g/ No.1001 by Anonymous (correlation req-2)"), "{text}");
+    assert!(text.contains("board_feed         imageboard.post_published v1: new thread /g/ No.1001 by Anonymous (correlation req-2, metadata [])"), "{text}");
     assert!(text.contains("404: thread 1000 does not exist"), "{text}");
 
     // Every runner caught up; the run's keys are gone.

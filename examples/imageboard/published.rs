@@ -44,10 +44,16 @@ impl From<&Envelope<PostCreated>> for PostPublished {
     }
 }
 
+/// The metadata published with a message: none, so the client's address hash and user agent
+/// stay inside the service.
+const PUBLISHED_METADATA: [&str; 0] = [];
+
 /// The relay's translation: every `post.created` (upcast from version 1 if stored so) leaves
 /// as `imageboard.post_published`; nothing else leaves.
 pub fn translation() -> Translate {
-    Translate::new().event::<PostCreated, PostPublished>()
+    Translate::new()
+        .event::<PostCreated, PostPublished>()
+        .metadata_keys(PUBLISHED_METADATA)
 }
 
 /// Another service, subscribed to the published language: a feed of new posts.
@@ -73,13 +79,14 @@ impl IntegrationHandler for BoardFeed {
         self.journal.record(
             "board_feed",
             format!(
-                "{} v{}: {kind} /{}/ No.{} by {} (correlation {})",
+                "{} v{}: {kind} /{}/ No.{} by {} (correlation {}, metadata {:?})",
                 message.name,
                 message.version,
                 post.board,
                 post.post_id,
                 post.author,
-                message.correlation_id.as_deref().unwrap_or("-")
+                message.correlation_id.as_deref().unwrap_or("-"),
+                message.metadata.keys().collect::<Vec<_>>()
             ),
         );
         Ok(())
