@@ -183,6 +183,7 @@ async fn the_demo_runs_on_redis_and_tells_what_each_consumer_did() {
 
 /// Runs the example's `main` when started by `unreachable_redis_is_one_clear_message`.
 #[test]
+#[ignore = "the example's process, started by `unreachable_redis_is_one_clear_message`"]
 fn child_process_entry() {
     if std::env::var_os(CHILD).is_some() {
         std::process::exit(i32::from(app::main()));
@@ -194,6 +195,7 @@ fn unreachable_redis_is_one_clear_message() {
     let url = "redis://127.0.0.1:1";
     let output = Command::new(std::env::current_exe().unwrap())
         .args([
+            "--ignored",
             "--exact",
             "child_process_entry",
             "--nocapture",
@@ -213,7 +215,8 @@ fn unreachable_redis_is_one_clear_message() {
         "{stderr}"
     );
     assert!(
-        lines[0].contains("set EVENTCORE_REDIS_URL") || lines[0].contains("EVENTCORE_REDIS_URL"),
+        lines[0]
+            .contains("the imageboard example needs Redis; start one, or point EVENTCORE_REDIS_URL at it"),
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -470,14 +473,16 @@ fn spam_scores_and_the_link_parser_bug() {
 #[test]
 fn addresses_are_hashed_with_a_key_and_tripcodes_from_secrets() {
     let address = "203.0.113.7".parse().unwrap();
-    let hash = AddressHasher::new("key one").hash(address);
+    let hash = AddressHasher::new(b"key one").unwrap().hash(address);
     assert_eq!(hash.len(), 32);
     assert!(hash.chars().all(|c| c.is_ascii_hexdigit()));
-    assert_eq!(hash, AddressHasher::new("key one").hash(address));
-    assert_ne!(hash, AddressHasher::new("key two").hash(address));
+    assert_eq!(hash, AddressHasher::new(b"key one").unwrap().hash(address));
+    assert_ne!(hash, AddressHasher::new(b"key two").unwrap().hash(address));
     assert_ne!(
         hash,
-        AddressHasher::new("key one").hash("203.0.113.8".parse().unwrap())
+        AddressHasher::new(b"key one")
+            .unwrap()
+            .hash("203.0.113.8".parse().unwrap())
     );
 
     let (author, trip) = author_of("tea#kettle");

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use eventcore::CommandContext;
+use hmac::digest::InvalidLength;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
@@ -16,21 +17,20 @@ pub const USER_AGENT: &str = "user_agent";
 /// holds an address and the hash cannot be reversed by hashing the whole address space.
 #[derive(Clone)]
 pub struct AddressHasher {
-    key: Vec<u8>,
+    keyed: Hmac<Sha256>,
 }
 
 impl AddressHasher {
     /// A hasher keyed with `key` (the deployment's secret).
-    pub fn new(key: impl Into<Vec<u8>>) -> Self {
-        Self { key: key.into() }
+    pub fn new(key: &[u8]) -> Result<Self, InvalidLength> {
+        Ok(Self {
+            keyed: <Hmac<Sha256> as KeyInit>::new_from_slice(key)?,
+        })
     }
 
     /// The hash of `address`: the first 16 bytes of its HMAC, in hex.
     pub fn hash(&self, address: IpAddr) -> String {
-        // HMAC takes keys of any length: this never fails.
-        let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key) else {
-            unreachable!("HMAC accepts keys of any length")
-        };
+        let mut mac = self.keyed.clone();
         mac.update(address.to_string().as_bytes());
         let digest = mac.finalize().into_bytes();
         digest[..16].iter().map(|b| format!("{b:02x}")).collect()

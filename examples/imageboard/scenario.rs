@@ -95,7 +95,8 @@ pub async fn run(
 ) -> Result<Report, Error> {
     let mut report = Report::default();
     let store = SqliteStore::open(dir.join("board.sqlite3")).await?;
-    let hasher = AddressHasher::new(format!("deployment secret of {prefix}"));
+    // A deployment reads its secret from its configuration; the demo makes one per run.
+    let hasher = AddressHasher::new(format!("deployment secret of {prefix}").as_bytes())?;
     let mut requests = Requests::default();
 
     out.section("the previous release's data: thread No.1000, its opening post stored as post.created v1");
