@@ -11,10 +11,14 @@ mod board;
 mod cache;
 #[path = "../examples/imageboard/catalog.rs"]
 mod catalog;
+#[path = "../examples/imageboard/inspect.rs"]
+mod inspect;
 #[path = "../examples/imageboard/invalidator.rs"]
 mod invalidator;
 #[path = "../examples/imageboard/journal.rs"]
 mod journal;
+#[path = "../examples/imageboard/legacy.rs"]
+mod legacy;
 #[path = "../examples/imageboard/moderation.rs"]
 mod moderation;
 #[path = "../examples/imageboard/output.rs"]

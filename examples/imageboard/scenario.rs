@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use eventcore::prelude::*;
-use eventcore::NewEvent;
 use redis::aio::MultiplexedConnection;
 
 use crate::board::{Board, BoardError};
@@ -14,12 +13,11 @@ use crate::cache::{Cache, Page, Served};
 use crate::journal::Journal;
 use crate::output::Output;
 use crate::pipeline::{Parts, Pipeline, MAXLEN, PARTITIONS};
-use crate::post::{PostCreated, PostCreatedV1};
-use crate::request::{AddressHasher, Request, ADDRESS_HASH, USER_AGENT};
+use crate::post::PostCreated;
+use crate::request::{AddressHasher, Request};
 use crate::scorer::{Fix, ModerationScorer};
 use crate::search::{Hit, SearchIndex};
-use crate::thread::{CreateThread, Thread};
-use crate::views;
+use crate::{inspect, legacy, views};
 
 /// Errors of the demo.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -100,7 +98,7 @@ pub async fn run(
     let mut requests = Requests::default();
 
     out.section("the previous release's data: thread No.1000, its opening post stored as post.created v1");
-    report.legacy = Some(seed_legacy(&store, &requests.from(&ALICE), &hasher, out).await?);
+    report.legacy = Some(legacy::seed_legacy(&store, &requests.from(&ALICE), &hasher, out).await?);
 
     let views = views::projections(store.clone());
     let read_models = views.start();
@@ -169,7 +167,7 @@ pub async fn run(
         )
         .await?;
     pipeline.settle(out).await?;
-    envelope_of(&store, &format!("post-{genmaicha}"), out).await?;
+    inspect::envelope_of(&store, &format!("post-{genmaicha}"), out).await?;
 
     out.section("cache-aside: the thread, the board index and the catalog, read through Redis");
     read(
@@ -274,7 +272,7 @@ pub async fn run(
         Ok(number) => out.line(format!("SPAMMER posts again: accepted as No.{number}")),
         Err(other) => return Err(other.into()),
     }
-    ban_chain(&store, &hasher.hash(SPAMMER.address.into()), out).await?;
+    inspect::ban_chain(&store, &hasher.hash(SPAMMER.address.into()), out).await?;
 
     out.section("a janitor deletes thread No.1000");
     board
@@ -300,7 +298,7 @@ pub async fn run(
     report
         .lags
         .extend(groups.iter().map(|g| (g.group.clone(), g.lag + g.pending)));
-    stream_lengths(redis, prefix, out).await?;
+    inspect::stream_lengths(redis, prefix, out).await?;
     report.scores = scorer.scores().into_iter().collect();
     let scores: Vec<String> = report.scores.iter().map(|(p, s)| format!("No.{p} {s}")).collect();
     out.line(format!("spam scores: {}", scores.join(", ")));
@@ -308,50 +306,6 @@ pub async fn run(
     pipeline.stop().await?;
     read_models.stop().await?;
     Ok(report)
-}
-
-/// Stores thread No.1000 and its opening post as the previous release did: `post.created`
-/// version 1. Returns the stored version and the event it reads back as.
-async fn seed_legacy(
-    store: &SqliteStore,
-    request: &Request,
-    hasher: &AddressHasher,
-    out: &mut Output,
-) -> Result<(u32, PostCreated), Error> {
-    let context = request.context(hasher);
-    let create = CreateThread {
-        thread_id: "1000".into(),
-        board: BOARD.into(),
-        subject: "Serial Experiments Lain".into(),
-    };
-    Repository::<Thread, _>::new(store.clone())
-        .execute_with("1000", create, &context)
-        .await?;
-    let old = PostCreatedV1 {
-        post_id: "1000".into(),
-        thread_id: "1000".into(),
-        board: BOARD.into(),
-        name: "lain!Wired7".into(),
-        body: "Present day, present time. Post your favourite episode.".into(),
-    };
-    let event = NewEvent::encode(&old, "post", "1000")?.with_context(&context);
-    store
-        .append("post-1000", ExpectedVersion::NoStream, vec![event])
-        .await?;
-    let stored = store.read_stream("post-1000", 1, 1).await?;
-    let record = stored.first().ok_or("the legacy post was not stored")?;
-    out.line(format!(
-        "stored {} v{}: {}",
-        record.event_type,
-        record.event_version,
-        String::from_utf8_lossy(&record.payload)
-    ));
-    let current = record.decode::<PostCreated>()?;
-    out.line(format!(
-        "read back as {} v{}: author {:?}, tripcode {:?}",
-        current.event_type, current.event_version, current.payload.author, current.payload.tripcode
-    ));
-    Ok((record.event_version, current.payload))
 }
 
 /// Prints a page read through the cache (its text too when `show`).
@@ -379,56 +333,4 @@ fn print_hits(hits: &[Hit], out: &mut Output) {
             hit.board, hit.post_id, hit.thread_id, hit.snippet
         ));
     }
-}
-
-/// Prints the envelope of the first event of `stream_id`.
-async fn envelope_of(store: &SqliteStore, stream_id: &str, out: &mut Output) -> Result<(), Error> {
-    let events = store.read_stream(stream_id, 1, 1).await?;
-    let event = events.first().ok_or("no such stream")?;
-    out.line(format!(
-        "envelope of {} {}: correlation {}, causation {}, {ADDRESS_HASH} {}, {USER_AGENT} {:?}",
-        event.event_type,
-        event.aggregate_id,
-        event.correlation_id.as_deref().unwrap_or("-"),
-        event.causation_id.as_deref().unwrap_or("-"),
-        event.metadata.get(ADDRESS_HASH).map_or("-", String::as_str),
-        event.metadata.get(USER_AGENT).map_or("-", String::as_str),
-    ));
-    Ok(())
-}
-
-/// Prints the ban of `address_hash`, with the request and the post that caused it.
-async fn ban_chain(store: &SqliteStore, address_hash: &str, out: &mut Output) -> Result<(), Error> {
-    for event in store
-        .read_stream(&format!("moderation-{address_hash}"), 1, 10)
-        .await?
-    {
-        out.line(format!(
-            "{} of poster {}…: correlation {} (the spam request), causation {} (its post.created)",
-            event.event_type,
-            &address_hash[..8],
-            event.correlation_id.as_deref().unwrap_or("-"),
-            event.causation_id.as_deref().unwrap_or("-"),
-        ));
-    }
-    Ok(())
-}
-
-/// Prints the length of each partition stream of the board's bus.
-async fn stream_lengths(
-    mut redis: MultiplexedConnection,
-    prefix: &str,
-    out: &mut Output,
-) -> Result<(), Error> {
-    let mut lengths = Vec::new();
-    for partition in 0..PARTITIONS {
-        let key = format!("{prefix}:bus:events:{partition}");
-        let length: u64 = redis::cmd("XLEN").arg(&key).query_async(&mut redis).await?;
-        lengths.push(format!("{partition}: {length}"));
-    }
-    out.line(format!(
-        "stream entries per partition ({}), trimmed to about {MAXLEN} each",
-        lengths.join(", ")
-    ));
-    Ok(())
 }
