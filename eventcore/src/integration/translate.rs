@@ -62,12 +62,15 @@ pub enum TranslateError {
 #[derive(Clone, Default)]
 pub struct Translate {
     routes: Vec<(&'static str, Arc<TranslateFn>)>,
+    /// The metadata keys carried over; `None`: all of them.
+    metadata_keys: Option<Arc<[String]>>,
 }
 
 impl std::fmt::Debug for Translate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Translate")
             .field("event_types", &self.event_types())
+            .field("metadata_keys", &self.metadata_keys)
             .finish()
     }
 }
@@ -110,6 +113,41 @@ impl Translate {
         self
     }
 
+    /// Carries only the metadata keys `keys` of a domain event over to its message (by default
+    /// every key is): metadata that is the service's own business, such as client data,
+    /// stays inside.
+    ///
+    /// ```
+    /// use eventcore::integration::{IntegrationEvent, Translate};
+    /// use eventcore::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # use schemars::JsonSchema;
+    /// # #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+    /// # #[event(aggregate = "account")]
+    /// # pub struct AccountOpened { pub owner: String }
+    /// # #[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, PartialEq)]
+    /// # #[integration(name = "accounts.customer_joined", version = 1)]
+    /// # pub struct CustomerJoined { pub customer: String }
+    /// # impl From<&Envelope<AccountOpened>> for CustomerJoined {
+    /// #     fn from(e: &Envelope<AccountOpened>) -> Self { Self { customer: e.payload.owner.clone() } }
+    /// # }
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let context = CommandContext::new().metadata("tenant", "acme").metadata("client_ip", "203.0.113.7");
+    /// let opened = eventcore::NewEvent::encode(&AccountOpened { owner: "ada".into() }, "account", "acc-1")?
+    ///     .with_context(&context)
+    ///     .into_recorded("account-acc-1", 1, 1);
+    /// let all = Translate::new().event::<AccountOpened, CustomerJoined>();
+    /// assert_eq!(all.translate(&opened)?.expect("translated").metadata.len(), 2);
+    /// let some = all.metadata_keys(["tenant"]);
+    /// let message = some.translate(&opened)?.expect("translated");
+    /// assert_eq!(message.metadata.keys().collect::<Vec<_>>(), ["tenant"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn metadata_keys<K: Into<String>>(mut self, keys: impl IntoIterator<Item = K>) -> Self {
+        self.metadata_keys = Some(keys.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// The domain event types translated, in registration order.
     pub fn event_types(&self) -> Vec<&'static str> {
         self.routes.iter().map(|(event_type, _)| *event_type).collect()
@@ -123,10 +161,14 @@ impl Translate {
     /// The integration message `record` becomes, if any. Records are matched by their stored
     /// type name; an older version of `D` is upcast before the translation sees it.
     pub fn translate(&self, record: &RecordedEvent) -> Result<Option<IntegrationMessage>, TranslateError> {
-        match self.routes.iter().find(|(t, _)| *t == record.event_type) {
-            Some((_, route)) => route(record),
-            None => Ok(None),
+        let Some((_, route)) = self.routes.iter().find(|(t, _)| *t == record.event_type) else {
+            return Ok(None);
+        };
+        let mut message = route(record)?;
+        if let (Some(keys), Some(message)) = (&self.metadata_keys, message.as_mut()) {
+            message.metadata.retain(|key, _| keys.contains(key));
         }
+        Ok(message)
     }
 }
 
