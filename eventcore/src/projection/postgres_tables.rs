@@ -115,6 +115,7 @@ impl<P: PostgresTableProjection> Entry<PostgresStore> for PostgresTableEntry<P> 
         let projection = Arc::clone(&self.projection);
         let (name, version) = (self.name.clone(), self.version);
         tokio::spawn(async move {
+            crate::runner::note_kind(&store, &name, crate::runner::RunnerKind::TableProjection).await;
             let types = projection.lock().await.event_types();
             let config = DriverConfig {
                 name,

@@ -106,6 +106,7 @@ impl<P: SqliteTableProjection> Entry<SqliteStore> for TableEntry<P> {
         let projection = Arc::clone(&self.projection);
         let (name, version) = (self.name.clone(), self.version);
         tokio::spawn(async move {
+            crate::runner::note_kind(&store, &name, crate::runner::RunnerKind::TableProjection).await;
             let types = projection
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
