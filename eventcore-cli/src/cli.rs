@@ -281,8 +281,8 @@ pub enum RunnersCommand {
 pub enum SagasCommand {
     /// Every instance of every saga that has run on the store: status (`active`, `ended`, or
     /// `failed` while one of its commands is dead-lettered or a deadline of it was set aside),
-    /// steps run, pending deadlines, last step time, and its state (the saga's own fields, such
-    /// as a stage like "compensating").
+    /// stage (the state's own `stage`, `status` or `phase` field, such as `Compensating`, when
+    /// it has one), steps run, pending deadlines, last step time, and the state as JSON.
     List {
         /// Only instances that have not ended.
         #[arg(long)]

@@ -39,6 +39,7 @@ pub async fn run<S: RunnerStore>(store: &S, command: SagasCommand, output: &Outp
                         "SAGA",
                         "ID",
                         "STATUS",
+                        "STAGE",
                         "STEPS",
                         "DEADLINES",
                         "NEXT_DUE",
@@ -184,6 +185,9 @@ async fn show<S: RunnerStore>(
         field("saga:", instance.saga.clone());
         field("id:", instance.id.clone());
         field("status:", status.to_owned());
+        if let Some(stage) = stage(&instance.state) {
+            field("stage:", stage);
+        }
         field("steps:", instance.version.to_string());
         field("updated_at:", updated(instance.updated_at.as_ref()));
         field("keys:", instance.associations.join(", "));
@@ -294,6 +298,7 @@ impl Listed {
             "saga": i.saga,
             "id": i.id,
             "status": self.status,
+            "stage": stage(&i.state),
             "ended": i.ended,
             "steps": i.version,
             "deadlines": i.deadlines.len(),
@@ -309,6 +314,7 @@ impl Listed {
             i.saga.clone(),
             i.id.clone(),
             self.status.to_owned(),
+            stage(&i.state).unwrap_or_else(|| "-".to_owned()),
             i.version.to_string(),
             i.deadlines.len().to_string(),
             i.deadlines
@@ -320,6 +326,20 @@ impl Listed {
             updated(i.updated_at.as_ref()),
             truncate(&compact(&i.state), STATE_WIDTH),
         ]
+    }
+}
+
+/// Where the instance stands by the saga's own account: the state's `stage`, `status` or `phase`
+/// field, a string or an enum's variant name (`{"Cancelled": ...}` reads `Cancelled`).
+fn stage(state: &Value) -> Option<String> {
+    let field = ["stage", "status", "phase"]
+        .iter()
+        .find_map(|name| state.get(name))?;
+    match field {
+        Value::String(text) => Some(text.clone()),
+        Value::Object(map) if map.len() == 1 => map.keys().next().cloned(),
+        Value::Null => None,
+        other => Some(truncate(&compact(other), 30)),
     }
 }
 
@@ -374,5 +394,18 @@ mod tests {
         assert_eq!(truncate("abc", 5), "abc");
         assert_eq!(truncate("abcdefgh", 6), "abc...");
         assert_eq!(truncate("ééééééé", 5), "éé...");
+    }
+
+    #[test]
+    fn the_stage_is_read_from_the_state_by_convention() {
+        assert_eq!(stage(&json!({"stage": "paging"})).as_deref(), Some("paging"));
+        assert_eq!(
+            stage(&json!({"status": {"Cancelled": "declined"}})).as_deref(),
+            Some("Cancelled")
+        );
+        assert_eq!(stage(&json!({"phase": 3})).as_deref(), Some("3"));
+        assert_eq!(stage(&json!({"stage": null})), None);
+        assert_eq!(stage(&json!({"amount": 3})), None);
+        assert_eq!(stage(&json!("Charging")), None);
     }
 }

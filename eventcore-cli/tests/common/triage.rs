@@ -126,6 +126,7 @@ pub async fn saga_scenario<S: RunnerStore>(store: S, store_args: Vec<String>) {
     let vpn = rows.iter().find(|r| r["id"] == "vpn down").unwrap();
     assert_eq!(vpn["saga"], "triage");
     assert_eq!(vpn["state"]["stage"], "escalated to level 2");
+    assert_eq!(vpn["stage"], "escalated to level 2");
     assert_eq!(vpn["steps"], 2);
     assert!(vpn["updated_at"].is_string(), "{vpn}");
     let active = cli(&["--json", "sagas", "list", "--active"])
