@@ -45,6 +45,10 @@ pub(crate) async fn record_kind<S: RunnerStore>(
 
 /// Records `kind` for runner `name`, logging rather than failing: the runner itself does not
 /// depend on it, and its first batch reports a store that is down anyway.
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "redis", feature = "nats")),
+    allow(dead_code)
+)]
 pub(crate) async fn note_kind<S: RunnerStore>(store: &S, name: &str, kind: RunnerKind) {
     if let Err(error) = record_kind(store, name, kind).await {
         tracing::warn!(runner = name, kind = kind.name(), %error, "cannot record the runner's kind");
