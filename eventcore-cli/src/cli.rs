@@ -10,13 +10,14 @@ use eventcore::schema::compat::Compatibility;
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  the command ran and the answer is no: `schema check` found problems, or a rebuild was refused
+  1  the command ran and the answer is no: `schema check` found problems, `schema export --check`
+     found a file not in canonical form, or a rebuild was refused
   2  usage: bad arguments, a bad store or bus URL, a malformed id or time
   3  not found: no such stream, event, runner, consumer, saga, instance or dead letter
   4  the store or bus failed: missing file, server unreachable, not an eventcore store, corrupt data";
 
 /// Operate an eventcore store: streams and events, runners and their lag, dead letters, saga
-/// instances and deadlines, projection rebuilds, registry checks.
+/// instances and deadlines, projection rebuilds, registry export, checks and catalog.
 #[derive(Debug, Parser)]
 #[command(name = "eventcore", version, after_help = EXIT_CODES)]
 pub struct Cli {
@@ -118,7 +119,8 @@ pub enum Command {
         #[command(subcommand)]
         command: DeadlinesCommand,
     },
-    /// Check and render registry files (`schemas/registry.json`); needs no store.
+    /// Export (canonically), check and render registry files (`schemas/registry.json`); needs
+    /// no store.
     ///
     /// The registry lists the events linked into a binary, and this tool has none of your
     /// project's events linked in: export the registry from your project
