@@ -2,20 +2,22 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
 use eventcore::schema::compat::Compatibility;
 
 /// Exit codes, shown under `--help`.
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  the command ran and the answer is no: `schema check` found problems, or a rebuild was refused
-  2  usage: bad arguments, a bad store URL, a malformed id
-  3  not found: no such stream, event, runner, consumer or dead letter
-  4  the store failed: missing file, server unreachable, not an eventcore store, corrupt data";
+  1  the command ran and the answer is no: `schema check` found problems, `schema export --check`
+     found a file not in canonical form, or a rebuild was refused
+  2  usage: bad arguments, a bad store or bus URL, a malformed id or time
+  3  not found: no such stream, event, runner, consumer, saga, instance or dead letter
+  4  the store or bus failed: missing file, server unreachable, not an eventcore store, corrupt data";
 
-/// Operate an eventcore store: streams and events, runners and their lag, dead letters,
-/// projection rebuilds, registry checks.
+/// Operate an eventcore store: streams and events, runners and their lag, dead letters, saga
+/// instances and deadlines, projection rebuilds, registry export, checks and catalog.
 #[derive(Debug, Parser)]
 #[command(name = "eventcore", version, after_help = EXIT_CODES)]
 pub struct Cli {
@@ -29,9 +31,39 @@ pub struct Cli {
     /// Print JSON for scripts instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The broker bus, for `dead-letters` and `lag`.
+    #[command(flatten)]
+    pub bus: BusArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The broker bus a service runs (`EventBus::redis`, `EventBus::nats`): its options must match
+/// the service's.
+#[derive(Debug, Args)]
+pub struct BusArgs {
+    /// A Redis Streams bus (`redis://HOST:PORT`): `dead-letters` then act on its dead letters
+    /// instead of the store's, and `lag` adds its consumer groups.
+    #[arg(long, global = true, value_name = "URL", conflicts_with = "nats")]
+    pub redis: Option<String>,
+    /// A NATS JetStream bus (`nats://HOST:PORT`), as `--redis`. Connecting creates the bus's
+    /// stream and letters bucket if they are missing, as a service does.
+    #[arg(long, global = true, value_name = "URL")]
+    pub nats: Option<String>,
+    /// The bus's key prefix (`RedisOptions::prefix`, `NatsOptions::prefix`).
+    #[arg(long, global = true, default_value = "eventcore", value_name = "PREFIX")]
+    pub bus_prefix: String,
+    /// The Redis bus's partitions (`RedisOptions::partitions`); NATS finds them itself.
+    #[arg(long, global = true, default_value_t = 8, value_name = "N")]
+    pub partitions: u32,
+}
+
+impl BusArgs {
+    /// Whether a bus was given.
+    pub fn given(&self) -> bool {
+        self.redis.is_some() || self.nats.is_some()
+    }
 }
 
 /// The subcommands.
@@ -58,6 +90,9 @@ pub enum Command {
         command: ProjectionsCommand,
     },
     /// Events a consumer gave up on: list, show, replay, discard.
+    ///
+    /// The store's own (local bus) dead letters, or with `--redis URL` / `--nats URL` those the
+    /// broker bus keeps (no store needed then).
     #[command(name = "dead-letters", alias = "dlq")]
     DeadLetters {
         /// What to do with dead letters.
@@ -66,13 +101,26 @@ pub enum Command {
     },
     /// Every runner against the head: the same as `runners lag`.
     Lag,
-    /// Every runner (projections, consumers, relay) against the head.
+    /// Every runner (projections, consumers, relay, sagas) against the head.
     Runners {
         /// What to do with runners.
         #[command(subcommand)]
         command: RunnersCommand,
     },
-    /// Check and render registry files (`schemas/registry.json`); needs no store.
+    /// Saga instances: their state, status, deadlines, commands waiting and dead letters.
+    Sagas {
+        /// What to do with saga instances.
+        #[command(subcommand)]
+        command: SagasCommand,
+    },
+    /// The sagas' pending deadlines.
+    Deadlines {
+        /// What to do with deadlines.
+        #[command(subcommand)]
+        command: DeadlinesCommand,
+    },
+    /// Export (canonically), check and render registry files (`schemas/registry.json`); needs
+    /// no store.
     ///
     /// The registry lists the events linked into a binary, and this tool has none of your
     /// project's events linked in: export the registry from your project
@@ -156,8 +204,8 @@ pub enum ProjectionsCommand {
     /// Every projection's checkpoint, the head, the lag, the lease (owner, expiry), state and
     /// last recorded error.
     ///
-    /// The store does not record which kind of runner a checkpoint belongs to: runners that
-    /// handled events as event-bus consumers are left out (see `runners lag` for all).
+    /// Consumers, sagas and relays are left out (see `runners lag` for all). A consumer is
+    /// known once it has handled an event; until then it is listed as a projection.
     Status,
     /// Reset a document projection so that its runner rebuilds it from the first event.
     ///
@@ -170,9 +218,12 @@ pub enum ProjectionsCommand {
     ///
     /// It refuses while a live lease is held (the service is running the projection) unless
     /// `--force`: the running runner is then fenced out, takes its lease back and replays. It
-    /// refuses event-bus consumers (a replay would repeat their side effects). Do not use it on
-    /// table projections (`Projections::with_tables`): the tool cannot clear their own tables,
-    /// and a replay would apply events to them twice.
+    /// refuses (exit 1) event-bus consumers and sagas (a replay would repeat their side effects
+    /// and commands), relays (it would republish everything) and table projections
+    /// (`Projections::with_tables`: the tool cannot clear their tables, and a replay would apply
+    /// events to them twice). Table projections and relays record their kind when they start;
+    /// one that last ran under an eventcore older than this tool cannot be told from a document
+    /// projection, so start it once with a current eventcore first.
     Rebuild {
         /// The projection's name (`account_summary`).
         name: String,
@@ -221,8 +272,58 @@ pub enum DeadLettersCommand {
 /// `runners ...`
 #[derive(Debug, Subcommand)]
 pub enum RunnersCommand {
-    /// Every runner's checkpoint against the head: projections, consumers, the relay.
+    /// Every runner's checkpoint against the head: projections, consumers, relays, sagas; with
+    /// `--redis URL` / `--nats URL`, also the broker's consumers (messages handed out and not
+    /// acknowledged, and not yet handed out).
     Lag,
+}
+
+/// `sagas ...`
+#[derive(Debug, Subcommand)]
+pub enum SagasCommand {
+    /// Every instance of every saga that has run on the store: status (`active`, `ended`, or
+    /// `failed` while one of its commands is dead-lettered or a deadline of it was set aside),
+    /// stage (the state's own `stage`, `status` or `phase` field, such as `Compensating`, when
+    /// it has one), steps run, pending deadlines, last step time, and the state as JSON.
+    List {
+        /// Only instances that have not ended.
+        #[arg(long)]
+        active: bool,
+        /// Only this saga's instances (`checkout`).
+        #[arg(long)]
+        saga: Option<String>,
+    },
+    /// One instance: its keys, whole state, deadlines, commands waiting to be dispatched, and
+    /// dead-lettered commands and deadlines with their errors.
+    Show {
+        /// The instance id (the key value of its start event, `o-1`).
+        id: String,
+        /// The saga, when several sagas have an instance with this id.
+        #[arg(long)]
+        saga: Option<String>,
+    },
+}
+
+/// `deadlines ...`
+#[derive(Debug, Subcommand)]
+pub enum DeadlinesCommand {
+    /// Pending deadlines of every saga, earliest first, and whether each is overdue by this
+    /// machine's clock (a saga running on another clock fires them by its own).
+    List {
+        /// Only deadlines due before this time (RFC 3339: `2026-12-01T12:00:00Z`).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        due_before: Option<DateTime<Utc>>,
+        /// Only this saga's deadlines.
+        #[arg(long)]
+        saga: Option<String>,
+    },
+}
+
+/// An RFC 3339 time, in UTC.
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{e}: give an RFC 3339 time such as 2026-12-01T12:00:00Z"))
 }
 
 /// `schema ...`
@@ -240,6 +341,26 @@ pub enum SchemaCommand {
         /// Compatibility mode: NONE, BACKWARD, FORWARD, FULL, or one of them with _TRANSITIVE.
         #[arg(long, default_value = "NONE")]
         compatibility: Compatibility,
+    },
+    /// Validate a registry file and write it in canonical form (schemas canonical, fields in
+    /// order, formatted exactly as `Registry::to_json` writes it), to `--out` or standard output.
+    ///
+    /// The tool cannot export your project's registry itself: it has none of your events linked
+    /// in. Export it from your code (`std::fs::write("schemas/registry.json",
+    /// eventcore::schema::registry().to_json())`, or `eventcore_testing::assert_registry` in a
+    /// test). This command reads such a file, refuses one that is not a registry (exit 2), and
+    /// rewrites it canonically: after resolving a merge conflict by hand, or to check in CI that
+    /// the committed file is canonical (`--check`: exit 1 when rewriting would change it).
+    Export {
+        /// The registry file.
+        #[arg(long, default_value = "schemas/registry.json")]
+        registry: PathBuf,
+        /// Where to write it (default: standard output); may be the registry file itself.
+        #[arg(long, conflicts_with = "check")]
+        out: Option<PathBuf>,
+        /// Write nothing; exit 1 when the file is not in canonical form.
+        #[arg(long)]
+        check: bool,
     },
     /// Render a registry file as the event catalog: a Markdown page per aggregate and a
     /// Mermaid diagram (commands are not in registry files, so the diagram shows events).

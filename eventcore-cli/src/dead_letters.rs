@@ -1,7 +1,10 @@
-//! `dead-letters list|show|replay|discard`, through the local bus's [`DeadLetters`].
+//! `dead-letters list|show|replay|discard`, through [`DeadLetters`]: the store's own (local
+//! bus), or a broker bus's with `--redis` / `--nats`.
 
-use eventcore::bus::{DeadLetter, DeadLetters, EventBus};
-use eventcore::runner::RunnerStore;
+use std::future::Future;
+
+use eventcore::bus::{Broker, DeadLetter, DeadLetters, EventBus};
+use eventcore::runner::{RunnerError, RunnerStore};
 use serde_json::{json, Value};
 
 use crate::cli::DeadLettersCommand;
@@ -9,15 +12,57 @@ use crate::error::CliError;
 use crate::events::parse_id;
 use crate::output::{event_block, event_json, table, time, Output};
 
-/// Runs a `dead-letters` command.
-pub async fn run<S: RunnerStore>(
-    store: &S,
+/// The dead letters of one consumer, on whichever transport keeps them: [`DeadLetters`] has the
+/// same calls on every transport, as inherent methods.
+pub trait Letters {
+    /// Every letter, in log order.
+    fn list(&self) -> impl Future<Output = Result<Vec<DeadLetter>, RunnerError>>;
+    /// Letter `id`.
+    fn get(&self, id: uuid::Uuid) -> impl Future<Output = Result<Option<DeadLetter>, RunnerError>>;
+    /// Asks for letter `id` to be replayed; `false` if there is none.
+    fn replay(&self, id: uuid::Uuid) -> impl Future<Output = Result<bool, RunnerError>>;
+    /// Asks for every letter to be replayed; how many.
+    fn replay_all(&self) -> impl Future<Output = Result<usize, RunnerError>>;
+    /// Drops letter `id`; `false` if there is none.
+    fn discard(&self, id: uuid::Uuid) -> impl Future<Output = Result<bool, RunnerError>>;
+}
+
+/// Implements [`Letters`] for `DeadLetters<$store>` by its inherent methods.
+macro_rules! letters_by_inherent_methods {
+    ($store:ty) => {
+        impl Letters for DeadLetters<$store> {
+            async fn list(&self) -> Result<Vec<DeadLetter>, RunnerError> {
+                DeadLetters::<$store>::list(self).await
+            }
+            async fn get(&self, id: uuid::Uuid) -> Result<Option<DeadLetter>, RunnerError> {
+                DeadLetters::<$store>::get(self, id).await
+            }
+            async fn replay(&self, id: uuid::Uuid) -> Result<bool, RunnerError> {
+                DeadLetters::<$store>::replay(self, id).await
+            }
+            async fn replay_all(&self) -> Result<usize, RunnerError> {
+                DeadLetters::<$store>::replay_all(self).await
+            }
+            async fn discard(&self, id: uuid::Uuid) -> Result<bool, RunnerError> {
+                DeadLetters::<$store>::discard(self, id).await
+            }
+        }
+    };
+}
+
+letters_by_inherent_methods!(eventcore::SqliteStore);
+#[cfg(feature = "postgres")]
+letters_by_inherent_methods!(eventcore::PostgresStore);
+letters_by_inherent_methods!(Broker);
+
+/// Runs a `dead-letters` command on `letters`, the dead letters of the command's consumer.
+pub async fn run(
+    letters: &impl Letters,
     command: DeadLettersCommand,
     output: &Output,
 ) -> Result<(), CliError> {
     match command {
         DeadLettersCommand::List { consumer } => {
-            let letters = letters_of(store, &consumer).await?;
             let list = letters.list().await?;
             let value = json!(list.iter().map(letter_json).collect::<Vec<_>>());
             output.emit(&value, || {
@@ -54,7 +99,6 @@ pub async fn run<S: RunnerStore>(
         }
         DeadLettersCommand::Show { consumer, id } => {
             let id = parse_id(&id)?;
-            let letters = letters_of(store, &consumer).await?;
             let letter = letters
                 .get(id)
                 .await?
@@ -82,7 +126,6 @@ pub async fn run<S: RunnerStore>(
             })?;
         }
         DeadLettersCommand::Replay { consumer, id, all } => {
-            let letters = letters_of(store, &consumer).await?;
             let requested = match (id, all) {
                 (_, true) => letters.replay_all().await?,
                 (Some(id), false) => {
@@ -103,7 +146,6 @@ pub async fn run<S: RunnerStore>(
         }
         DeadLettersCommand::Discard { consumer, id } => {
             let id = parse_id(&id)?;
-            let letters = letters_of(store, &consumer).await?;
             if !letters.discard(id).await? {
                 return Err(no_letter(&consumer, &id.to_string()));
             }
@@ -115,8 +157,38 @@ pub async fn run<S: RunnerStore>(
     Ok(())
 }
 
-/// The dead letters of `consumer`; not found unless the store knows the consumer.
-async fn letters_of<S: RunnerStore>(store: &S, consumer: &str) -> Result<DeadLetters<S>, CliError> {
+/// The consumer a command is about.
+pub fn consumer_of(command: &DeadLettersCommand) -> &str {
+    match command {
+        DeadLettersCommand::List { consumer }
+        | DeadLettersCommand::Show { consumer, .. }
+        | DeadLettersCommand::Replay { consumer, .. }
+        | DeadLettersCommand::Discard { consumer, .. } => consumer,
+    }
+}
+
+/// The dead letters of `consumer` on a broker bus; not found unless the broker knows the
+/// consumer or keeps letters of it.
+pub async fn broker_letters(bus: &EventBus<Broker>, consumer: &str) -> Result<DeadLetters<Broker>, CliError> {
+    let letters = bus.dead_letters(consumer);
+    let known = bus
+        .consumer_lag()
+        .await
+        .map_err(|e| CliError::Runner(e.into()))?
+        .iter()
+        .any(|c| c.consumer == consumer)
+        || letters.count().await? > 0;
+    if !known {
+        return Err(CliError::NotFound(format!(
+            "the {} bus knows no consumer named `{consumer}` (see `eventcore lag --{0} URL`)",
+            bus.transport_name()
+        )));
+    }
+    Ok(letters)
+}
+
+/// The dead letters of `consumer` in the store; not found unless the store knows the consumer.
+pub async fn store_letters<S: RunnerStore>(store: &S, consumer: &str) -> Result<DeadLetters<S>, CliError> {
     let bus = EventBus::local(store.clone());
     let known =
         bus.consumers().await?.iter().any(|c| c == consumer) || store.checkpoint(consumer).await?.is_some();

@@ -27,11 +27,20 @@ pub enum CliError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+    /// The broker bus cannot be reached.
+    #[error("cannot connect to the bus at {url}")]
+    Bus {
+        /// The URL as given (without a password).
+        url: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// The store failed.
     #[error("the store failed")]
     Store(#[from] StoreError),
-    /// A runner-level call failed.
-    #[error("the store failed")]
+    /// A runner-level call (store or broker bus) failed.
+    #[error("{}", if matches!(.0, RunnerError::Broker(_)) { "the bus failed" } else { "the store failed" })]
     Runner(#[from] RunnerError),
     /// Standard output was closed (a pipe to `head`): the command ends quietly.
     #[error("standard output was closed")]
@@ -55,7 +64,7 @@ impl CliError {
             Self::Refused(_) => 1,
             Self::NoStore | Self::Usage(_) => 2,
             Self::NotFound(_) => 3,
-            Self::Open { .. } | Self::Store(_) | Self::Runner(_) | Self::Io { .. } => 4,
+            Self::Open { .. } | Self::Bus { .. } | Self::Store(_) | Self::Runner(_) | Self::Io { .. } => 4,
         }
     }
 }

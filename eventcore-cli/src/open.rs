@@ -1,12 +1,15 @@
-//! Opening a store from its URL, without ever creating one.
+//! Opening a store from its URL, without ever creating one, and a broker bus.
 
 use std::path::{Path, PathBuf};
 
+use eventcore::bus::{EventBus, NatsOptions, RedisOptions};
 #[cfg(feature = "postgres")]
 use eventcore::PostgresStore;
 use eventcore::SqliteStore;
 
+use crate::cli::BusArgs;
 use crate::error::CliError;
+use crate::runners::Bus;
 
 /// A store URL, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +141,56 @@ fn explain_sqlite(
         )
         .into(),
         Err(_) => Box::new(error),
+    }
+}
+
+/// Connects to the broker bus of `--redis` / `--nats`, if one was given.
+pub async fn open_bus(args: &BusArgs) -> Result<Option<Bus>, CliError> {
+    let failed = |url: &str, error: eventcore::bus::BusError| CliError::Bus {
+        url: redact(url),
+        source: Box::new(error),
+    };
+    if let Some(url) = &args.redis {
+        if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://"))
+        {
+            return Err(CliError::Usage(format!(
+                "unsupported Redis URL `{}`: use redis://HOST:PORT",
+                redact(url)
+            )));
+        }
+        let options = RedisOptions::default()
+            .prefix(args.bus_prefix.clone())
+            .partitions(args.partitions);
+        let bus = tokio::time::timeout(BUS_TIMEOUT, EventBus::redis_with(url, options))
+            .await
+            .map_err(|_| timed_out(url))?
+            .map_err(|e| failed(url, e))?;
+        return Ok(Some(bus));
+    }
+    if let Some(url) = &args.nats {
+        if !(url.starts_with("nats://") || url.starts_with("tls://")) {
+            return Err(CliError::Usage(format!(
+                "unsupported NATS URL `{}`: use nats://HOST:PORT",
+                redact(url)
+            )));
+        }
+        let options = NatsOptions::default().prefix(args.bus_prefix.clone());
+        let bus = tokio::time::timeout(BUS_TIMEOUT, EventBus::nats_with(url, options))
+            .await
+            .map_err(|_| timed_out(url))?
+            .map_err(|e| failed(url, e))?;
+        return Ok(Some(bus));
+    }
+    Ok(None)
+}
+
+/// How long connecting to a bus may take.
+const BUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn timed_out(url: &str) -> CliError {
+    CliError::Bus {
+        url: redact(url),
+        source: format!("no answer within {} s", BUS_TIMEOUT.as_secs()).into(),
     }
 }
 

@@ -24,7 +24,7 @@ pub async fn run<S: RunnerStore>(
             let rows: Vec<RunnerRow> = runner_rows(store)
                 .await?
                 .into_iter()
-                .filter(|r| r.kind != Kind::Consumer)
+                .filter(|r| r.kind.is_projection())
                 .collect();
             let value = json!(rows.iter().map(RunnerRow::json).collect::<Vec<_>>());
             output.emit(&value, || status_table(&rows))?;
@@ -57,6 +57,23 @@ async fn rebuild<S: RunnerStore>(
         Kind::Rebuild => {
             return Err(CliError::Refused(format!(
                 "`{name}` is the shadow copy of a rebuild in progress (or abandoned); rebuild the projection itself"
+            )))
+        }
+        Kind::Saga => {
+            return Err(CliError::Refused(format!(
+                "`{name}` is a saga: replaying it would run its steps again and send their commands again"
+            )))
+        }
+        Kind::Relay => {
+            return Err(CliError::Refused(format!(
+                "`{name}` is a relay: resetting it would publish every event to the bus again"
+            )))
+        }
+        Kind::TableProjection => {
+            return Err(CliError::Refused(format!(
+                "`{name}` is a table projection: the tool cannot clear its tables, and a replay would apply \
+                 every event to them again. Rebuild it from your code (`Projections::rebuild`), or empty its \
+                 tables yourself"
             )))
         }
         Kind::Projection => {}

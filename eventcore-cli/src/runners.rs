@@ -2,8 +2,9 @@
 //! print.
 
 use chrono::{DateTime, Utc};
-use eventcore::bus::EventBus;
-use eventcore::runner::{recorded_failures, RunnerStore};
+use eventcore::bus::{Broker, ConsumerLag, EventBus};
+use eventcore::runner::{recorded_failures, recorded_kinds, RunnerKind, RunnerStore};
+use eventcore::saga::inspect::saga_of_runner;
 use serde_json::{json, Value};
 
 use crate::cli::RunnersCommand;
@@ -15,19 +16,34 @@ use crate::output::{or_dash, table, time, Output};
 pub enum Kind {
     /// An event-bus consumer (it keeps delivery markers).
     Consumer,
+    /// A saga (`saga.NAME`).
+    Saga,
+    /// A relay to a broker bus (it records its kind).
+    Relay,
+    /// A projection into its own tables (it records its kind).
+    TableProjection,
     /// The shadow checkpoint of a projection rebuild (`NAME.rebuild`).
     Rebuild,
-    /// Anything else: projections (documents or tables).
+    /// Anything else: document projections (and runners that recorded no kind).
     Projection,
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    /// Its name in tables and JSON.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Consumer => "consumer",
+            Self::Saga => "saga",
+            Self::Relay => "relay",
+            Self::TableProjection => "table_projection",
             Self::Rebuild => "rebuild",
             Self::Projection => "projection",
         }
+    }
+
+    /// Whether it is a projection of some sort (what `projections status` lists).
+    pub fn is_projection(self) -> bool {
+        matches!(self, Self::Projection | Self::TableProjection | Self::Rebuild)
     }
 }
 
@@ -77,18 +93,29 @@ pub async fn runner_rows<S: RunnerStore>(store: &S) -> Result<Vec<RunnerRow>, Cl
     let head = store.head_position().await?;
     let consumers = EventBus::local(store.clone()).consumers().await?;
     let failures = recorded_failures(store).await?;
+    let recorded = recorded_kinds(store).await?;
     let now = Utc::now();
     Ok(store
         .checkpoints()
         .await?
         .into_iter()
         .map(|checkpoint| {
-            let kind = if checkpoint.name.ends_with(".rebuild") {
+            let recorded = recorded
+                .iter()
+                .find(|(name, _)| *name == checkpoint.name)
+                .map(|(_, kind)| *kind);
+            let kind = if saga_of_runner(&checkpoint.name).is_some() {
+                Kind::Saga
+            } else if checkpoint.name.ends_with(".rebuild") {
                 Kind::Rebuild
             } else if consumers.contains(&checkpoint.name) {
                 Kind::Consumer
             } else {
-                Kind::Projection
+                match recorded {
+                    Some(RunnerKind::Relay) => Kind::Relay,
+                    Some(RunnerKind::TableProjection) => Kind::TableProjection,
+                    _ => Kind::Projection,
+                }
             };
             let failure = failures.iter().find(|f| f.name == checkpoint.name);
             let live = checkpoint.owner.is_some() && checkpoint.lease_expires.is_some_and(|at| at > now);
@@ -117,16 +144,25 @@ pub async fn runner_rows<S: RunnerStore>(store: &S) -> Result<Vec<RunnerRow>, Cl
         .collect())
 }
 
-/// Runs a `runners` command.
+/// Runs a `runners` command; with `bus`, the broker's consumers join the table.
 pub async fn run<S: RunnerStore>(
     store: &S,
     command: RunnersCommand,
+    bus: Option<&Bus>,
     output: &Output,
 ) -> Result<(), CliError> {
     match command {
         RunnersCommand::Lag => {
             let rows = runner_rows(store).await?;
-            let value = json!(rows.iter().map(RunnerRow::json).collect::<Vec<_>>());
+            let broker = match bus {
+                Some(bus) => broker_rows(bus).await?,
+                None => Vec::new(),
+            };
+            let value = json!(rows
+                .iter()
+                .map(RunnerRow::json)
+                .chain(broker.iter().map(BrokerRow::json))
+                .collect::<Vec<_>>());
             output.emit(&value, || {
                 let cells: Vec<Vec<String>> = rows
                     .iter()
@@ -140,6 +176,7 @@ pub async fn run<S: RunnerStore>(
                             r.state.to_owned(),
                         ]
                     })
+                    .chain(broker.iter().map(BrokerRow::cells))
                     .collect();
                 table(
                     &["RUNNER", "KIND", "POSITION", "HEAD", "LAG", "STATE"],
@@ -152,6 +189,61 @@ pub async fn run<S: RunnerStore>(
     Ok(())
 }
 
+/// The broker bus given with `--redis` / `--nats`.
+pub type Bus = EventBus<Broker>;
+
+/// One consumer as the broker counts it.
+pub struct BrokerRow {
+    transport: &'static str,
+    lag: ConsumerLag,
+}
+
+/// The broker's consumers on `bus`.
+pub async fn broker_rows(bus: &Bus) -> Result<Vec<BrokerRow>, CliError> {
+    let transport = bus.transport_name();
+    Ok(bus
+        .consumer_lag()
+        .await
+        .map_err(|e| CliError::Runner(e.into()))?
+        .into_iter()
+        .map(|lag| BrokerRow { transport, lag })
+        .collect())
+}
+
+impl BrokerRow {
+    /// Messages it has not handled yet: handed out and unacknowledged, and not yet handed out.
+    fn total(&self) -> Option<u64> {
+        self.lag.undelivered.map(|u| u + self.lag.pending)
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "name": self.lag.consumer,
+            "kind": format!("{}_consumer", self.transport),
+            "partitions": self.lag.partitions,
+            "pending": self.lag.pending,
+            "undelivered": self.lag.undelivered,
+            "lag": self.total(),
+        })
+    }
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.lag.consumer.clone(),
+            format!("{} consumer", self.transport),
+            "-".to_owned(),
+            "-".to_owned(),
+            self.total().map_or_else(|| "?".to_owned(), |n| n.to_string()),
+            format!(
+                "{} unacked, {} undelivered",
+                self.lag.pending,
+                self.lag
+                    .undelivered
+                    .map_or_else(|| "?".to_owned(), |n| n.to_string())
+            ),
+        ]
+    }
+}
 /// The status rows for people (used by `projections status`).
 pub fn status_table(rows: &[RunnerRow]) -> String {
     let cells: Vec<Vec<String>> = rows

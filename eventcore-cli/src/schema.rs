@@ -1,4 +1,4 @@
-//! `schema check` and `schema catalog`, on registry files.
+//! `schema export`, `schema check` and `schema catalog`, on registry files.
 
 use std::path::Path;
 
@@ -39,6 +39,7 @@ pub fn run(command: SchemaCommand, output: &Output) -> Result<(), CliError> {
                 )))
             }
         }
+        SchemaCommand::Export { registry, out, check } => export(&registry, out.as_deref(), check, output),
         SchemaCommand::Catalog { registry, out } => {
             let catalog = Catalog::new(read(&registry)?, []);
             let written = catalog.write_to(&out).map_err(|source| CliError::Io {
@@ -54,13 +55,60 @@ pub fn run(command: SchemaCommand, output: &Output) -> Result<(), CliError> {
     }
 }
 
-/// Reads a registry file.
-fn read(path: &Path) -> Result<Registry, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
-        what: format!("cannot read the registry file {}", path.display()),
+/// `schema export`: the registry file rewritten canonically, to `out` or standard output; with
+/// `check`, only whether it already is.
+fn export(registry: &Path, out: Option<&Path>, check: bool, output: &Output) -> Result<(), CliError> {
+    let text = read_text(registry)?;
+    let canonical = parse(registry, &text)?.to_json();
+    let unchanged = canonical == text;
+    if check {
+        output.emit(
+            &json!({ "canonical": unchanged, "registry": registry.display().to_string() }),
+            || format!("{} is in canonical form", registry.display()),
+        )?;
+        return if unchanged {
+            Ok(())
+        } else {
+            Err(CliError::Refused(format!(
+                "{} is not in canonical form: rewrite it with `eventcore schema export --registry {0} --out {0}`",
+                registry.display()
+            )))
+        };
+    }
+    let Some(out) = out else {
+        // The registry is the output, JSON either way.
+        return crate::output::write_out(&canonical);
+    };
+    std::fs::write(out, &canonical).map_err(|source| CliError::Io {
+        what: format!("cannot write {}", out.display()),
         source,
     })?;
-    Registry::from_json(&text).map_err(|e| {
+    output.emit(
+        &json!({ "written": out.display().to_string(), "changed": !unchanged }),
+        || {
+            format!(
+                "wrote {}{}",
+                out.display(),
+                if unchanged { " (already canonical)" } else { "" }
+            )
+        },
+    )
+}
+
+/// Reads a registry file.
+fn read(path: &Path) -> Result<Registry, CliError> {
+    parse(path, &read_text(path)?)
+}
+
+fn read_text(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|source| CliError::Io {
+        what: format!("cannot read the registry file {}", path.display()),
+        source,
+    })
+}
+
+fn parse(path: &Path, text: &str) -> Result<Registry, CliError> {
+    Registry::from_json(text).map_err(|e| {
         CliError::Usage(format!(
             "{} is not a registry file: {}",
             path.display(),

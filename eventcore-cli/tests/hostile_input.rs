@@ -148,3 +148,103 @@ fn schema_check_compares_registry_files() {
         .unwrap()
         .contains("flowchart"));
 }
+
+#[test]
+fn schema_export_rewrites_a_registry_file_canonically() {
+    let dir = tempfile::tempdir().unwrap();
+    let _ = <common::TicketEvent as eventcore::DomainEvent>::EVENT_TYPES;
+    let exported = eventcore::schema::registry().to_json();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let canonical = dir.path().join("registry.json");
+    std::fs::write(&canonical, &exported).unwrap();
+    // The same registry on one line, as a hand edit or another tool might leave it.
+    let squashed = dir.path().join("squashed.json");
+    let value: serde_json::Value = serde_json::from_str(&exported).unwrap();
+    std::fs::write(&squashed, value.to_string()).unwrap();
+
+    // To standard output: the canonical text, whatever the input's layout.
+    let run = eventcore(&["schema", "export", "--registry", &path(&squashed)]).expect(0);
+    assert_eq!(run.stdout, exported);
+    // --check: canonical is fine, the squashed copy is not (exit 1) and is left alone.
+    eventcore(&["schema", "export", "--registry", &path(&canonical), "--check"]).expect(0);
+    let run = eventcore(&["schema", "export", "--registry", &path(&squashed), "--check"]).expect(1);
+    assert!(run.stderr.contains("not in canonical form"), "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&squashed).unwrap(), value.to_string());
+    // --out rewrites, in place too.
+    let run = eventcore(&[
+        "--json",
+        "schema",
+        "export",
+        "--registry",
+        &path(&squashed),
+        "--out",
+        &path(&squashed),
+    ])
+    .expect(0);
+    assert_eq!(run.json()["changed"], true);
+    assert_eq!(std::fs::read_to_string(&squashed).unwrap(), exported);
+    eventcore(&["schema", "export", "--registry", &path(&squashed), "--check"]).expect(0);
+
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, r#"{"events": "no"}"#).unwrap();
+    let run = eventcore(&["schema", "export", "--registry", &path(&garbage)]).expect(2);
+    assert!(run.stderr.contains("is not a registry file"), "{}", run.stderr);
+    eventcore(&["schema", "export", "--registry", "/nonexistent.json"]).expect(4);
+    let help = eventcore(&["schema", "export", "--help"]).expect(0);
+    assert!(
+        help.stdout.contains("cannot export your project's registry"),
+        "{}",
+        help.stdout
+    );
+}
+
+#[test]
+fn bad_bus_urls_and_unreachable_brokers_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let url = format!("sqlite:{}", db.display());
+    for args in [
+        vec!["--redis", "http://127.0.0.1:6379", "dead-letters", "list", "c"],
+        vec!["--nats", "redis://127.0.0.1:4222", "dead-letters", "list", "c"],
+        vec![
+            "--redis",
+            "redis://a",
+            "--nats",
+            "nats://b",
+            "dead-letters",
+            "list",
+            "c",
+        ],
+        vec![
+            "--store",
+            &url,
+            "--redis",
+            "redis://127.0.0.1:6379",
+            "streams",
+            "list",
+        ],
+    ] {
+        let run = eventcore(&args).expect(2);
+        no_panic(&run);
+        assert!(run.stderr.starts_with("error"), "{args:?}: {}", run.stderr);
+    }
+    let run = eventcore(&[
+        "--redis",
+        "redis://:s3cret@127.0.0.1:1",
+        "dead-letters",
+        "list",
+        "c",
+    ])
+    .expect(4);
+    no_panic(&run);
+    assert!(
+        run.stderr
+            .contains("cannot connect to the bus at redis://:***@127.0.0.1:1"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("s3cret"), "{}", run.stderr);
+    let run = eventcore(&["--nats", "nats://127.0.0.1:1", "dead-letters", "list", "c"]).expect(4);
+    no_panic(&run);
+    assert!(run.stderr.contains("nats://127.0.0.1:1"), "{}", run.stderr);
+}

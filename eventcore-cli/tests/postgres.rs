@@ -6,6 +6,7 @@ mod common;
 
 use std::panic::AssertUnwindSafe;
 
+use common::triage::saga_scenario;
 use common::{eventcore, scenario};
 use eventcore::PostgresStore;
 use futures_util::FutureExt;
@@ -35,6 +36,27 @@ async fn operates_a_postgres_store() {
         .unwrap();
     let args = vec!["--store".into(), url.clone(), "--schema".into(), schema.clone()];
     let outcome = AssertUnwindSafe(scenario(store.clone(), args))
+        .catch_unwind()
+        .await;
+    drop_schema(&store).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shows_the_saga_instances_and_deadlines_of_a_postgres_store() {
+    let Some(url) = eventcore_testing::service_url("EVENTCORE_POSTGRES_URL") else {
+        return;
+    };
+    let schema = unique_schema("ec_cli_sagas");
+    let store = PostgresStore::builder()
+        .schema(&schema)
+        .connect(&url)
+        .await
+        .unwrap();
+    let args = vec!["--store".into(), url.clone(), "--schema".into(), schema.clone()];
+    let outcome = AssertUnwindSafe(saga_scenario(store.clone(), args))
         .catch_unwind()
         .await;
     drop_schema(&store).await;

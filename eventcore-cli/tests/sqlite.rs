@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::triage::saga_scenario;
 use common::{eventcore, scenario};
 use eventcore::SqliteStore;
 
@@ -15,6 +16,95 @@ async fn operates_an_sqlite_store() {
         vec!["--store".into(), format!("sqlite:{}", path.display())],
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shows_the_saga_instances_and_deadlines_of_an_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    saga_scenario(
+        store,
+        vec!["--store".into(), format!("sqlite:{}", path.display())],
+    )
+    .await;
+}
+
+/// Counts tickets in a table of its own.
+struct TicketCount;
+
+impl eventcore::projection::SqliteTableProjection for TicketCount {
+    fn name(&self) -> &str {
+        "ticket_count"
+    }
+
+    fn event_types(&self) -> Vec<String> {
+        vec!["ticket.opened".into()]
+    }
+
+    fn setup(
+        &mut self,
+        tx: &eventcore::rusqlite::Transaction<'_>,
+    ) -> Result<(), eventcore::projection::TableError> {
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS ticket_count (n INTEGER NOT NULL); INSERT INTO ticket_count SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM ticket_count)")?;
+        Ok(())
+    }
+
+    fn apply(
+        &mut self,
+        tx: &eventcore::rusqlite::Transaction<'_>,
+        _: &eventcore::RecordedEvent,
+    ) -> Result<(), eventcore::projection::TableError> {
+        tx.execute("UPDATE ticket_count SET n = n + 1", [])?;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_projection_is_listed_as_one_and_never_reset() {
+    use std::time::Duration;
+
+    use common::{Open, Ticket};
+    use eventcore::projection::Projections;
+    use eventcore::Repository;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let url = format!("sqlite:{}", path.display());
+    Repository::<Ticket, _>::new(store.clone())
+        .execute("t-1", Open { title: "a".into() })
+        .await
+        .unwrap();
+    let running = Projections::new(store.clone()).with_tables(TicketCount).start();
+    running.wait_caught_up(Duration::from_secs(10)).await.unwrap();
+    running.stop().await.unwrap();
+
+    let status = eventcore(&["--store", &url, "--json", "projections", "status"])
+        .expect(0)
+        .json();
+    assert_eq!(status[0]["name"], "ticket_count");
+    assert_eq!(status[0]["kind"], "table_projection");
+    assert_eq!(status[0]["state"], "stopped");
+    let refused = eventcore(&[
+        "--store",
+        &url,
+        "projections",
+        "rebuild",
+        "ticket_count",
+        "--force",
+    ])
+    .expect(1);
+    assert!(
+        refused.stderr.contains("is a table projection"),
+        "{}",
+        refused.stderr
+    );
+    // Nothing was reset: the checkpoint stays past the event.
+    let status = eventcore(&["--store", &url, "--json", "projections", "status"])
+        .expect(0)
+        .json();
+    assert_eq!(status[0]["position"], 2);
 }
 
 #[tokio::test]

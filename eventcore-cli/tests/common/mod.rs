@@ -2,6 +2,8 @@
 //! built `eventcore` binary, and the scenario every backend runs.
 #![allow(dead_code, missing_docs)] // test helpers, not API
 
+pub mod triage;
+
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -133,7 +135,7 @@ pub struct Notifier {
 
 #[derive(Debug, thiserror::Error)]
 #[error("mail server rejected `{0}`")]
-pub struct Rejected(String);
+pub struct Rejected(pub String);
 
 #[event_handler(name = "notifier")]
 impl Notifier {

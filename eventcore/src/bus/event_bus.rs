@@ -201,6 +201,17 @@ mod broker {
             DeadLetters::new(self.store.clone(), consumer)
         }
 
+        /// Every consumer the broker knows on this bus, with how far it is behind (handed out
+        /// and unacknowledged, not yet handed out), summed over the partitions, by name.
+        pub async fn consumer_lag(&self) -> Result<Vec<crate::bus::ConsumerLag>, BusError> {
+            self.store.transport.consumer_lag().await
+        }
+
+        /// Which broker the bus runs on: `redis` or `nats`.
+        pub fn transport_name(&self) -> &'static str {
+            self.store.transport.name()
+        }
+
         /// Publishes integration messages (CloudEvents of kind `integration`) and returns once
         /// the broker acknowledged them all: each message's id is the broker's deduplication id
         /// (NATS), and messages with one [ordering key](crate::integration::IntegrationMessage::ordering_key)

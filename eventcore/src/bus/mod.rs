@@ -43,7 +43,7 @@ pub use redis::{RedisOptions, Retention};
 #[cfg(any(feature = "redis", feature = "nats"))]
 pub use relay::Relay;
 #[cfg(any(feature = "redis", feature = "nats"))]
-pub use transport::{Broker, BusError};
+pub use transport::{Broker, BusError, ConsumerLag};
 
 /// A started consumer: wait for it, read its status, stop it.
 pub type RunningConsumer<S> = Running<S>;

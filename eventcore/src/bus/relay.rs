@@ -132,6 +132,7 @@ impl<S: RunnerStore> Relay<S> {
         let task = {
             let (store, board, cancel) = (self.store.clone(), Arc::clone(&board), cancel.clone());
             tokio::spawn(async move {
+                crate::runner::note_kind(&store, &config.name, crate::runner::RunnerKind::Relay).await;
                 match drive(store, publisher, config, &board, cancel).await {
                     Ended::Stopped(lease) => lease,
                     Ended::Failed => None,

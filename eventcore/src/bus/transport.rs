@@ -174,6 +174,16 @@ impl Transport {
         }
     }
 
+    /// Every consumer the broker knows on this bus, with its lag, by name.
+    pub(crate) async fn consumer_lag(&self) -> Result<Vec<ConsumerLag>, BusError> {
+        match self {
+            #[cfg(feature = "redis")]
+            Self::Redis(redis) => redis.consumer_lag().await,
+            #[cfg(feature = "nats")]
+            Self::Nats(nats) => nats.consumer_lag().await,
+        }
+    }
+
     /// The end of what has been published so far.
     async fn mark(&self) -> Result<Mark, BusError> {
         match self {
@@ -183,6 +193,46 @@ impl Transport {
             Self::Nats(nats) => Ok(Mark::Nats(nats.mark().await?)),
         }
     }
+}
+
+/// How far one consumer is behind on a broker bus, summed over the partitions it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsumerLag {
+    /// The consumer's name (its Redis consumer groups, its NATS durable consumers).
+    pub consumer: String,
+    /// Partitions on which the broker knows the consumer.
+    pub partitions: u32,
+    /// Messages handed out to it and not yet acknowledged (being handled, or crashed with).
+    pub pending: u64,
+    /// Messages not yet handed out to it; `None` when the broker cannot tell (Redis, after
+    /// entries were deleted or trimmed from a partition's middle).
+    pub undelivered: Option<u64>,
+}
+
+impl ConsumerLag {
+    /// Adds one partition's counts.
+    fn add(&mut self, pending: u64, undelivered: Option<u64>) {
+        self.partitions += 1;
+        self.pending += pending;
+        self.undelivered = self.undelivered.zip(undelivered).map(|(a, b)| a + b);
+    }
+}
+
+/// Sums per-partition counts `(consumer, pending, undelivered)` into one lag per consumer, by name.
+pub(crate) fn sum_lags(counts: impl IntoIterator<Item = (String, u64, Option<u64>)>) -> Vec<ConsumerLag> {
+    let mut lags: std::collections::BTreeMap<String, ConsumerLag> = std::collections::BTreeMap::new();
+    for (consumer, pending, undelivered) in counts {
+        lags.entry(consumer.clone())
+            .or_insert(ConsumerLag {
+                consumer,
+                partitions: 0,
+                pending: 0,
+                undelivered: Some(0),
+            })
+            .add(pending, undelivered);
+    }
+    lags.into_values().collect()
 }
 
 /// A message ready for the broker: CloudEvents JSON, the id brokers deduplicate on, and the key

@@ -90,6 +90,7 @@ impl<S: RunnerStore, T: TableTransaction<S>> Entry<S> for TableEntry<T> {
             set_up: false,
         };
         tokio::spawn(async move {
+            crate::runner::note_kind(&store, &config.name, crate::runner::RunnerKind::TableProjection).await;
             match drive(store, handler, config, &board, cancel).await {
                 Ended::Stopped(lease) => lease,
                 Ended::Failed => None,

@@ -17,6 +17,7 @@
 mod driver;
 mod error;
 mod failure;
+mod kinds;
 mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
@@ -32,6 +33,12 @@ pub(crate) use driver::{drive, wait_reached, BatchError, BatchHandler, DriverCon
 pub use error::RunnerError;
 pub(crate) use failure::{clear_failure, record_failure};
 pub use failure::{recorded_failures, RunnerFailure};
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "redis", feature = "nats")),
+    allow(unused_imports)
+)]
+pub(crate) use kinds::note_kind;
+pub use kinds::{recorded_kinds, RunnerKind};
 pub(crate) use memory::documents_table;
 pub use retry::{Backoff, RetryPolicy};
 pub(crate) use running::Runner;

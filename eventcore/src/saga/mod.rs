@@ -17,6 +17,7 @@ mod clock;
 mod context;
 mod dispatch;
 mod error;
+pub mod inspect;
 mod instance;
 mod route;
 mod runner;

@@ -289,7 +289,7 @@ impl<St: RunnerStore, S: Saga, D: CommandDispatcher<S::Command>> Entry<St> for T
         cancel: CancellationToken,
     ) -> JoinHandle<Option<Lease>> {
         let config = DriverConfig {
-            name: format!("saga.{}", S::NAME),
+            name: super::inspect::runner_name(S::NAME),
             filter: EventFilter::event_types(crate::routing::stored_event_types(S::HANDLED_EVENT_TYPES)),
             batch_size: options.batch_size,
             owner: new_owner(),
@@ -423,7 +423,7 @@ impl<S: Saga, D: CommandDispatcher<S::Command>> SagaHandler<S, D> {
         }
         let changes = instances.take_changes();
         let deadlines = changes.deadlines.clone();
-        match storage::writes(&instances, changes, &commands) {
+        match storage::writes(&instances, changes, &commands, now) {
             Ok(writes) => Ok(Ok(Steps {
                 writes,
                 commands,
@@ -521,7 +521,7 @@ impl<S: Saga, D: CommandDispatcher<S::Command>> SagaHandler<S, D> {
         let changes = instances.take_changes();
         let mut deadlines = changes.deadlines.clone();
         let mut writes =
-            storage::writes(&instances, changes, &commands).map_err(|error| BatchError::Event {
+            storage::writes(&instances, changes, &commands, now).map_err(|error| BatchError::Event {
                 position: self.position,
                 error: Box::new(error),
             })?;

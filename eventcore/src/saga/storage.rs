@@ -2,6 +2,7 @@
 //! runner store, one collection each per saga, written with the checkpoint in one transaction.
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::instance::Changes;
@@ -16,15 +17,19 @@ pub(crate) fn collection(saga: &str, what: &str) -> String {
 
 /// An instance as stored.
 #[derive(Debug, Serialize, Deserialize)]
-struct StoredInstance {
-    state: serde_json::Value,
-    version: u64,
-    ended: bool,
-    associations: Vec<String>,
-    deadlines: Vec<PendingDeadline>,
+pub(crate) struct StoredInstance {
+    pub(crate) state: serde_json::Value,
+    pub(crate) version: u64,
+    pub(crate) ended: bool,
+    pub(crate) associations: Vec<String>,
+    pub(crate) deadlines: Vec<PendingDeadline>,
+    /// When its last step committed, by the saga's clock (absent in instances stored before it
+    /// was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) updated_at: Option<DateTime<Utc>>,
 }
 
-fn corrupt(collection: &str, key: &str, error: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(collection: &str, key: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         stream_id: String::new(),
         stream_version: 0,
@@ -47,7 +52,7 @@ pub(crate) fn decode_instance<S: Saga>(id: &str, body: &[u8]) -> Result<SagaInst
     })
 }
 
-fn encode_instance<S: Saga>(instance: &SagaInstance<S>) -> Result<Bytes, SagaError> {
+fn encode_instance<S: Saga>(instance: &SagaInstance<S>, now: DateTime<Utc>) -> Result<Bytes, SagaError> {
     let serde_error = |source| SagaError::Serde {
         saga: S::NAME,
         instance: instance.id.clone(),
@@ -60,6 +65,7 @@ fn encode_instance<S: Saga>(instance: &SagaInstance<S>) -> Result<Bytes, SagaErr
         ended: instance.ended,
         associations: instance.associations.clone(),
         deadlines: instance.deadlines.clone(),
+        updated_at: Some(now),
     };
     serde_json::to_vec(&stored).map(Bytes::from).map_err(serde_error)
 }
@@ -104,11 +110,12 @@ pub(crate) async fn load_instances<S: Saga, St: RunnerStore>(
     Ok(instances)
 }
 
-/// The writes that commit `changes` (and the outgoing `commands`) of `instances`.
+/// The writes that commit `changes` (and the outgoing `commands`) of `instances`, stepped at `now`.
 pub(crate) fn writes<S: Saga>(
     instances: &SagaInstances<S>,
     changes: Changes,
     commands: &[OutgoingCommand<S::Command>],
+    now: DateTime<Utc>,
 ) -> Result<Vec<DocumentWrite>, SagaError> {
     let mut writes = Vec::new();
     let instances_collection = collection(S::NAME, "instances");
@@ -117,7 +124,7 @@ pub(crate) fn writes<S: Saga>(
             writes.push(DocumentWrite {
                 collection: instances_collection.clone(),
                 key: id,
-                body: Some(encode_instance(instance)?),
+                body: Some(encode_instance(instance, now)?),
             });
         }
     }

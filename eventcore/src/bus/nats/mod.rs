@@ -209,6 +209,30 @@ impl NatsTransport {
         Ok(info.state.last_sequence)
     }
 
+    /// Every consumer with a durable consumer on the bus's stream, with its lag
+    /// (`num_ack_pending`, `num_pending`), by name.
+    pub(crate) async fn consumer_lag(&self) -> Result<Vec<crate::bus::ConsumerLag>, BusError> {
+        use futures_util::TryStreamExt as _;
+
+        let infos: Vec<jetstream::consumer::Info> = self
+            .stream
+            .consumers()
+            .try_collect()
+            .await
+            .map_err(BusError::nats)?;
+        let counts = infos.into_iter().filter_map(|info| {
+            // Durable names are `{consumer}-{partition}`.
+            let (consumer, partition) = info.name.rsplit_once('-')?;
+            partition.parse::<u32>().ok()?;
+            Some((
+                consumer.to_owned(),
+                info.num_ack_pending as u64,
+                Some(info.num_pending),
+            ))
+        });
+        Ok(super::transport::sum_lags(counts))
+    }
+
     /// Whether every partition consumer of `consumer` has acknowledged everything up to `mark`.
     pub(crate) async fn reached(&self, consumer: &str, mark: u64) -> Result<bool, BusError> {
         for partition in 0..self.options.partitions {

@@ -219,6 +219,33 @@ impl RedisTransport {
             .collect())
     }
 
+    /// Every consumer group on the bus's partitions, with its lag (`XINFO GROUPS`: `pending`,
+    /// and `lag`, which Redis 7.0 reports unless entries were deleted from the stream's middle).
+    pub(crate) async fn consumer_lag(&self) -> Result<Vec<crate::bus::ConsumerLag>, BusError> {
+        let mut connection = self.connection.clone();
+        let keys: Vec<String> = (0..self.options.partitions).map(|p| self.stream_key(p)).collect();
+        let mut exists = ::redis::pipe();
+        for key in &keys {
+            exists.exists(key);
+        }
+        let found: Vec<bool> = exists.query_async(&mut connection).await?;
+        let mut counts = Vec::new();
+        for (key, _) in keys.iter().zip(found).filter(|(_, found)| *found) {
+            let groups: ::redis::streams::StreamInfoGroupsReply = ::redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(key)
+                .query_async(&mut connection)
+                .await?;
+            counts.extend(
+                groups
+                    .groups
+                    .into_iter()
+                    .map(|g| (g.name, g.pending as u64, g.lag.map(|lag| lag as u64))),
+            );
+        }
+        Ok(super::transport::sum_lags(counts))
+    }
+
     /// Whether group `consumer` was handed every entry up to `mark` and acknowledged them all.
     pub(crate) async fn reached(&self, consumer: &str, mark: &[Option<String>]) -> Result<bool, BusError> {
         let mut connection = self.connection.clone();
