@@ -253,7 +253,7 @@ fn the_catalog_draws_the_imageboard_and_the_readme_shows_it() {
     assert!(
         readme.contains(&block),
         "README.md lacks the imageboard's current diagram \
-         (`cargo run --example imageboard --features redis -- catalog`):\n{block}"
+         (`cargo run --example imageboard -- catalog`):\n{block}"
     );
 }
 

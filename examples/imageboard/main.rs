@@ -9,9 +9,9 @@
 //! second relay publishes `imageboard.post_published`, the published language, to a bus that a
 //! board feed of another service consumes.
 //!
-//! `cargo run --example imageboard --features redis` needs Redis at `EVENTCORE_REDIS_URL`
+//! `cargo run --example imageboard` needs Redis at `EVENTCORE_REDIS_URL`
 //! (default `redis://127.0.0.1:6379`); every run uses keys of its own and removes them.
-//! `cargo run --example imageboard --features redis -- catalog` prints its flow diagram.
+//! `cargo run --example imageboard -- catalog` prints its flow diagram.
 
 mod app;
 mod board;

@@ -238,6 +238,16 @@ impl Catalog {
     pub fn mermaid(&self) -> String {
         let mut out = String::from("flowchart LR\n");
         for (aggregate, types) in self.groups() {
+            if aggregate == INTEGRATION || aggregate == NO_AGGREGATE {
+                // No aggregate emits these: integration events stand alone as published messages.
+                let prefix = if aggregate == INTEGRATION { "integration " } else { "" };
+                for event_type in &types {
+                    let id = node_id("evt", event_type);
+                    let label = format!("{prefix}{event_type}{}", self.version_label(event_type));
+                    let _ = writeln!(out, "    {id}[/\"{label}\"/]");
+                }
+                continue;
+            }
             let node = node_id("agg", &aggregate);
             let _ = writeln!(out, "    {node}{{{{\"{aggregate}\"}}}}");
             if let Some(info) = self.aggregates.get(&aggregate) {
@@ -247,10 +257,7 @@ impl Catalog {
                 }
             }
             for event_type in &types {
-                let version = self
-                    .registry
-                    .latest_version(event_type)
-                    .map_or_else(String::new, |v| format!(" v{v}"));
+                let version = self.version_label(event_type);
                 let id = node_id("evt", event_type);
                 let _ = writeln!(out, "    {node} --> {id}[\"{event_type}{version}\"]");
             }
@@ -259,6 +266,13 @@ impl Catalog {
             consumer_flow(&mut out, consumer);
         }
         out
+    }
+
+    /// ` vN` for the latest registered version of `event_type`.
+    fn version_label(&self, event_type: &str) -> String {
+        self.registry
+            .latest_version(event_type)
+            .map_or_else(String::new, |v| format!(" v{v}"))
     }
 
     fn page(&self, aggregate: &str, types: &BTreeSet<String>) -> String {
