@@ -142,6 +142,8 @@ impl Command {
                 command: ProjectionsCommand::Rebuild { .. }
             } | Self::DeadLetters {
                 command: DeadLettersCommand::Replay { .. } | DeadLettersCommand::Discard { .. }
+            } | Self::Sagas {
+                command: SagasCommand::Replay { .. }
             }
         )
     }
@@ -301,6 +303,17 @@ pub enum SagasCommand {
         /// The saga, when several sagas have an instance with this id.
         #[arg(long)]
         saga: Option<String>,
+    },
+    /// Asks the running saga to dispatch dead-lettered commands again (shown by `sagas show`),
+    /// with their original idempotency keys: a command that did apply appends nothing.
+    Replay {
+        /// The saga (`checkout`).
+        saga: String,
+        /// The dead letter's key (the command key `sagas show` lists).
+        key: Option<String>,
+        /// Every dead-lettered command of the saga.
+        #[arg(long, conflicts_with = "key")]
+        all: bool,
     },
 }
 

@@ -56,7 +56,43 @@ pub async fn run<S: RunnerStore>(store: &S, command: SagasCommand, output: &Outp
             })
         }
         SagasCommand::Show { id, saga } => show(store, &id, saga.as_deref(), output).await,
+        SagasCommand::Replay { saga, key, all } => replay(store, &saga, key, all, output).await,
     }
+}
+
+/// Requests the replay of one dead-lettered command of `saga`, or of all of them.
+async fn replay<S: RunnerStore>(
+    store: &S,
+    saga: &str,
+    key: Option<String>,
+    all: bool,
+    output: &Output,
+) -> Result<(), CliError> {
+    sagas(store, Some(saga)).await?;
+    let keys = match (key, all) {
+        (_, true) => inspect::dead_letters(store, saga)
+            .await?
+            .iter()
+            .map(|letter| letter.key().to_owned())
+            .collect(),
+        (Some(key), false) => vec![key],
+        (None, false) => return Err(CliError::Usage("give a dead letter's key or --all".into())),
+    };
+    let mut requested = 0;
+    for key in &keys {
+        if !inspect::request_replay(store, saga, key).await? {
+            return Err(CliError::NotFound(format!(
+                "saga `{saga}` has no dead-lettered command `{key}` (see `eventcore sagas show ID`)"
+            )));
+        }
+        requested += 1;
+    }
+    output.emit(&json!({ "saga": saga, "replay_requested": requested }), || {
+        format!(
+            "replay requested for {requested} command(s) of saga `{saga}`: its running owner dispatches \
+             them again within a second or so, with their original idempotency keys"
+        )
+    })
 }
 
 /// Runs a `deadlines` command.
@@ -173,7 +209,7 @@ async fn show<S: RunnerStore>(
     value["pending_commands"] = json!(commands);
     value["dead_letters"] = json!(letters
         .iter()
-        .map(|l| json!({ "step": l.command.step, "index": l.command.index, "command": l.command.command, "attempts": l.attempts, "error": l.error, "failed_at": time(&l.failed_at) }))
+        .map(|l| json!({ "key": l.key(), "step": l.command.step, "index": l.command.index, "command": l.command.command, "attempts": l.attempts, "error": l.error, "failed_at": time(&l.failed_at) }))
         .collect::<Vec<_>>());
     value["dead_deadlines"] = json!(dead
         .iter()
@@ -216,13 +252,14 @@ async fn show<S: RunnerStore>(
         out.push_str(&section("dead-lettered commands", letters.len()));
         for l in &letters {
             out.push_str(&format!(
-                "  step {} #{}  {}  after {} attempt(s) at {}: {}\n",
+                "  step {} #{}  {}  after {} attempt(s) at {}: {}\n    key (for `sagas replay`): {}\n",
                 l.command.step,
                 l.command.index,
                 compact(&l.command.command),
                 l.attempts,
                 time(&l.failed_at),
-                l.error
+                l.error,
+                l.key()
             ));
         }
         out.push_str(&section("deadlines set aside", dead.len()));

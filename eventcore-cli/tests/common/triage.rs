@@ -239,5 +239,24 @@ pub async fn saga_scenario<S: RunnerStore>(store: S, store_args: Vec<String>) {
     );
     let refused = cli(&["projections", "rebuild", "saga.triage"]).await.expect(1);
     assert!(refused.stderr.contains("is a saga"), "{}", refused.stderr);
+
+    // Replay: the pager is back, and the dead-lettered page is dispatched again by the owner.
+    cli(&["sagas", "replay", "triage"]).await.expect(2);
+    cli(&["sagas", "replay", "triage", "no-such-key"]).await.expect(3);
+    cli(&["sagas", "replay", "nope", "--all"]).await.expect(3);
+    let key = shown["dead_letters"][0]["key"].as_str().unwrap().to_owned();
+    pager_down.store(false, Ordering::SeqCst);
+    let replayed = cli(&["--json", "sagas", "replay", "triage", &key])
+        .await
+        .expect(0)
+        .json();
+    assert_eq!(replayed["replay_requested"], 1);
+    eventually("the replayed page to be dispatched", async || {
+        sagas.dead_letters::<Triage>().await.unwrap().is_empty()
+            && sagas.pending_commands::<Triage>().await.unwrap().is_empty()
+    })
+    .await;
+    let shown = cli(&["--json", "sagas", "show", "poison"]).await.expect(0).json();
+    assert_eq!(shown["status"], "active", "{shown}");
     running.stop().await.unwrap();
 }

@@ -1,6 +1,7 @@
 //! Sagas as stored, read without their types: for tools such as the `eventcore` CLI, which have
-//! no saga linked in. Everything here only reads; [`Sagas`](super::Sagas) reads the same
-//! documents typed.
+//! no saga linked in. Everything here only reads, but for [`request_replay`], which asks the
+//! saga's owner to dispatch a dead-lettered command again; [`Sagas`](super::Sagas) reads the
+//! same documents typed.
 
 use chrono::{DateTime, Utc};
 
@@ -147,4 +148,23 @@ mod tests {
             assert_eq!(saga_of_runner(other), None, "{other}");
         }
     }
+}
+
+/// Asks the owner of saga `saga` to dispatch its dead-lettered command `key` again, with its
+/// original idempotency key; `false` when there is no such letter. The running saga picks the
+/// request up within a second or so, in whichever process owns it.
+pub async fn request_replay<St: RunnerStore>(store: &St, saga: &str, key: &str) -> Result<bool, RunnerError> {
+    let dead = collection(saga, "dead");
+    let Some(body) = store
+        .load_documents(&dead, vec![key.to_owned()])
+        .await?
+        .remove(key)
+    else {
+        return Ok(false);
+    };
+    let mut letter: SagaDeadLetter = serde_json::from_slice(&body).map_err(|e| corrupt(&dead, key, &e))?;
+    letter.replay_requested = true;
+    let body = serde_json::to_vec(&letter).map_err(crate::store::StoreError::backend)?;
+    store.put_document(&dead, key, Some(body.into())).await?;
+    Ok(true)
 }

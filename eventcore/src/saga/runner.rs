@@ -199,20 +199,7 @@ impl<St: RunnerStore> Sagas<St> {
     /// original idempotency key); `false` when there is no such letter. The owner picks the
     /// request up within a second or so, in whichever process runs the saga.
     pub async fn replay_dead_letter<S: Saga>(&self, key: &str) -> Result<bool, RunnerError> {
-        let dead = collection(S::NAME, "dead");
-        let Some(body) = self
-            .store
-            .load_documents(&dead, vec![key.to_owned()])
-            .await?
-            .remove(key)
-        else {
-            return Ok(false);
-        };
-        let mut letter: SagaDeadLetter = serde_json::from_slice(&body).map_err(StoreError::backend)?;
-        letter.replay_requested = true;
-        let body = serde_json::to_vec(&letter).map_err(StoreError::backend)?;
-        self.store.put_document(&dead, key, Some(body.into())).await?;
-        Ok(true)
+        super::inspect::request_replay(&self.store, S::NAME, key).await
     }
 
     /// Asks saga `S`'s owner to dispatch every dead-lettered command again; returns how many.

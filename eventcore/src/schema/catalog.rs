@@ -240,7 +240,11 @@ impl Catalog {
         for (aggregate, types) in self.groups() {
             if aggregate == INTEGRATION || aggregate == NO_AGGREGATE {
                 // No aggregate emits these: integration events stand alone as published messages.
-                let prefix = if aggregate == INTEGRATION { "integration " } else { "" };
+                let prefix = if aggregate == INTEGRATION {
+                    "integration "
+                } else {
+                    ""
+                };
                 for event_type in &types {
                     let id = node_id("evt", event_type);
                     let label = format!("{prefix}{event_type}{}", self.version_label(event_type));
