@@ -245,7 +245,8 @@ fn the_catalog_draws_the_imageboard_and_the_readme_shows_it() {
         "evt_post_created --> handler_moderation_scorer",
         "evt_post_created --> projection_thread_page",
         "evt_thread_created --> projection_board_page",
-        "imageboard.post_published v1",
+        "evt_imageboard_post_published[/\"integration imageboard.post_published v1\"/]",
+        "evt_post_created -. relay .-> evt_imageboard_post_published",
     ] {
         assert!(block.contains(node), "{node} missing from\n{block}");
     }

@@ -33,7 +33,7 @@ pub fn catalog() -> Catalog {
     let aggregates = registered_aggregates()
         .map(AggregateInfo::from)
         .filter(|a| AGGREGATES.contains(&a.aggregate_type.as_str()));
-    Catalog::new(registry, aggregates)
+    Catalog::new(registry, aggregates).with_translations(&crate::published::translation())
 }
 
 /// The flow diagram as a Markdown block: aggregate → event → projection / handler.

@@ -62,6 +62,8 @@ pub enum TranslateError {
 #[derive(Clone, Default)]
 pub struct Translate {
     routes: Vec<(&'static str, Arc<TranslateFn>)>,
+    /// Domain event type → integration event name, for the catalog.
+    names: Vec<(&'static str, &'static str)>,
     /// The metadata keys carried over; `None`: all of them.
     metadata_keys: Option<Arc<[String]>>,
 }
@@ -110,6 +112,8 @@ impl Translate {
         };
         self.routes.retain(|(event_type, _)| *event_type != D::EVENT_TYPE);
         self.routes.push((D::EVENT_TYPE, Arc::new(route)));
+        self.names.retain(|(event_type, _)| *event_type != D::EVENT_TYPE);
+        self.names.push((D::EVENT_TYPE, I::NAME));
         self
     }
 
@@ -151,6 +155,12 @@ impl Translate {
     /// The domain event types translated, in registration order.
     pub fn event_types(&self) -> Vec<&'static str> {
         self.routes.iter().map(|(event_type, _)| *event_type).collect()
+    }
+
+    /// Each translated domain event type with the integration event it is published as (what
+    /// the event catalog draws as the relay's translations).
+    pub fn translations(&self) -> Vec<(&'static str, &'static str)> {
+        self.names.clone()
     }
 
     /// Whether a stored event of `event_type` may be translated.

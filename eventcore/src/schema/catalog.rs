@@ -68,6 +68,8 @@ pub struct CatalogPage {
 pub struct Catalog {
     registry: Registry,
     aggregates: BTreeMap<String, AggregateInfo>,
+    /// Domain event type → integration event name, as a relay publishes them.
+    translations: Vec<(String, String)>,
 }
 
 /// The catalog of everything linked into this binary.
@@ -88,7 +90,23 @@ impl Catalog {
             .into_iter()
             .map(|a| (a.aggregate_type.clone(), a))
             .collect();
-        Self { registry, aggregates }
+        Self {
+            registry,
+            aggregates,
+            translations: Vec::new(),
+        }
+    }
+
+    /// Adds a relay's translations (domain event → integration event) to the diagram and the
+    /// integration events' page; they are configured at run time, so the registry alone does not
+    /// know them.
+    pub fn with_translations(mut self, translate: &crate::integration::Translate) -> Self {
+        for (event_type, name) in translate.translations() {
+            self.translations.push((event_type.to_owned(), name.to_owned()));
+        }
+        self.translations.sort();
+        self.translations.dedup();
+        self
     }
 
     /// Aggregate names, sorted, with the event types of each (declared `aggregate`, or in its event set).
@@ -266,6 +284,10 @@ impl Catalog {
                 let _ = writeln!(out, "    {node} --> {id}[\"{event_type}{version}\"]");
             }
         }
+        for (event_type, name) in &self.translations {
+            let (from, to) = (node_id("evt", event_type), node_id("evt", name));
+            let _ = writeln!(out, "    {from} -. relay .-> {to}");
+        }
         for consumer in &self.registry.consumers {
             consumer_flow(&mut out, consumer);
         }
@@ -295,7 +317,13 @@ impl Catalog {
             }
             None if aggregate == NO_AGGREGATE => "# Events of no aggregate\n".to_owned(),
             None if aggregate == INTEGRATION => {
-                "# Integration events\n\nPublished to other services; never stored in a stream.\n".to_owned()
+                let mut page =
+                    "# Integration events\n\nPublished to other services; never stored in a stream.\n"
+                        .to_owned();
+                for (event_type, name) in &self.translations {
+                    let _ = writeln!(page, "\n`{name}` is published by the relay from `{event_type}`.");
+                }
+                page
             }
             None => format!("# Aggregate `{aggregate}`\n"),
         };
