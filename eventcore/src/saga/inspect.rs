@@ -136,20 +136,6 @@ pub async fn dead_deadlines<St: RunnerStore>(
     storage::list(store, saga, "dead_deadlines").await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runner_names_round_trip_and_others_are_not_sagas() {
-        assert_eq!(runner_name("checkout"), "saga.checkout");
-        assert_eq!(saga_of_runner("saga.checkout"), Some("checkout"));
-        for other in ["checkout", "saga.", "saga.Bad-Name", "relay", "summary.rebuild"] {
-            assert_eq!(saga_of_runner(other), None, "{other}");
-        }
-    }
-}
-
 /// Asks the owner of saga `saga` to dispatch its dead-lettered command `key` again, with its
 /// original idempotency key; `false` when there is no such letter. The running saga picks the
 /// request up within a second or so, in whichever process owns it.
@@ -167,4 +153,18 @@ pub async fn request_replay<St: RunnerStore>(store: &St, saga: &str, key: &str) 
     let body = serde_json::to_vec(&letter).map_err(crate::store::StoreError::backend)?;
     store.put_document(&dead, key, Some(body.into())).await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runner_names_round_trip_and_others_are_not_sagas() {
+        assert_eq!(runner_name("checkout"), "saga.checkout");
+        assert_eq!(saga_of_runner("saga.checkout"), Some("checkout"));
+        for other in ["checkout", "saga.", "saga.Bad-Name", "relay", "summary.rebuild"] {
+            assert_eq!(saga_of_runner(other), None, "{other}");
+        }
+    }
 }
