@@ -480,3 +480,27 @@ fn stock_is_reserved_once_per_order_and_released_only_when_reserved() {
         })
         .then_no_events();
 }
+
+#[test]
+fn the_catalog_draws_the_checkout_loop_from_aggregates_through_the_saga_back_to_aggregates() {
+    let catalog = eventcore::schema::catalog::catalog().with_dispatch("checkout", dispatcher::TARGETS);
+    let diagram = catalog.mermaid();
+    for line in [
+        // aggregate → event
+        "agg_order --> evt_order_placed[",
+        "agg_payment --> evt_payment_charged[",
+        // event → saga, by role
+        "evt_order_placed -->|start| saga_checkout",
+        "evt_payment_charged -->|handle| saga_checkout",
+        // event → projections
+        "evt_order_placed --> projection_customer_orders",
+        // saga → command → aggregate
+        "saga_checkout --> sends_checkout_ShopCommand([\"ShopCommand\"])",
+        "sends_checkout_ShopCommand -.-> agg_payment",
+        "sends_checkout_ShopCommand -.-> agg_inventory",
+        "sends_checkout_ShopCommand -.-> agg_shipment",
+        "sends_checkout_ShopCommand -.-> agg_order",
+    ] {
+        assert!(diagram.contains(line), "{line} missing from\n{diagram}");
+    }
+}

@@ -34,6 +34,9 @@ pub enum DispatchError {
     ReplyLost,
 }
 
+/// The aggregates [`Dispatcher`] sends the checkout's commands to (for the event catalog).
+pub const TARGETS: [&str; 4] = ["inventory", "order", "payment", "shipment"];
+
 /// Routes [`ShopCommand`]s to the order, payment, inventory and shipment repositories.
 #[derive(Clone)]
 pub struct Dispatcher {

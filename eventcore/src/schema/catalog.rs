@@ -70,6 +70,8 @@ pub struct Catalog {
     aggregates: BTreeMap<String, AggregateInfo>,
     /// Domain event type → integration event name, as a relay publishes them.
     translations: Vec<(String, String)>,
+    /// Saga name → the aggregates its dispatcher sends its commands to.
+    dispatch: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// The catalog of everything linked into this binary.
@@ -94,7 +96,23 @@ impl Catalog {
             registry,
             aggregates,
             translations: Vec::new(),
+            dispatch: BTreeMap::new(),
         }
+    }
+
+    /// Adds where saga `saga`'s dispatcher sends its commands (`["payment", "shipment"]`), so
+    /// the diagram closes the loop saga → command → aggregate; the routing is the user's code,
+    /// which the registry does not see.
+    pub fn with_dispatch<A: Into<String>>(
+        mut self,
+        saga: &str,
+        aggregates: impl IntoIterator<Item = A>,
+    ) -> Self {
+        self.dispatch
+            .entry(saga.to_owned())
+            .or_default()
+            .extend(aggregates.into_iter().map(Into::into));
+        self
     }
 
     /// Adds a relay's translations (domain event → integration event) to the diagram and the
@@ -290,6 +308,14 @@ impl Catalog {
         }
         for consumer in &self.registry.consumers {
             consumer_flow(&mut out, consumer);
+            let (Some(commands), Some(targets)) = (&consumer.commands, self.dispatch.get(&consumer.name))
+            else {
+                continue;
+            };
+            let sent = node_id("sends", &format!("{}_{commands}", consumer.name));
+            for aggregate in targets {
+                let _ = writeln!(out, "    {sent} -.-> {}", node_id("agg", aggregate));
+            }
         }
         out
     }
