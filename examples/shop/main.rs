@@ -9,7 +9,8 @@
 //!
 //! `cargo run --example shop` runs it on a fresh temporary database;
 //! `cargo run --example shop -- --payment-timeout-ms 300` shortens the payment window;
-//! `cargo run --example shop -- --db shop.db` keeps the database (replaced on every run).
+//! `cargo run --example shop -- --db shop.db` keeps the database (replaced on every run);
+//! `cargo run --example shop -- --catalog` prints its flow diagram.
 
 mod checkout;
 mod dispatcher;
@@ -39,6 +40,9 @@ struct Cli {
     /// How long a payment may wait for confirmation before the order is given up (at most 10 min).
     #[arg(long, default_value_t = 2000, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=600_000))]
     payment_timeout_ms: u64,
+    /// Print the shop's event catalog flow diagram (Mermaid) instead of running the demo.
+    #[arg(long)]
+    catalog: bool,
 }
 
 #[tokio::main]
@@ -59,6 +63,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Error> {
+    if cli.catalog {
+        let catalog = eventcore::schema::catalog::catalog().with_dispatch("checkout", dispatcher::TARGETS);
+        println!("```mermaid\n{}```", catalog.mermaid());
+        return Ok(());
+    }
     let temporary = cli.db.is_none();
     let path = cli.db.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("eventcore-shop-{}.sqlite3", std::process::id()))
