@@ -62,11 +62,11 @@ pub(crate) enum Transport {
 pub enum BusError {
     /// Redis failed.
     #[cfg(feature = "redis")]
-    #[error("redis: {0}")]
+    #[error("redis failed")]
     Redis(#[from] ::redis::RedisError),
     /// NATS failed.
     #[cfg(feature = "nats")]
-    #[error("nats: {0}")]
+    #[error("nats failed")]
     Nats(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// An event could not be put on the wire.
     #[error("event {event_id} cannot be published: {reason}")]
