@@ -23,6 +23,10 @@ use super::transport::{partition_of, BusError};
 use crate::cloudevents::{self, Source};
 use crate::envelope::RecordedEvent;
 
+/// Messages per pipeline when publishing: a batch goes as several, each in flight while the
+/// next is encoded.
+const PUBLISH_CHUNK: usize = 125;
+
 /// How long the broker keeps published events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -129,55 +133,45 @@ impl RedisTransport {
         RedisLetters::new(self.connection.clone(), self, consumer)
     }
 
-    /// Adds every message to its partition's stream in one pipeline; returns once Redis has
-    /// answered for all of them.
+    /// Adds every message to its partition's stream; returns once Redis has answered for all of
+    /// them. The messages go in pipelines of [`PUBLISH_CHUNK`]: each is encoded while the one
+    /// before is in flight, and sent once that one was answered, so Redis appends them in the
+    /// given order even across a reconnection, and nothing is sent after a failure.
     pub(crate) async fn publish(&self, messages: &[RecordedEvent]) -> Result<(), BusError> {
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let trim = match self.options.retention {
-            Retention::Unbounded => None,
-            Retention::MaxLen(entries) => {
-                Some(StreamTrimStrategy::maxlen(StreamTrimmingMode::Approx, entries))
-            }
-            Retention::MaxAge(age) => {
-                let now = chrono::Utc::now().timestamp_millis().max(0) as u128;
-                let min = now.saturating_sub(age.as_millis());
-                Some(StreamTrimStrategy::minid(
-                    StreamTrimmingMode::Approx,
-                    format!("{min}-0"),
-                ))
-            }
-        };
-        let options = match trim {
-            Some(trim) => StreamAddOptions::default().trim(trim),
-            None => StreamAddOptions::default(),
-        };
-        let mut pipe = ::redis::pipe();
-        for message in messages {
-            let json =
-                cloudevents::to_json(message, &Source::AggregateType).map_err(|e| BusError::Encode {
-                    event_id: message.event_id,
-                    reason: e.to_string(),
+        let options = self.add_options();
+        let mut in_flight = None;
+        for chunk in messages.chunks(PUBLISH_CHUNK) {
+            let mut pipe = ::redis::pipe();
+            for message in chunk {
+                let json = cloudevents::to_json(message, &Source::AggregateType).map_err(|e| {
+                    BusError::Encode {
+                        event_id: message.event_id,
+                        reason: e.to_string(),
+                    }
                 })?;
-            let key = self.stream_key(partition_of(&message.stream_id, self.options.partitions));
-            pipe.xadd_options(key, "*", &[("event", json)], &options);
+                let key = self.stream_key(partition_of(&message.stream_id, self.options.partitions));
+                pipe.xadd_options(key, "*", &[("event", json)], &options);
+            }
+            if let Some(previous) = in_flight.take() {
+                previous.await?;
+            }
+            let mut connection = self.connection.clone();
+            let mut reply = Box::pin(async move { pipe.query_async::<()>(&mut connection).await });
+            // The first poll sends it; its answer is awaited after the next chunk is encoded.
+            match futures_util::future::poll_immediate(&mut reply).await {
+                Some(result) => result?,
+                None => in_flight = Some(reply),
+            }
         }
-        let mut connection = self.connection.clone();
-        let _: Vec<String> = pipe.query_async(&mut connection).await?;
+        if let Some(last) = in_flight {
+            last.await?;
+        }
         Ok(())
     }
 
-    /// Adds wire messages to their keys' partitions in one pipeline (retention as for
-    /// [`publish`](Self::publish)); returns once Redis has answered for all of them.
-    pub(crate) async fn publish_wire(
-        &self,
-        messages: &[crate::bus::transport::WireMessage],
-    ) -> Result<(), BusError> {
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let options = match self.options.retention {
+    /// The `XADD` options of the bus's retention.
+    fn add_options(&self) -> StreamAddOptions {
+        match self.options.retention {
             Retention::Unbounded => StreamAddOptions::default(),
             Retention::MaxLen(entries) => StreamAddOptions::default()
                 .trim(StreamTrimStrategy::maxlen(StreamTrimmingMode::Approx, entries)),
@@ -189,7 +183,19 @@ impl RedisTransport {
                     format!("{min}-0"),
                 ))
             }
-        };
+        }
+    }
+
+    /// Adds wire messages to their keys' partitions in one pipeline (retention as for
+    /// [`publish`](Self::publish)); returns once Redis has answered for all of them.
+    pub(crate) async fn publish_wire(
+        &self,
+        messages: &[crate::bus::transport::WireMessage],
+    ) -> Result<(), BusError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let options = self.add_options();
         let mut pipe = ::redis::pipe();
         for message in messages {
             let key = self.stream_key(partition_of(&message.key, self.options.partitions));
