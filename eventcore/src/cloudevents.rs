@@ -154,9 +154,10 @@ pub fn to_json(record: &RecordedEvent, source: &Source) -> Result<String, CloudE
         "dataschema",
         format_args!("eventcore:schema/{}/v{}", Escaped(&record.event_type), record.event_version),
     );
-    out.display_attribute("eventversion", format_args!("{}", record.event_version));
-    out.display_attribute("globalposition", format_args!("{}", record.global_position));
-    out.display_attribute("id", format_args!("{}", record.event_id));
+    out.number_attribute("eventversion", u64::from(record.event_version));
+    out.number_attribute("globalposition", record.global_position);
+    let mut id = uuid::Uuid::encode_buffer();
+    out.string_attribute("id", record.event_id.hyphenated().encode_lower(&mut id), false);
     if let Some(metadata) = &metadata {
         out.string_attribute("metadata", metadata, false);
     }
@@ -168,7 +169,7 @@ pub fn to_json(record: &RecordedEvent, source: &Source) -> Result<String, CloudE
         Source::Fixed(source) => out.string_attribute("source", source, false),
     }
     out.string_attribute("specversion", SPEC_VERSION, false);
-    out.display_attribute("streamversion", format_args!("{}", record.stream_version));
+    out.number_attribute("streamversion", record.stream_version);
     out.string_attribute("subject", &record.stream_id, false);
     let time = record.occurred_at.to_rfc3339_opts(SecondsFormat::AutoSi, true);
     out.string_attribute("time", &time, false);
@@ -196,6 +197,24 @@ impl Json {
         self.key(name, first);
         self.0.push(b'"');
         escape_into(&mut self.0, value);
+        self.0.push(b'"');
+    }
+
+    /// Writes attribute `name` with the decimal digits of `value` as a JSON string.
+    fn number_attribute(&mut self, name: &str, mut value: u64) {
+        self.key(name, false);
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        self.0.push(b'"');
+        self.0.extend_from_slice(&digits[start..]);
         self.0.push(b'"');
     }
 
@@ -280,10 +299,40 @@ pub fn envelope_to_json<E: DomainEvent>(
 
 /// The recorded event a CloudEvent written by [`to_json`] stands for.
 pub fn from_json(json: &str) -> Result<RecordedEvent, CloudEventError> {
-    let attributes: BTreeMap<String, Box<RawValue>> =
-        serde_json::from_str(json).map_err(CloudEventError::NotAnObject)?;
-    let event = Attributes(&attributes);
+    record(&parse(json)?)
+}
+
+/// The recorded event a CloudEvent stands for, unless its `eventkind` extension is `kind`
+/// (`None`: read it another way); parsed once either way.
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
+pub(crate) fn from_json_unless_kind(
+    json: &str,
+    kind: &str,
+) -> Option<Result<RecordedEvent, CloudEventError>> {
+    let attributes = match parse(json) {
+        Ok(attributes) => attributes,
+        Err(error) => return Some(Err(error)),
+    };
+    let has_kind = attributes
+        .get("eventkind")
+        .and_then(|raw| serde_json::from_str::<std::borrow::Cow<'_, str>>(raw.get()).ok())
+        .is_some_and(|found| found == kind);
+    (!has_kind).then(|| record(&attributes))
+}
+
+/// The attributes of a CloudEvent, borrowed from its JSON.
+type AttributeMap<'a> = BTreeMap<Name<'a>, &'a RawValue>;
+
+/// Reads the attributes of a CloudEvent.
+fn parse(json: &str) -> Result<AttributeMap<'_>, CloudEventError> {
+    serde_json::from_str(json).map_err(CloudEventError::NotAnObject)
+}
+
+/// The recorded event the attributes of a CloudEvent stand for.
+fn record(attributes: &AttributeMap<'_>) -> Result<RecordedEvent, CloudEventError> {
+    let event = Attributes(attributes);
     for name in attributes.keys() {
+        let name = name.0.as_ref();
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
             if name != "data_base64" {
                 return Err(CloudEventError::invalid(
@@ -326,11 +375,11 @@ pub fn from_json(json: &str) -> Result<RecordedEvent, CloudEventError> {
         None => Metadata::new(),
     };
     for name in attributes.keys() {
-        let known =
-            CONTEXT_ATTRIBUTES.contains(&name.as_str()) || ENVELOPE_EXTENSIONS.contains(&name.as_str());
+        let name = name.0.as_ref();
+        let known = CONTEXT_ATTRIBUTES.contains(&name) || ENVELOPE_EXTENSIONS.contains(&name);
         if !known {
             if let Some(value) = event.optional_string(name)? {
-                metadata.entry(name.clone()).or_insert(value);
+                metadata.entry(name.to_owned()).or_insert(value);
             }
         }
     }
@@ -352,10 +401,39 @@ pub fn from_json(json: &str) -> Result<RecordedEvent, CloudEventError> {
     })
 }
 
-/// Typed access to the attributes of one CloudEvent.
-struct Attributes<'a>(&'a BTreeMap<String, Box<RawValue>>);
+/// An attribute name as read: borrowed from the JSON unless it was written with escapes.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Name<'a>(std::borrow::Cow<'a, str>);
 
-impl Attributes<'_> {
+impl std::borrow::Borrow<str> for Name<'_> {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an attribute name")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, name: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Borrowed(name)))
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Owned(name.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+/// Typed access to the attributes of one CloudEvent.
+struct Attributes<'m, 'a>(&'m AttributeMap<'a>);
+
+impl Attributes<'_, '_> {
     fn optional_string(&self, name: &str) -> Result<Option<String>, CloudEventError> {
         self.0
             .get(name)

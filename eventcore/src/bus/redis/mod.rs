@@ -93,6 +93,8 @@ pub(crate) struct RedisTransport {
     client: ::redis::Client,
     connection: ConnectionManager,
     options: RedisOptions,
+    /// The stream key of each partition.
+    stream_keys: Vec<String>,
 }
 
 impl RedisTransport {
@@ -100,10 +102,14 @@ impl RedisTransport {
     pub(crate) async fn connect(url: &str, options: RedisOptions) -> Result<Self, BusError> {
         let client = ::redis::Client::open(url)?;
         let connection = Self::connection_to(&client).await?;
+        let stream_keys = (0..options.partitions)
+            .map(|partition| format!("{}:events:{partition}", options.prefix))
+            .collect();
         Ok(Self {
             client,
             connection,
             options,
+            stream_keys,
         })
     }
 
@@ -121,7 +127,12 @@ impl RedisTransport {
 
     /// The stream of partition `partition`.
     pub(crate) fn stream_key(&self, partition: u32) -> String {
-        format!("{}:events:{partition}", self.options.prefix)
+        self.partition_key(partition).to_owned()
+    }
+
+    /// The stream of partition `partition`, borrowed.
+    fn partition_key(&self, partition: u32) -> &str {
+        &self.stream_keys[partition as usize % self.stream_keys.len()]
     }
 
     /// The key `{prefix}:{kind}:{consumer}`.
@@ -149,7 +160,7 @@ impl RedisTransport {
                         reason: e.to_string(),
                     }
                 })?;
-                let key = self.stream_key(partition_of(&message.stream_id, self.options.partitions));
+                let key = self.partition_key(partition_of(&message.stream_id, self.options.partitions));
                 pipe.xadd_options(key, "*", &[("event", json)], &options);
             }
             if let Some(previous) = in_flight.take() {
@@ -198,7 +209,7 @@ impl RedisTransport {
         let options = self.add_options();
         let mut pipe = ::redis::pipe();
         for message in messages {
-            let key = self.stream_key(partition_of(&message.key, self.options.partitions));
+            let key = self.partition_key(partition_of(&message.key, self.options.partitions));
             pipe.xadd_options(key, "*", &[("event", message.body.as_str())], &options);
         }
         let mut connection = self.connection.clone();
