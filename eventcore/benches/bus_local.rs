@@ -104,7 +104,10 @@ fn local_bus(c: &mut Criterion) {
                     let mut position = 1;
                     let mut read = 0;
                     loop {
-                        let batch = store.read_batch(position, &EventFilter::all(), 500).await.unwrap();
+                        let batch = store
+                            .read_batch(position, &EventFilter::all(), 500)
+                            .await
+                            .unwrap();
                         read += batch.events.len() as u64;
                         if batch.events.is_empty() {
                             break;

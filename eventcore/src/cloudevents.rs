@@ -152,7 +152,11 @@ pub fn to_json(record: &RecordedEvent, source: &Source) -> Result<String, CloudE
     out.string_attribute("datacontenttype", CONTENT_TYPE, false);
     out.display_attribute(
         "dataschema",
-        format_args!("eventcore:schema/{}/v{}", Escaped(&record.event_type), record.event_version),
+        format_args!(
+            "eventcore:schema/{}/v{}",
+            Escaped(&record.event_type),
+            record.event_version
+        ),
     );
     out.number_attribute("eventversion", u64::from(record.event_version));
     out.number_attribute("globalposition", record.global_position);

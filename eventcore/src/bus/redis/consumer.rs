@@ -366,14 +366,16 @@ impl Worker {
     }
 
     /// Acknowledges the entries done with, if any.
-    async fn flush_acks<H: EventHandler>(&mut self, connection: &mut ConnectionManager) -> Result<(), BusError> {
+    async fn flush_acks<H: EventHandler>(
+        &mut self,
+        connection: &mut ConnectionManager,
+    ) -> Result<(), BusError> {
         if !self.acks.is_empty() {
             let _: u64 = connection.xack(&self.key, H::NAME, &self.acks).await?;
             self.acks.clear();
         }
         Ok(())
     }
-
 
     /// The key naming the last owner that handed the partition over in good order.
     fn handover(&self) -> String {

@@ -154,12 +154,11 @@ impl RedisTransport {
         for chunk in messages.chunks(PUBLISH_CHUNK) {
             let mut pipe = ::redis::pipe();
             for message in chunk {
-                let json = cloudevents::to_json(message, &Source::AggregateType).map_err(|e| {
-                    BusError::Encode {
+                let json =
+                    cloudevents::to_json(message, &Source::AggregateType).map_err(|e| BusError::Encode {
                         event_id: message.event_id,
                         reason: e.to_string(),
-                    }
-                })?;
+                    })?;
                 let key = self.partition_key(partition_of(&message.stream_id, self.options.partitions));
                 pipe.xadd_options(key, "*", &[("event", json)], &options);
             }
