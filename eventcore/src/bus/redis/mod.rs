@@ -95,6 +95,10 @@ pub(crate) struct RedisTransport {
     options: RedisOptions,
     /// The stream key of each partition.
     stream_keys: Vec<String>,
+    /// The connection the relay publishes on: one of its own that does not reconnect by itself,
+    /// so pipelines sent back to back reach Redis in order, and none after a broken one. Dropped
+    /// after any error (the next publish connects again).
+    publisher: tokio::sync::Mutex<Option<::redis::aio::MultiplexedConnection>>,
 }
 
 impl RedisTransport {
@@ -110,6 +114,7 @@ impl RedisTransport {
             connection,
             options,
             stream_keys,
+            publisher: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -145,12 +150,41 @@ impl RedisTransport {
     }
 
     /// Adds every message to its partition's stream; returns once Redis has answered for all of
-    /// them. The messages go in pipelines of [`PUBLISH_CHUNK`]: each is encoded while the one
-    /// before is in flight, and sent once that one was answered, so Redis appends them in the
-    /// given order even across a reconnection, and nothing is sent after a failure.
+    /// them. The messages go in pipelines of [`PUBLISH_CHUNK`], each sent as soon as it is
+    /// encoded, on the publishing connection: Redis appends them in the given order, as from one
+    /// pipeline; after a failure the connection is dropped, so nothing sent later lands.
     pub(crate) async fn publish(&self, messages: &[RecordedEvent]) -> Result<(), BusError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let mut publisher = self.publisher.lock().await;
+        let connection = match &*publisher {
+            Some(connection) => connection.clone(),
+            None => {
+                let config =
+                    ::redis::AsyncConnectionConfig::new().set_connection_timeout(Duration::from_secs(5));
+                let connection = self
+                    .client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                publisher.insert(connection).clone()
+            }
+        };
+        let published = self.publish_on(connection, messages).await;
+        if published.is_err() {
+            *publisher = None;
+        }
+        published
+    }
+
+    /// Sends `messages` on `connection` in pipelines queued back to back, then awaits them all.
+    async fn publish_on(
+        &self,
+        connection: ::redis::aio::MultiplexedConnection,
+        messages: &[RecordedEvent],
+    ) -> Result<(), BusError> {
         let options = self.add_options();
-        let mut in_flight = None;
+        let mut sent = Vec::with_capacity(messages.len().div_ceil(PUBLISH_CHUNK));
         for chunk in messages.chunks(PUBLISH_CHUNK) {
             let mut pipe = ::redis::pipe();
             for message in chunk {
@@ -162,19 +196,17 @@ impl RedisTransport {
                 let key = self.partition_key(partition_of(&message.stream_id, self.options.partitions));
                 pipe.xadd_options(key, "*", &[("event", json)], &options);
             }
-            if let Some(previous) = in_flight.take() {
-                previous.await?;
-            }
-            let mut connection = self.connection.clone();
+            let mut connection = connection.clone();
             let mut reply = Box::pin(async move { pipe.query_async::<()>(&mut connection).await });
-            // The first poll sends it; its answer is awaited after the next chunk is encoded.
+            // The first poll queues the pipeline on the connection, behind the ones before it (its
+            // queue is first come, first served), while the next one is encoded.
             match futures_util::future::poll_immediate(&mut reply).await {
                 Some(result) => result?,
-                None => in_flight = Some(reply),
+                None => sent.push(reply),
             }
         }
-        if let Some(last) = in_flight {
-            last.await?;
+        for reply in sent {
+            reply.await?;
         }
         Ok(())
     }
