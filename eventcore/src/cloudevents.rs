@@ -38,7 +38,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::value::{to_raw_value, RawValue};
+use serde_json::value::RawValue;
 
 use crate::envelope::{Envelope, Metadata, RecordedEvent};
 use crate::event::DomainEvent;
@@ -127,42 +127,142 @@ const CONTEXT_ATTRIBUTES: [&str; 9] = [
 pub fn to_json(record: &RecordedEvent, source: &Source) -> Result<String, CloudEventError> {
     let data: &RawValue = serde_json::from_slice(&record.payload)
         .map_err(|e| CloudEventError::invalid("data", format!("the payload is not JSON: {e}")))?;
-    let source = match source {
-        Source::AggregateType => format!("eventcore://{}", record.aggregate_type),
-        Source::Fixed(source) => source.clone(),
+    let metadata = if record.metadata.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::to_string(&record.metadata)
+                .map_err(|e| CloudEventError::invalid("metadata", e.to_string()))?,
+        )
     };
-    let mut strings: Vec<(&str, String)> = vec![
-        ("id", record.event_id.to_string()),
-        ("source", source),
-        ("specversion", SPEC_VERSION.to_owned()),
-        ("type", record.event_type.clone()),
-        (
-            "time",
-            record.occurred_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+    // Written straight into one buffer, attributes in sorted (byte) order: the same bytes as a
+    // sorted map of the attributes serialized compactly, without a value allocated per attribute.
+    let mut out = Json(Vec::with_capacity(512 + data.get().len()));
+    out.0.push(b'{');
+    out.string_attribute("aggregateid", &record.aggregate_id, true);
+    out.string_attribute("aggregatetype", &record.aggregate_type, false);
+    if let Some(causation) = &record.causation_id {
+        out.string_attribute("causationid", causation, false);
+    }
+    if let Some(correlation) = &record.correlation_id {
+        out.string_attribute("correlationid", correlation, false);
+    }
+    out.0.extend_from_slice(b",\"data\":");
+    out.0.extend_from_slice(data.get().as_bytes());
+    out.string_attribute("datacontenttype", CONTENT_TYPE, false);
+    out.display_attribute(
+        "dataschema",
+        format_args!(
+            "eventcore:schema/{}/v{}",
+            Escaped(&record.event_type),
+            record.event_version
         ),
-        ("subject", record.stream_id.clone()),
-        ("datacontenttype", CONTENT_TYPE.to_owned()),
-        ("dataschema", dataschema(&record.event_type, record.event_version)),
-        ("eventversion", record.event_version.to_string()),
-        ("streamversion", record.stream_version.to_string()),
-        ("globalposition", record.global_position.to_string()),
-        ("aggregatetype", record.aggregate_type.clone()),
-        ("aggregateid", record.aggregate_id.clone()),
-    ];
-    strings.extend(record.correlation_id.clone().map(|c| ("correlationid", c)));
-    strings.extend(record.causation_id.clone().map(|c| ("causationid", c)));
-    if !record.metadata.is_empty() {
-        let metadata = serde_json::to_string(&record.metadata)
-            .map_err(|e| CloudEventError::invalid("metadata", e.to_string()))?;
-        strings.push(("metadata", metadata));
+    );
+    out.number_attribute("eventversion", u64::from(record.event_version));
+    out.number_attribute("globalposition", record.global_position);
+    let mut id = uuid::Uuid::encode_buffer();
+    out.string_attribute("id", record.event_id.hyphenated().encode_lower(&mut id), false);
+    if let Some(metadata) = &metadata {
+        out.string_attribute("metadata", metadata, false);
     }
-    let mut attributes: BTreeMap<&str, Box<RawValue>> = BTreeMap::new();
-    for (name, value) in strings {
-        let raw = to_raw_value(&value).map_err(|e| CloudEventError::invalid(name, e.to_string()))?;
-        attributes.insert(name, raw);
+    match source {
+        Source::AggregateType => out.display_attribute(
+            "source",
+            format_args!("eventcore://{}", Escaped(&record.aggregate_type)),
+        ),
+        Source::Fixed(source) => out.string_attribute("source", source, false),
     }
-    attributes.insert("data", data.to_owned());
-    serde_json::to_string(&attributes).map_err(|e| CloudEventError::invalid("data", e.to_string()))
+    out.string_attribute("specversion", SPEC_VERSION, false);
+    out.number_attribute("streamversion", record.stream_version);
+    out.string_attribute("subject", &record.stream_id, false);
+    let time = record.occurred_at.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+    out.string_attribute("time", &time, false);
+    out.string_attribute("type", &record.event_type, false);
+    out.0.push(b'}');
+    String::from_utf8(out.0).map_err(|e| CloudEventError::invalid("data", e.to_string()))
+}
+
+/// A JSON object being written.
+struct Json(Vec<u8>);
+
+impl Json {
+    /// Writes `"name":` (after a comma unless `first`).
+    fn key(&mut self, name: &str, first: bool) {
+        if !first {
+            self.0.push(b',');
+        }
+        self.0.push(b'"');
+        self.0.extend_from_slice(name.as_bytes());
+        self.0.extend_from_slice(b"\":");
+    }
+
+    /// Writes attribute `name` with `value` as a JSON string.
+    fn string_attribute(&mut self, name: &str, value: &str, first: bool) {
+        self.key(name, first);
+        self.0.push(b'"');
+        escape_into(&mut self.0, value);
+        self.0.push(b'"');
+    }
+
+    /// Writes attribute `name` with the decimal digits of `value` as a JSON string.
+    fn number_attribute(&mut self, name: &str, mut value: u64) {
+        self.key(name, false);
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        self.0.push(b'"');
+        self.0.extend_from_slice(&digits[start..]);
+        self.0.push(b'"');
+    }
+
+    /// Writes attribute `name` with the text of `value` (escaped where its parts are) as a JSON
+    /// string.
+    fn display_attribute(&mut self, name: &str, value: std::fmt::Arguments<'_>) {
+        use std::io::Write;
+        self.key(name, false);
+        self.0.push(b'"');
+        // Writing to a `Vec` cannot fail.
+        let _ = self.0.write_fmt(value);
+        self.0.push(b'"');
+    }
+}
+
+/// A string written with JSON escaping.
+struct Escaped<'a>(&'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if plain(self.0) {
+            return f.write_str(self.0);
+        }
+        let mut escaped = Vec::with_capacity(self.0.len() + 8);
+        escape_into(&mut escaped, self.0);
+        f.write_str(std::str::from_utf8(&escaped).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+/// Whether `value` needs no JSON escaping.
+fn plain(value: &str) -> bool {
+    value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
+/// Appends `value` JSON-escaped (without the quotes) exactly as serde_json escapes it.
+fn escape_into(out: &mut Vec<u8>, value: &str) {
+    if plain(value) {
+        out.extend_from_slice(value.as_bytes());
+        return;
+    }
+    // Serializing a `&str` cannot fail; serde_json quotes it, the quotes are left out.
+    if let Ok(quoted) = serde_json::to_string(value) {
+        out.extend_from_slice(&quoted.as_bytes()[1..quoted.len() - 1]);
+    }
 }
 
 /// The CloudEvent of a typed event, as [`to_json`]: `data` is the event as the code holds it
@@ -203,10 +303,40 @@ pub fn envelope_to_json<E: DomainEvent>(
 
 /// The recorded event a CloudEvent written by [`to_json`] stands for.
 pub fn from_json(json: &str) -> Result<RecordedEvent, CloudEventError> {
-    let attributes: BTreeMap<String, Box<RawValue>> =
-        serde_json::from_str(json).map_err(CloudEventError::NotAnObject)?;
-    let event = Attributes(&attributes);
+    record(&parse(json)?)
+}
+
+/// The recorded event a CloudEvent stands for, unless its `eventkind` extension is `kind`
+/// (`None`: read it another way); parsed once either way.
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
+pub(crate) fn from_json_unless_kind(
+    json: &str,
+    kind: &str,
+) -> Option<Result<RecordedEvent, CloudEventError>> {
+    let attributes = match parse(json) {
+        Ok(attributes) => attributes,
+        Err(error) => return Some(Err(error)),
+    };
+    let has_kind = attributes
+        .get("eventkind")
+        .and_then(|raw| serde_json::from_str::<std::borrow::Cow<'_, str>>(raw.get()).ok())
+        .is_some_and(|found| found == kind);
+    (!has_kind).then(|| record(&attributes))
+}
+
+/// The attributes of a CloudEvent, borrowed from its JSON.
+type AttributeMap<'a> = BTreeMap<Name<'a>, &'a RawValue>;
+
+/// Reads the attributes of a CloudEvent.
+fn parse(json: &str) -> Result<AttributeMap<'_>, CloudEventError> {
+    serde_json::from_str(json).map_err(CloudEventError::NotAnObject)
+}
+
+/// The recorded event the attributes of a CloudEvent stand for.
+fn record(attributes: &AttributeMap<'_>) -> Result<RecordedEvent, CloudEventError> {
+    let event = Attributes(attributes);
     for name in attributes.keys() {
+        let name = name.0.as_ref();
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
             if name != "data_base64" {
                 return Err(CloudEventError::invalid(
@@ -249,11 +379,11 @@ pub fn from_json(json: &str) -> Result<RecordedEvent, CloudEventError> {
         None => Metadata::new(),
     };
     for name in attributes.keys() {
-        let known =
-            CONTEXT_ATTRIBUTES.contains(&name.as_str()) || ENVELOPE_EXTENSIONS.contains(&name.as_str());
+        let name = name.0.as_ref();
+        let known = CONTEXT_ATTRIBUTES.contains(&name) || ENVELOPE_EXTENSIONS.contains(&name);
         if !known {
             if let Some(value) = event.optional_string(name)? {
-                metadata.entry(name.clone()).or_insert(value);
+                metadata.entry(name.to_owned()).or_insert(value);
             }
         }
     }
@@ -275,10 +405,39 @@ pub fn from_json(json: &str) -> Result<RecordedEvent, CloudEventError> {
     })
 }
 
-/// Typed access to the attributes of one CloudEvent.
-struct Attributes<'a>(&'a BTreeMap<String, Box<RawValue>>);
+/// An attribute name as read: borrowed from the JSON unless it was written with escapes.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Name<'a>(std::borrow::Cow<'a, str>);
 
-impl Attributes<'_> {
+impl std::borrow::Borrow<str> for Name<'_> {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an attribute name")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, name: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Borrowed(name)))
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Owned(name.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+/// Typed access to the attributes of one CloudEvent.
+struct Attributes<'m, 'a>(&'m AttributeMap<'a>);
+
+impl Attributes<'_, '_> {
     fn optional_string(&self, name: &str) -> Result<Option<String>, CloudEventError> {
         self.0
             .get(name)

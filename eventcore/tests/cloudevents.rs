@@ -235,3 +235,64 @@ fn input_that_is_not_an_object_is_rejected() {
         );
     }
 }
+
+/// The wire form, built the plain way: every attribute as a JSON value in a sorted map,
+/// serialized compactly.
+fn reference_json(record: &RecordedEvent, source: &str) -> String {
+    use serde_json::value::{to_raw_value, RawValue};
+    let mut attributes: std::collections::BTreeMap<&str, Box<RawValue>> = [
+        ("id", record.event_id.to_string()),
+        ("source", source.to_owned()),
+        ("specversion", "1.0".to_owned()),
+        ("type", record.event_type.clone()),
+        (
+            "time",
+            record
+                .occurred_at
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        ),
+        ("subject", record.stream_id.clone()),
+        ("datacontenttype", "application/json".to_owned()),
+        ("dataschema", dataschema(&record.event_type, record.event_version)),
+        ("eventversion", record.event_version.to_string()),
+        ("streamversion", record.stream_version.to_string()),
+        ("globalposition", record.global_position.to_string()),
+        ("aggregatetype", record.aggregate_type.clone()),
+        ("aggregateid", record.aggregate_id.clone()),
+    ]
+    .into_iter()
+    .chain(record.correlation_id.clone().map(|c| ("correlationid", c)))
+    .chain(record.causation_id.clone().map(|c| ("causationid", c)))
+    .chain(
+        (!record.metadata.is_empty()).then(|| ("metadata", serde_json::to_string(&record.metadata).unwrap())),
+    )
+    .map(|(name, value)| (name, to_raw_value(&value).unwrap()))
+    .collect();
+    let data: &RawValue = serde_json::from_slice(&record.payload).unwrap();
+    attributes.insert("data", data.to_owned());
+    serde_json::to_string(&attributes).unwrap()
+}
+
+#[test]
+fn the_wire_form_is_the_sorted_compact_object_byte_for_byte() {
+    let mut escapes = record();
+    escapes.event_type = "odd\"type\\\u{1}".into();
+    escapes.aggregate_type = "agg\ttype\"é".into();
+    escapes.stream_id = "line\nbreak".into();
+    escapes.occurred_at = Utc.timestamp_opt(1_700_000_000, 120_000_000).unwrap();
+    let mut minimal = record();
+    minimal.correlation_id = None;
+    minimal.causation_id = None;
+    minimal.metadata.clear();
+    minimal.occurred_at = Utc.timestamp_opt(0, 0).unwrap();
+    minimal.payload = Bytes::from_static(b" [1, 2] ");
+    for original in [record(), escapes, minimal] {
+        let json = to_json(&original, &Source::AggregateType).unwrap();
+        let source = format!("eventcore://{}", original.aggregate_type);
+        assert_eq!(json, reference_json(&original, &source));
+        assert_eq!(from_json(&json).unwrap().event_id, original.event_id);
+        let fixed = "https://bank.example/\"accounts\"";
+        let json = to_json(&original, &Source::Fixed(fixed.into())).unwrap();
+        assert_eq!(json, reference_json(&original, fixed));
+    }
+}

@@ -58,12 +58,12 @@ impl<H: EventHandler> Inbox<H> {
     /// [record](crate::integration::IntegrationMessage::to_record)); the reason when it is not one.
     pub(crate) fn decode(body: &[u8]) -> Result<RecordedEvent, String> {
         let text = std::str::from_utf8(body).map_err(|e| format!("the message is not UTF-8: {e}"))?;
-        if crate::integration::is_integration_cloudevent(text) {
-            return crate::integration::IntegrationMessage::from_cloudevent(text)
+        match cloudevents::from_json_unless_kind(text, crate::integration::EVENT_KIND) {
+            Some(event) => event.map_err(|e| format!("the message is not an eventcore CloudEvent: {e}")),
+            None => crate::integration::IntegrationMessage::from_cloudevent(text)
                 .map(|message| message.to_record())
-                .map_err(|e| format!("the message is not an integration CloudEvent: {e}"));
+                .map_err(|e| format!("the message is not an integration CloudEvent: {e}")),
         }
-        cloudevents::from_json(text).map_err(|e| format!("the message is not an eventcore CloudEvent: {e}"))
     }
 
     /// Attempt number `attempt` (1-based, counted by the broker's deliveries) at `event`.

@@ -166,26 +166,19 @@ impl<S: RunnerStore> BatchHandler<S> for Publisher {
                 .map_err(StoreError::unavailable)?;
             return self.checkpoint(store, lease, batch).await;
         }
-        let messages: Vec<RecordedEvent> = match &self.translate {
-            Some(translate) => batch.events.iter().filter_map(|event| translate(event)).collect(),
-            None => batch.events.clone(),
+        let translated: Vec<RecordedEvent>;
+        let messages = match &self.translate {
+            Some(translate) => {
+                translated = batch.events.iter().filter_map(|event| translate(event)).collect();
+                &translated
+            }
+            None => &batch.events,
         };
         self.bus
-            .publish(&messages)
+            .publish(messages)
             .await
             .map_err(StoreError::unavailable)?;
-        store
-            .commit_documents(
-                lease,
-                DocumentCommit {
-                    collection: self.collection.clone(),
-                    upserts: Vec::new(),
-                    position: batch.next_position,
-                    version: 1,
-                },
-            )
-            .await?;
-        Ok(batch.next_position)
+        self.checkpoint(store, lease, batch).await
     }
 }
 

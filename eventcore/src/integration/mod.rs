@@ -28,9 +28,6 @@ mod record;
 mod translate;
 mod wire;
 
-#[cfg(any(feature = "redis", feature = "nats"))]
-pub(crate) use record::is_integration_cloudevent;
-
 pub use consumer::{Integrated, IntegrationHandler};
 pub use event::{registered_integration_events, IntegrationEvent, IntegrationRegistration};
 pub use message::{

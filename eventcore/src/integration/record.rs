@@ -54,24 +54,11 @@ impl IntegrationMessage {
     }
 }
 
-/// Whether a CloudEvents JSON document is an integration message (`eventkind` = `integration`).
-#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
-pub(crate) fn is_integration_cloudevent(json: &str) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Kind<'a> {
-        #[serde(borrow)]
-        eventkind: Option<std::borrow::Cow<'a, str>>,
-    }
-    serde_json::from_str::<Kind<'_>>(json)
-        .ok()
-        .and_then(|kind| kind.eventkind)
-        .is_some_and(|kind| kind == super::wire::EVENT_KIND)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integration::MessageMeta;
+    use crate::cloudevents::from_json_unless_kind;
+    use crate::integration::{MessageMeta, EVENT_KIND};
 
     #[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
     struct Joined {
@@ -100,9 +87,9 @@ mod tests {
             let message = IntegrationMessage::new(&event, &meta).unwrap();
             assert_eq!(IntegrationMessage::from_record(&message.to_record()), message);
             let json = message.to_cloudevent().unwrap();
-            assert!(is_integration_cloudevent(&json));
+            assert!(from_json_unless_kind(&json, EVENT_KIND).is_none());
         }
-        assert!(!is_integration_cloudevent("{\"eventkind\":\"domain\"}"));
-        assert!(!is_integration_cloudevent("not json"));
+        assert!(from_json_unless_kind("{\"eventkind\":\"domain\"}", EVENT_KIND).is_some());
+        assert!(from_json_unless_kind("not json", EVENT_KIND).is_some());
     }
 }

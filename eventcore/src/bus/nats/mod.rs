@@ -87,6 +87,8 @@ pub(crate) struct NatsTransport {
     stream: stream::Stream,
     letters: kv::Store,
     options: NatsOptions,
+    /// The subject of each partition.
+    subjects: Vec<String>,
 }
 
 impl NatsTransport {
@@ -128,17 +130,21 @@ impl NatsTransport {
                 jetstream.get_key_value(&bucket).await.map_err(BusError::nats)?
             }
         };
+        let subjects = (0..options.partitions)
+            .map(|partition| format!("{}.events.{partition}", options.prefix))
+            .collect();
         Ok(Self {
             jetstream,
             stream,
             letters,
             options,
+            subjects,
         })
     }
 
     /// The subject of partition `partition`.
     fn subject(&self, partition: u32) -> String {
-        format!("{}.events.{partition}", self.options.prefix)
+        self.subjects[partition as usize % self.subjects.len()].clone()
     }
 
     /// The durable consumer of `consumer` on partition `partition`.

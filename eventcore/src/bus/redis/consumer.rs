@@ -202,6 +202,7 @@ impl<H: EventHandler> Context<H> {
             connection: None,
             owned: None,
             buffer: VecDeque::new(),
+            acks: Vec::new(),
         };
         let mut delays = self.config.retry.backoff.delays();
         loop {
@@ -236,6 +237,10 @@ struct Worker {
     /// Entries read and not yet acknowledged, in stream order: waiting for a retry, or behind
     /// one of their stream. (Reading them back from the PEL would bump their delivery counts.)
     buffer: VecDeque<Held>,
+    /// Entries done with and not yet acknowledged: sent with the next read, in the same round
+    /// trip (Redis applies the `XACK` before the read blocks), or on their own before the
+    /// partition is given up.
+    acks: Vec<String>,
 }
 
 /// An entry in a worker's hands.
@@ -266,6 +271,7 @@ impl Worker {
         self.buffer.clear();
         context.shares.owned.fetch_sub(1, Ordering::SeqCst);
         let mut connection = self.connection(&context.transport).await?;
+        self.flush_acks::<H>(&mut connection).await?;
         let _: i64 = Script::new(RELEASE)
             .key(&self.lease)
             .key(self.handover())
@@ -311,6 +317,8 @@ impl Worker {
                 .await?;
             if kept == 0 {
                 tracing::warn!(consumer = H::NAME, key = self.key, "partition lease lost");
+                // What was handled is done: acknowledge it rather than have it handled again.
+                self.flush_acks::<H>(&mut connection).await?;
                 self.owned = None;
                 self.buffer.clear();
                 context.shares.owned.fetch_sub(1, Ordering::SeqCst);
@@ -324,29 +332,49 @@ impl Worker {
             pause(context, ttl).await;
             return Ok(());
         }
-        let mut acks = Vec::new();
-        if self.buffer.len() < context.config.batch_size * 10 {
-            let now = Instant::now();
-            let block = match self.buffer.iter().map(|h| h.ready).min() {
-                Some(ready) => ready
-                    .saturating_duration_since(now)
-                    .clamp(Duration::from_millis(1), context.transport.options.block),
-                None => context.transport.options.block,
-            };
-            let fresh: StreamReadReply = connection
-                .xread_options(
-                    &[&self.key],
-                    &[">"],
-                    &StreamReadOptions::default()
-                        .group(H::NAME, &context.owner)
-                        .count(context.config.batch_size)
-                        .block(block.as_millis() as usize),
-                )
-                .await?;
-            let entries = fresh.keys.into_iter().flat_map(|k| k.ids);
-            self.accept(context, entries, &HashMap::new(), &mut acks).await?;
+        if self.buffer.len() >= context.config.batch_size * 10 {
+            self.flush_acks::<H>(&mut connection).await?;
+            return self.handle(context, &mut connection, None).await;
         }
-        self.handle(context, &mut connection, acks).await
+        let now = Instant::now();
+        let block = match self.buffer.iter().map(|h| h.ready).min() {
+            Some(ready) => ready
+                .saturating_duration_since(now)
+                .clamp(Duration::from_millis(1), context.transport.options.block),
+            None => context.transport.options.block,
+        };
+        // One round trip: acknowledge what was handled, read what is new, and count the streams
+        // held behind dead letters as the read returns (none, mostly: then no lookup is needed).
+        let mut pipe = ::redis::pipe();
+        if !self.acks.is_empty() {
+            pipe.xack(&self.key, H::NAME, &self.acks).ignore();
+        }
+        pipe.xread_options(
+            &[&self.key],
+            &[">"],
+            &StreamReadOptions::default()
+                .group(H::NAME, &context.owner)
+                .count(context.config.batch_size)
+                .block(block.as_millis() as usize),
+        )
+        .hlen(context.transport.key("held", H::NAME));
+        let (fresh, held): (StreamReadReply, usize) = pipe.query_async(&mut connection).await?;
+        self.acks.clear();
+        let entries = fresh.keys.into_iter().flat_map(|k| k.ids);
+        self.accept(context, entries, &HashMap::new()).await?;
+        self.handle(context, &mut connection, Some(held)).await
+    }
+
+    /// Acknowledges the entries done with, if any.
+    async fn flush_acks<H: EventHandler>(
+        &mut self,
+        connection: &mut ConnectionManager,
+    ) -> Result<(), BusError> {
+        if !self.acks.is_empty() {
+            let _: u64 = connection.xack(&self.key, H::NAME, &self.acks).await?;
+            self.acks.clear();
+        }
+        Ok(())
     }
 
     /// The key naming the last owner that handed the partition over in good order.
@@ -439,10 +467,8 @@ impl Worker {
             .into_iter()
             .map(|p| (p.id, p.times_delivered as u32))
             .collect();
-        let mut acks = Vec::new();
-        self.accept(context, claimed.into_iter(), &counts, &mut acks)
-            .await?;
-        self.handle(context, connection, acks).await
+        self.accept(context, claimed.into_iter(), &counts).await?;
+        self.handle(context, connection, None).await
     }
 
     /// Reads `entries` into the buffer; what is not an event is rejected (and acknowledged).
@@ -451,15 +477,14 @@ impl Worker {
         context: &Context<H>,
         entries: impl Iterator<Item = StreamId>,
         counts: &HashMap<String, u32>,
-        acks: &mut Vec<String>,
     ) -> Result<(), BusError> {
         for entry in entries {
             let body = match entry.map.get("event") {
-                Some(Value::BulkString(body)) => Ok(body.clone()),
-                Some(Value::SimpleString(body)) => Ok(body.clone().into_bytes()),
+                Some(Value::BulkString(body)) => Ok(body.as_slice()),
+                Some(Value::SimpleString(body)) => Ok(body.as_bytes()),
                 _ => Err("the entry has no `event` field".to_owned()),
             };
-            let event = body.clone().and_then(|body| Inbox::<H>::decode(&body));
+            let event = body.clone().and_then(Inbox::<H>::decode);
             match event {
                 Ok(event) => {
                     let attempt = counts.get(&entry.id).copied().unwrap_or(1).max(1);
@@ -477,10 +502,10 @@ impl Worker {
                         entry.id.clone(),
                         Rejection::Malformed,
                         reason,
-                        body.ok().map(Into::into),
+                        body.ok().map(bytes::Bytes::copy_from_slice),
                     );
                     context.inbox.letters.reject(&message).await?;
-                    acks.push(entry.id);
+                    self.acks.push(entry.id);
                 }
             }
         }
@@ -489,24 +514,29 @@ impl Worker {
 
     /// Handles the buffered entries that are ready, in order, keeping each stream in order: an
     /// entry waits behind an earlier entry of its stream that waits for a retry, and is
-    /// dead-lettered (parked) behind a dead letter of its stream. Acknowledges `acks` and every
-    /// entry done with, in one `XACK`.
+    /// dead-lettered (parked) behind a dead letter of its stream. The entries done with join the
+    /// acknowledgements to send. `held_streams`: how many streams are held behind dead letters,
+    /// if just counted (none: nothing to look up).
     async fn handle<H: EventHandler>(
         &mut self,
         context: &Context<H>,
         connection: &mut ConnectionManager,
-        mut acks: Vec<String>,
+        held_streams: Option<usize>,
     ) -> Result<(), BusError> {
         let letters = &context.inbox.letters;
-        let streams: Vec<&str> = {
+        let mut held = if held_streams == Some(0) || self.buffer.is_empty() {
+            HashMap::new()
+        } else {
             let mut seen = HashSet::new();
-            self.buffer
+            let streams: Vec<&str> = self
+                .buffer
                 .iter()
                 .map(|h| h.event.stream_id.as_str())
                 .filter(|s| seen.insert(*s))
-                .collect()
+                .collect();
+            letters.held(&streams).await?
         };
-        let mut held = letters.held(&streams).await?;
+        let acks = &mut self.acks;
         let mut waiting: HashSet<String> = HashSet::new();
         let mut keep = VecDeque::with_capacity(self.buffer.len());
         let mut handled = 0u64;
@@ -561,8 +591,7 @@ impl Worker {
             }
         }
         self.buffer = keep;
-        if !acks.is_empty() {
-            let _: u64 = connection.xack(&self.key, H::NAME, &acks).await?;
+        if handled > 0 {
             metrics::counter!("eventcore_runner_events_total", "runner" => H::NAME).increment(handled);
         }
         Ok(())

@@ -23,6 +23,10 @@ use super::transport::{partition_of, BusError};
 use crate::cloudevents::{self, Source};
 use crate::envelope::RecordedEvent;
 
+/// Messages per pipeline when publishing: a batch goes as several, each in flight while the
+/// next is encoded.
+const PUBLISH_CHUNK: usize = 125;
+
 /// How long the broker keeps published events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -89,6 +93,12 @@ pub(crate) struct RedisTransport {
     client: ::redis::Client,
     connection: ConnectionManager,
     options: RedisOptions,
+    /// The stream key of each partition.
+    stream_keys: Vec<String>,
+    /// The connection the relay publishes on: one of its own that does not reconnect by itself,
+    /// so pipelines sent back to back reach Redis in order, and none after a broken one. Dropped
+    /// after any error (the next publish connects again).
+    publisher: tokio::sync::Mutex<Option<::redis::aio::MultiplexedConnection>>,
 }
 
 impl RedisTransport {
@@ -96,10 +106,15 @@ impl RedisTransport {
     pub(crate) async fn connect(url: &str, options: RedisOptions) -> Result<Self, BusError> {
         let client = ::redis::Client::open(url)?;
         let connection = Self::connection_to(&client).await?;
+        let stream_keys = (0..options.partitions)
+            .map(|partition| format!("{}:events:{partition}", options.prefix))
+            .collect();
         Ok(Self {
             client,
             connection,
             options,
+            stream_keys,
+            publisher: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -117,7 +132,12 @@ impl RedisTransport {
 
     /// The stream of partition `partition`.
     pub(crate) fn stream_key(&self, partition: u32) -> String {
-        format!("{}:events:{partition}", self.options.prefix)
+        self.partition_key(partition).to_owned()
+    }
+
+    /// The stream of partition `partition`, borrowed.
+    fn partition_key(&self, partition: u32) -> &str {
+        &self.stream_keys[partition as usize % self.stream_keys.len()]
     }
 
     /// The key `{prefix}:{kind}:{consumer}`.
@@ -129,55 +149,71 @@ impl RedisTransport {
         RedisLetters::new(self.connection.clone(), self, consumer)
     }
 
-    /// Adds every message to its partition's stream in one pipeline; returns once Redis has
-    /// answered for all of them.
+    /// Adds every message to its partition's stream; returns once Redis has answered for all of
+    /// them. The messages go in pipelines of [`PUBLISH_CHUNK`], each sent as soon as it is
+    /// encoded, on the publishing connection: Redis appends them in the given order, as from one
+    /// pipeline; after a failure the connection is dropped, so nothing sent later lands.
     pub(crate) async fn publish(&self, messages: &[RecordedEvent]) -> Result<(), BusError> {
         if messages.is_empty() {
             return Ok(());
         }
-        let trim = match self.options.retention {
-            Retention::Unbounded => None,
-            Retention::MaxLen(entries) => {
-                Some(StreamTrimStrategy::maxlen(StreamTrimmingMode::Approx, entries))
-            }
-            Retention::MaxAge(age) => {
-                let now = chrono::Utc::now().timestamp_millis().max(0) as u128;
-                let min = now.saturating_sub(age.as_millis());
-                Some(StreamTrimStrategy::minid(
-                    StreamTrimmingMode::Approx,
-                    format!("{min}-0"),
-                ))
+        let mut publisher = self.publisher.lock().await;
+        let connection = match &*publisher {
+            Some(connection) => connection.clone(),
+            None => {
+                let config =
+                    ::redis::AsyncConnectionConfig::new().set_connection_timeout(Duration::from_secs(5));
+                let connection = self
+                    .client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                publisher.insert(connection).clone()
             }
         };
-        let options = match trim {
-            Some(trim) => StreamAddOptions::default().trim(trim),
-            None => StreamAddOptions::default(),
-        };
-        let mut pipe = ::redis::pipe();
-        for message in messages {
-            let json =
-                cloudevents::to_json(message, &Source::AggregateType).map_err(|e| BusError::Encode {
-                    event_id: message.event_id,
-                    reason: e.to_string(),
-                })?;
-            let key = self.stream_key(partition_of(&message.stream_id, self.options.partitions));
-            pipe.xadd_options(key, "*", &[("event", json)], &options);
+        let published = self.publish_on(connection, messages).await;
+        if published.is_err() {
+            *publisher = None;
         }
-        let mut connection = self.connection.clone();
-        let _: Vec<String> = pipe.query_async(&mut connection).await?;
+        published
+    }
+
+    /// Sends `messages` on `connection` in pipelines queued back to back, then awaits them all.
+    async fn publish_on(
+        &self,
+        connection: ::redis::aio::MultiplexedConnection,
+        messages: &[RecordedEvent],
+    ) -> Result<(), BusError> {
+        let options = self.add_options();
+        let mut sent = Vec::with_capacity(messages.len().div_ceil(PUBLISH_CHUNK));
+        for chunk in messages.chunks(PUBLISH_CHUNK) {
+            let mut pipe = ::redis::pipe();
+            for message in chunk {
+                let json =
+                    cloudevents::to_json(message, &Source::AggregateType).map_err(|e| BusError::Encode {
+                        event_id: message.event_id,
+                        reason: e.to_string(),
+                    })?;
+                let key = self.partition_key(partition_of(&message.stream_id, self.options.partitions));
+                pipe.xadd_options(key, "*", &[("event", json)], &options);
+            }
+            let mut connection = connection.clone();
+            let mut reply = Box::pin(async move { pipe.query_async::<()>(&mut connection).await });
+            // The first poll queues the pipeline on the connection, behind the ones before it (its
+            // queue is first come, first served), while the next one is encoded.
+            match futures_util::future::poll_immediate(&mut reply).await {
+                Some(result) => result?,
+                None => sent.push(reply),
+            }
+        }
+        for reply in sent {
+            reply.await?;
+        }
         Ok(())
     }
 
-    /// Adds wire messages to their keys' partitions in one pipeline (retention as for
-    /// [`publish`](Self::publish)); returns once Redis has answered for all of them.
-    pub(crate) async fn publish_wire(
-        &self,
-        messages: &[crate::bus::transport::WireMessage],
-    ) -> Result<(), BusError> {
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let options = match self.options.retention {
+    /// The `XADD` options of the bus's retention.
+    fn add_options(&self) -> StreamAddOptions {
+        match self.options.retention {
             Retention::Unbounded => StreamAddOptions::default(),
             Retention::MaxLen(entries) => StreamAddOptions::default()
                 .trim(StreamTrimStrategy::maxlen(StreamTrimmingMode::Approx, entries)),
@@ -189,10 +225,22 @@ impl RedisTransport {
                     format!("{min}-0"),
                 ))
             }
-        };
+        }
+    }
+
+    /// Adds wire messages to their keys' partitions in one pipeline (retention as for
+    /// [`publish`](Self::publish)); returns once Redis has answered for all of them.
+    pub(crate) async fn publish_wire(
+        &self,
+        messages: &[crate::bus::transport::WireMessage],
+    ) -> Result<(), BusError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let options = self.add_options();
         let mut pipe = ::redis::pipe();
         for message in messages {
-            let key = self.stream_key(partition_of(&message.key, self.options.partitions));
+            let key = self.partition_key(partition_of(&message.key, self.options.partitions));
             pipe.xadd_options(key, "*", &[("event", message.body.as_str())], &options);
         }
         let mut connection = self.connection.clone();
