@@ -140,9 +140,14 @@ impl<H: EventHandler> Context<H> {
                     Some(pull) => pull,
                     None => consumer.insert(self.consumer(partition).await?),
                 };
+                // One message per pull request, as one may be in flight: a request for more
+                // would wait (with `max_ack_pending` reached the server ends it only at its
+                // expiry, and the client waits five seconds past that), and a `no_wait` fetch on
+                // an empty partition would spin. This one returns with the next message as soon
+                // as the last one is acknowledged, or at `fetch_wait` when there is none.
                 let mut messages = pull
-                    .fetch()
-                    .max_messages(self.config.batch_size)
+                    .batch()
+                    .max_messages(1)
                     .expires(self.transport.options.fetch_wait)
                     .messages()
                     .await
