@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bus_scenarios::*;
-use eventcore::bus::{Broker, EventBus, NatsOptions, Rejection};
+use design_domain::*;
+use eventcore::bus::{Broker, EventBus, NatsOptions, Rejection, Relay};
+use eventcore::prelude::*;
 use eventcore::uuid::Uuid;
 
 /// A NATS bus under a fresh prefix (its stream and bucket deleted by `cleanup`).
@@ -118,5 +120,65 @@ async fn competing_consumers_share_partitions_and_keep_streams_in_order() {
         return;
     };
     bus_scenarios::competing_consumers_share_partitions_and_keep_streams_in_order(&fixture.bus).await;
+    fixture.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_over_the_brokers_size_limit_stops_the_relay_there_with_a_clear_error() {
+    let Some(fixture) = Fixture::new(1).await else {
+        return;
+    };
+    let store = MemoryStore::new();
+    let accounts = Repository::<Account, _>::new(store.clone());
+    accounts
+        .execute("small", OpenAccount { owner: "ada".into() })
+        .await
+        .unwrap();
+    // Within the store's 1 MiB payload limit, over NATS's 1 MiB message limit once encoded.
+    let huge = accounts
+        .execute(
+            "huge",
+            OpenAccount {
+                owner: "x".repeat(1_048_540),
+            },
+        )
+        .await
+        .unwrap();
+    accounts
+        .execute("after", OpenAccount { owner: "bob".into() })
+        .await
+        .unwrap();
+    let relay = Relay::new(store.clone(), fixture.bus.clone())
+        .backoff(eventcore::bus::Backoff::exponential(
+            Duration::from_millis(5),
+            Duration::from_millis(20),
+        ))
+        .start();
+    let huge_id = huge.events[0].event_id;
+    let huge_position = huge.events[0].global_position;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = relay.status().remove(0);
+        if status.last_error.is_some() && status.position == huge_position {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never stopped at it: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let error = status.last_error.unwrap_or_default();
+    assert!(error.contains(&huge_id.to_string()), "{error}");
+    assert!(
+        error.contains("over the broker's limit of 1048576 bytes"),
+        "{error}"
+    );
+    assert!(!error.contains("event store unavailable"), "{error}");
+    // What came before it is published; nothing after it is (per-stream order, nothing skipped).
+    let jetstream = fixture.jetstream().await;
+    let mut stream = jetstream.get_stream(fixture.prefix.to_uppercase()).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+    relay.stop().await.unwrap();
     fixture.cleanup().await;
 }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::event_bus::EventBus;
 use super::transport::Broker;
+use super::transport::BusError;
 use crate::envelope::RecordedEvent;
 use crate::projection::{DEFAULT_BATCH_SIZE, DEFAULT_LEASE_TTL};
 use crate::runner::{
@@ -155,16 +156,31 @@ impl<S: RunnerStore> BatchHandler<S> for Publisher {
     async fn handle(&mut self, store: &S, lease: &Lease, batch: &LogBatch) -> Result<u64, BatchError> {
         if let Some(translate) = &self.integration {
             let mut messages = Vec::new();
+            let mut failed = None;
             for event in &batch.events {
-                if let Some(message) = translate.translate(event).map_err(StoreError::unavailable)? {
-                    messages.push(message);
+                match translate.translate(event) {
+                    Ok(Some(message)) => messages.push(message),
+                    Ok(None) => {}
+                    Err(error) => {
+                        failed = Some((event.global_position, error));
+                        break;
+                    }
                 }
             }
             self.bus
                 .publish_messages(&messages)
                 .await
-                .map_err(StoreError::unavailable)?;
-            return self.checkpoint(store, lease, batch).await;
+                .map_err(|e| BatchError::Unavailable(Box::new(e)))?;
+            // An event that does not translate (its payload does not decode) stops the relay
+            // there, after the ones before it are published: reported, retried, never skipped.
+            let Some((position, error)) = failed else {
+                return self.checkpoint(store, lease, batch).await;
+            };
+            self.checkpoint_at(store, lease, position).await?;
+            return Err(BatchError::Event {
+                position,
+                error: Box::new(error),
+            });
         }
         let translated: Vec<RecordedEvent>;
         let messages = match &self.translate {
@@ -174,11 +190,32 @@ impl<S: RunnerStore> BatchHandler<S> for Publisher {
             }
             None => &batch.events,
         };
-        self.bus
-            .publish(messages)
-            .await
-            .map_err(StoreError::unavailable)?;
-        self.checkpoint(store, lease, batch).await
+        match self.bus.publish(messages).await {
+            Ok(()) => self.checkpoint(store, lease, batch).await,
+            Err(BusError::TooLarge {
+                event_id,
+                size,
+                limit,
+            }) => {
+                // Everything before it is on the broker: checkpoint at it, and report it at its
+                // position (retried with backoff, so raising the broker's limit unblocks it;
+                // never skipped).
+                let error = BusError::TooLarge {
+                    event_id,
+                    size,
+                    limit,
+                };
+                let Some(position) = self.position_of(batch, messages, event_id) else {
+                    return Err(BatchError::Unavailable(Box::new(error)));
+                };
+                self.checkpoint_at(store, lease, position).await?;
+                Err(BatchError::Event {
+                    position,
+                    error: Box::new(error),
+                })
+            }
+            Err(error) => Err(BatchError::Unavailable(Box::new(error))),
+        }
     }
 }
 
@@ -190,17 +227,40 @@ impl Publisher {
         lease: &Lease,
         batch: &LogBatch,
     ) -> Result<u64, BatchError> {
+        self.checkpoint_at(store, lease, batch.next_position).await?;
+        Ok(batch.next_position)
+    }
+
+    /// Moves the relay's checkpoint to `position` (the next event to publish).
+    async fn checkpoint_at<S: RunnerStore>(
+        &self,
+        store: &S,
+        lease: &Lease,
+        position: u64,
+    ) -> Result<(), StoreError> {
         store
             .commit_documents(
                 lease,
                 DocumentCommit {
                     collection: self.collection.clone(),
                     upserts: Vec::new(),
-                    position: batch.next_position,
+                    position,
                     version: 1,
                 },
             )
-            .await?;
-        Ok(batch.next_position)
+            .await
+    }
+
+    /// The log position of the stored event behind message `event_id` of `messages` (the batch's
+    /// events, or their translations, in order).
+    fn position_of(&self, batch: &LogBatch, messages: &[RecordedEvent], event_id: uuid::Uuid) -> Option<u64> {
+        let message = messages.iter().find(|m| m.event_id == event_id)?;
+        // A translation keeps its event's position; else match by id.
+        batch
+            .events
+            .iter()
+            .find(|e| e.event_id == event_id)
+            .map(|e| e.global_position)
+            .or(Some(message.global_position).filter(|p| *p > 0))
     }
 }

@@ -76,6 +76,20 @@ pub enum BusError {
         /// Why.
         reason: String,
     },
+    /// A message is larger than the broker accepts (NATS `max_payload`); the messages before it
+    /// were published and acknowledged, none after it was sent.
+    #[error(
+        "event {event_id} encodes to {size} bytes, over the broker's limit of {limit} bytes \
+         (raise the server's max_payload, or translate the event to a smaller message)"
+    )]
+    TooLarge {
+        /// The event.
+        event_id: uuid::Uuid,
+        /// Its encoded size.
+        size: usize,
+        /// The broker's limit.
+        limit: usize,
+    },
     /// A stored dead letter or record does not decode.
     #[error(transparent)]
     Store(#[from] StoreError),

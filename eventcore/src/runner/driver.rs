@@ -19,6 +19,8 @@ use crate::store::{EventFilter, LogBatch, StoreError};
 pub(crate) enum BatchError {
     /// The store failed; the batch is read again after a backoff.
     Store(StoreError),
+    /// A system the runner writes to (a broker) failed; the batch is read again after a backoff.
+    Unavailable(Box<dyn std::error::Error + Send + Sync + 'static>),
     /// The event at `position` failed (everything before it was committed); it is retried, and
     /// the runner stops with it after the policy's attempts.
     Event {
@@ -290,6 +292,14 @@ async fn follow<S: RunnerStore, H: BatchHandler<S>>(
                         return Followed::Cancelled;
                     }
                 }
+                Err(BatchError::Unavailable(error)) => {
+                    let chain = error_chain(&*error);
+                    tracing::warn!(error = %chain, position, "cannot hand a batch on");
+                    status.update(|s| s.last_error = Some(chain));
+                    if pause(cancel, delays.next()).await {
+                        return Followed::Cancelled;
+                    }
+                }
                 Err(BatchError::Event {
                     position: failed,
                     error,
@@ -357,7 +367,9 @@ async fn follow<S: RunnerStore, H: BatchHandler<S>>(
                 status.update(|s| {
                     s.last_error = Some(match &error {
                         BatchError::Store(error) => error_chain(error),
-                        BatchError::Event { error, .. } => error_chain(&**error),
+                        BatchError::Unavailable(error) | BatchError::Event { error, .. } => {
+                            error_chain(&**error)
+                        }
                     });
                 });
             }

@@ -159,13 +159,25 @@ impl NatsTransport {
     /// Publishes every message (asynchronously, all acks awaited), each with `Nats-Msg-Id` = its
     /// event id.
     pub(crate) async fn publish(&self, messages: &[RecordedEvent]) -> Result<(), BusError> {
-        let mut acks = Vec::with_capacity(messages.len());
+        let limit = self.jetstream.client().server_info().max_payload;
+        let mut acks: Vec<jetstream::context::PublishAckFuture> = Vec::with_capacity(messages.len());
         for message in messages {
             let json =
                 cloudevents::to_json(message, &Source::AggregateType).map_err(|e| BusError::Encode {
                     event_id: message.event_id,
                     reason: e.to_string(),
                 })?;
+            if limit > 0 && json.len() > limit {
+                // The ones before it are published; the caller learns which event is stuck.
+                for ack in acks {
+                    ack.await.map_err(BusError::nats)?;
+                }
+                return Err(BusError::TooLarge {
+                    event_id: message.event_id,
+                    size: json.len(),
+                    limit,
+                });
+            }
             let subject = self.subject(partition_of(&message.stream_id, self.options.partitions));
             let publish = jetstream::message::PublishMessage::build()
                 .payload(Bytes::from(json))
