@@ -182,3 +182,12 @@ async fn an_event_over_the_brokers_size_limit_stops_the_relay_there_with_a_clear
     relay.stop().await.unwrap();
     fixture.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_is_reported_in_events_and_time() {
+    let Some(fixture) = Fixture::new(2).await else {
+        return;
+    };
+    bus_scenarios::lag_is_reported_in_events_and_time(&fixture.bus).await;
+    fixture.cleanup().await;
+}

@@ -300,3 +300,12 @@ async fn a_handover_in_good_order_is_not_counted_as_an_attempt() {
     second.stop().await.unwrap();
     fixture.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_is_reported_in_events_and_time() {
+    let Some(fixture) = Fixture::new(2).await else {
+        return;
+    };
+    bus_scenarios::lag_is_reported_in_events_and_time(&fixture.bus).await;
+    fixture.cleanup().await;
+}

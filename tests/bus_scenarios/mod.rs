@@ -245,3 +245,46 @@ pub async fn competing_consumers_share_partitions_and_keep_streams_in_order(bus:
     first.stop().await.unwrap();
     second.stop().await.unwrap();
 }
+
+/// Handles deposits only once its gate is open.
+#[derive(Clone, Default)]
+pub struct Gate {
+    pub open: Arc<AtomicBool>,
+}
+
+impl EventHandler for Gate {
+    const NAME: &'static str = "gate";
+    const HANDLED_EVENT_TYPES: &'static [&'static str] = &["account.money_deposited"];
+
+    async fn handle(&self, _: &RecordedEvent) -> Result<Handled, HandleError> {
+        while !self.open.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(Handled::Done)
+    }
+}
+
+/// A consumer behind reports its lag in events and in time (the age of the oldest message it
+/// has not acknowledged), and no lag once it caught up.
+pub async fn lag_is_reported_in_events_and_time(bus: &EventBus<Broker>) {
+    publish_deposits(bus, &["acc-1"], 3).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let gate = Gate::default();
+    let consumer = bus
+        .subscribe(gate.clone())
+        .lease_ttl(Duration::from_millis(600))
+        .start();
+    eventually(|| async {
+        let status = consumer.status().remove(0);
+        status.lag > 0 && status.lag_time >= Duration::from_secs(1)
+    })
+    .await;
+    gate.open.store(true, Ordering::SeqCst);
+    consumer.wait_caught_up(Duration::from_secs(5)).await.unwrap();
+    eventually(|| async {
+        let status = consumer.status().remove(0);
+        status.lag == 0 && status.lag_time == Duration::ZERO
+    })
+    .await;
+    consumer.stop().await.unwrap();
+}

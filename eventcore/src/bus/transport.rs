@@ -431,10 +431,26 @@ pub(crate) fn partition_of(stream_id: &str, partitions: u32) -> u32 {
 /// Reports a consumer's progress as its broker counts it: `read` messages handed out to the
 /// consumer so far, `pending` of them not yet acknowledged, `undelivered` not yet handed out.
 /// The status's position is `read - pending + 1`, its head `read + undelivered`.
-pub(crate) fn report_progress(board: &StatusBoard, read: u64, pending: u64, undelivered: u64) {
+///
+/// `oldest` is when the oldest message not yet acknowledged was published: the lag in time.
+pub(crate) fn report_progress(
+    board: &StatusBoard,
+    read: u64,
+    pending: u64,
+    undelivered: u64,
+    oldest: Option<chrono::DateTime<chrono::Utc>>,
+) {
+    let lag_time = oldest
+        .and_then(|at| (chrono::Utc::now() - at).to_std().ok())
+        .unwrap_or_default();
     board.update(|s: &mut RunnerStatus| {
         s.position = read.saturating_sub(pending) + 1;
         s.head = read + undelivered;
+        s.lag_time = if pending + undelivered == 0 {
+            Duration::ZERO
+        } else {
+            lag_time
+        };
         if matches!(s.state, RunnerState::CatchingUp | RunnerState::Live) {
             s.state = if pending + undelivered == 0 {
                 RunnerState::Live

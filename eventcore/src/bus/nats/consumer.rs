@@ -78,6 +78,7 @@ impl<H: EventHandler> Context<H> {
     async fn report(&self) {
         loop {
             let (mut read, mut pending, mut undelivered) = (0u64, 0u64, 0u64);
+            let mut oldest: Option<chrono::DateTime<chrono::Utc>> = None;
             for partition in 0..self.transport.options.partitions {
                 let durable = NatsTransport::durable(H::NAME, partition);
                 let found: Result<PullConsumer, _> = self.transport.stream.get_consumer(&durable).await;
@@ -86,14 +87,35 @@ impl<H: EventHandler> Context<H> {
                         read += info.delivered.consumer_sequence;
                         pending += info.num_ack_pending as u64;
                         undelivered += info.num_pending;
+                        if info.num_ack_pending > 0 || info.num_pending > 0 {
+                            let first = self.oldest_after(partition, info.ack_floor.stream_sequence).await;
+                            oldest = match (oldest, first) {
+                                (Some(a), Some(b)) => Some(a.min(b)),
+                                (a, b) => a.or(b),
+                            };
+                        }
                     }
                 }
             }
-            report_progress(&self.board, read, pending, undelivered);
+            report_progress(&self.board, read, pending, undelivered, oldest);
             if self.pause(self.tick()).await {
                 return;
             }
         }
+    }
+
+    /// When the first message of `partition` after stream sequence `floor` (its consumer's ack
+    /// floor) was published: the oldest one the consumer has not acknowledged.
+    async fn oldest_after(&self, partition: u32, floor: u64) -> Option<chrono::DateTime<chrono::Utc>> {
+        let subject = self.transport.subject(partition);
+        let message = self
+            .transport
+            .stream
+            .get_first_raw_message_by_subject(subject, floor + 1)
+            .await
+            .ok()?;
+        let nanos = message.time.unix_timestamp_nanos();
+        Some(chrono::DateTime::from_timestamp_nanos(i64::try_from(nanos).ok()?))
     }
 
     /// Until cancelled: handles the dead letters an operator asked to replay.

@@ -164,19 +164,43 @@ impl<H: EventHandler> Context<H> {
             .share
             .store(share.min(self.config.concurrency).max(1), Ordering::SeqCst);
         let (mut read, mut pending, mut undelivered) = (0u64, 0u64, 0u64);
+        let mut oldest: Option<i64> = None;
         for partition in 0..self.transport.options.partitions {
+            let key = self.transport.stream_key(partition);
             let groups: ::redis::streams::StreamInfoGroupsReply = ::redis::cmd("XINFO")
                 .arg("GROUPS")
-                .arg(self.transport.stream_key(partition))
+                .arg(&key)
                 .query_async(connection)
                 .await?;
-            if let Some(group) = groups.groups.iter().find(|g| g.name == H::NAME) {
-                read += group.entries_read.unwrap_or(0) as u64;
-                pending += group.pending as u64;
-                undelivered += group.lag.unwrap_or(0) as u64;
+            let Some(group) = groups.groups.iter().find(|g| g.name == H::NAME) else {
+                continue;
+            };
+            read += group.entries_read.unwrap_or(0) as u64;
+            pending += group.pending as u64;
+            undelivered += group.lag.unwrap_or(0) as u64;
+            // The oldest entry not yet acknowledged: the first pending one, else the first one
+            // not yet handed out. An entry id starts with its publication time in milliseconds.
+            let first = if group.pending > 0 {
+                let summary: ::redis::streams::StreamPendingReply =
+                    connection.xpending(&key, H::NAME).await?;
+                match summary {
+                    ::redis::streams::StreamPendingReply::Data(data) => Some(data.start_id),
+                    ::redis::streams::StreamPendingReply::Empty => None,
+                }
+            } else if group.lag.unwrap_or(0) > 0 {
+                let next: ::redis::streams::StreamRangeReply = connection
+                    .xrange_count(&key, format!("({}", group.last_delivered_id), "+", 1)
+                    .await?;
+                next.ids.into_iter().next().map(|entry| entry.id)
+            } else {
+                None
+            };
+            if let Some(ms) = first.and_then(|id| id.split('-').next()?.parse::<i64>().ok()) {
+                oldest = Some(oldest.map_or(ms, |o| o.min(ms)));
             }
         }
-        report_progress(&self.board, read, pending, undelivered);
+        let oldest = oldest.and_then(chrono::DateTime::from_timestamp_millis);
+        report_progress(&self.board, read, pending, undelivered, oldest);
         Ok(())
     }
 
