@@ -10,8 +10,9 @@ use super::store::{lease_lost, Checkpoint, CommitSignal, DocumentCommit, Documen
 use crate::store::postgres::{backend, quote_ident};
 use crate::store::{PostgresStore, StoreError};
 
-/// SQL of the runner tables of one schema.
-struct Sql {
+/// SQL of the runner tables of one schema, built once per store.
+#[derive(Debug)]
+pub(crate) struct Sql {
     checkpoint: String,
     checkpoints: String,
     take_lease: String,
@@ -20,6 +21,9 @@ struct Sql {
     write_checkpoint: String,
     load_documents: String,
     upsert_documents: String,
+    /// Moves the checkpoint (fenced) and upserts the documents in one statement: one round
+    /// trip, atomic on its own; returns whether the fence held (no document is written otherwise).
+    commit_documents: String,
     move_documents: String,
     clear_documents: String,
     list_documents: String,
@@ -27,7 +31,8 @@ struct Sql {
 }
 
 impl Sql {
-    fn new(schema: &str) -> Self {
+    /// The statements of `schema`.
+    pub(crate) fn new(schema: &str) -> Self {
         let s = quote_ident(schema);
         Self {
             checkpoint: format!("SELECT {CHECKPOINT_COLUMNS} FROM {s}.runners WHERE name = $1"),
@@ -59,6 +64,16 @@ impl Sql {
                 "INSERT INTO {s}.documents (collection, key, body) \
                  SELECT $1, k, b::jsonb FROM unnest($2::text[], $3::text[]) AS u(k, b) \
                  ON CONFLICT (collection, key) DO UPDATE SET body = excluded.body"
+            ),
+            commit_documents: format!(
+                "WITH checkpoint AS (UPDATE {s}.runners SET position = $3, version = $4, \
+                 lease_expires = clock_timestamp() + $5 * interval '1 millisecond' \
+                 WHERE name = $1 AND fence = $2 RETURNING 1), \
+                 upserted AS (INSERT INTO {s}.documents (collection, key, body) \
+                 SELECT $6, k, b::jsonb FROM unnest($7::text[], $8::text[]) AS u(k, b) \
+                 WHERE EXISTS (SELECT 1 FROM checkpoint) \
+                 ON CONFLICT (collection, key) DO UPDATE SET body = excluded.body RETURNING 1) \
+                 SELECT EXISTS (SELECT 1 FROM checkpoint)"
             ),
             move_documents: format!("UPDATE {s}.documents SET collection = $1 WHERE collection = $2"),
             clear_documents: format!("DELETE FROM {s}.documents WHERE collection = $1"),
@@ -127,7 +142,7 @@ pub(crate) async fn write_checkpoint(
     position: u64,
     version: u32,
 ) -> Result<(), StoreError> {
-    write_checkpoint_with(&store.runner_sql(), tx, lease, position, version).await
+    write_checkpoint_with(store.runner_sql(), tx, lease, position, version).await
 }
 
 async fn write_checkpoint_with(
@@ -157,10 +172,6 @@ async fn write_checkpoint_with(
 }
 
 impl PostgresStore {
-    fn runner_sql(&self) -> Sql {
-        Sql::new(self.schema())
-    }
-
     async fn take_lease(
         &self,
         name: &str,
@@ -169,9 +180,13 @@ impl PostgresStore {
         force: bool,
     ) -> Result<Option<Lease>, StoreError> {
         let client = self.pool().get().await.map_err(backend)?;
+        let statement = client
+            .prepare_cached(&self.runner_sql().take_lease)
+            .await
+            .map_err(backend)?;
         let row = client
             .query_opt(
-                &self.runner_sql().take_lease,
+                &statement,
                 &[&name, &owner, &millis(ttl), &force],
             )
             .await
@@ -199,8 +214,12 @@ impl RunnerStore for PostgresStore {
 
     async fn checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, StoreError> {
         let client = self.pool().get().await.map_err(backend)?;
+        let statement = client
+            .prepare_cached(&self.runner_sql().checkpoint)
+            .await
+            .map_err(backend)?;
         let row = client
-            .query_opt(&self.runner_sql().checkpoint, &[&name])
+            .query_opt(&statement, &[&name])
             .await
             .map_err(backend)?;
         row.as_ref().map(checkpoint_of).transpose()
@@ -225,9 +244,13 @@ impl RunnerStore for PostgresStore {
 
     async fn renew_lease(&self, lease: &Lease) -> Result<(), StoreError> {
         let client = self.pool().get().await.map_err(backend)?;
+        let statement = client
+            .prepare_cached(&self.runner_sql().renew)
+            .await
+            .map_err(backend)?;
         let updated = client
             .execute(
-                &self.runner_sql().renew,
+                &statement,
                 &[&lease.name, &sql_i64(lease.fence), &millis(lease.ttl)],
             )
             .await
@@ -256,8 +279,12 @@ impl RunnerStore for PostgresStore {
             return Ok(HashMap::new());
         }
         let client = self.pool().get().await.map_err(backend)?;
+        let statement = client
+            .prepare_cached(&self.runner_sql().load_documents)
+            .await
+            .map_err(backend)?;
         let rows = client
-            .query(&self.runner_sql().load_documents, &[&collection, &keys])
+            .query(&statement, &[&collection, &keys])
             .await
             .map_err(backend)?;
         rows.iter()
@@ -270,22 +297,39 @@ impl RunnerStore for PostgresStore {
     }
 
     async fn commit_documents(&self, lease: &Lease, commit: DocumentCommit) -> Result<(), StoreError> {
-        let sql = self.runner_sql();
-        let mut client = self.pool().get().await.map_err(backend)?;
-        let tx = client.transaction().await.map_err(backend)?;
-        write_checkpoint_with(&sql, &tx, lease, commit.position, commit.version).await?;
-        if !commit.upserts.is_empty() {
-            let mut keys = Vec::with_capacity(commit.upserts.len());
-            let mut bodies = Vec::with_capacity(commit.upserts.len());
-            for (key, body) in commit.upserts {
-                keys.push(key);
-                bodies.push(String::from_utf8(body.to_vec()).map_err(StoreError::backend)?);
-            }
-            tx.execute(&sql.upsert_documents, &[&commit.collection, &keys, &bodies])
-                .await
-                .map_err(backend)?;
+        let mut keys = Vec::with_capacity(commit.upserts.len());
+        let mut bodies = Vec::with_capacity(commit.upserts.len());
+        for (key, body) in commit.upserts {
+            keys.push(key);
+            bodies.push(String::from_utf8(body.to_vec()).map_err(StoreError::backend)?);
         }
-        tx.commit().await.map_err(backend)
+        let client = self.pool().get().await.map_err(backend)?;
+        let statement = client
+            .prepare_cached(&self.runner_sql().commit_documents)
+            .await
+            .map_err(backend)?;
+        let fenced: bool = client
+            .query_one(
+                &statement,
+                &[
+                    &lease.name,
+                    &sql_i64(lease.fence),
+                    &sql_i64(commit.position),
+                    &i32::try_from(commit.version).unwrap_or(i32::MAX),
+                    &millis(lease.ttl),
+                    &commit.collection,
+                    &keys,
+                    &bodies,
+                ],
+            )
+            .await
+            .map_err(backend)?
+            .try_get(0)
+            .map_err(backend)?;
+        if !fenced {
+            return Err(lease_lost(lease));
+        }
+        Ok(())
     }
 
     async fn commit_writes(
