@@ -47,14 +47,18 @@ fn apply_record<A: Aggregate>(
     stream_id: &str,
     record: StreamRecord<'_>,
 ) -> Result<(), RecordDecodeError> {
-    let events =
-        crate::codec::decode_payload::<A::Event>(record.event_type, record.event_version, record.payload, false)
-            .map_err(|source| RecordDecodeError {
-                stream_id: stream_id.to_owned(),
-                stream_version: record.stream_version,
-                event_id: record.event_id,
-                source,
-            })?;
+    let events = crate::codec::decode_payload::<A::Event>(
+        record.event_type,
+        record.event_version,
+        record.payload,
+        false,
+    )
+    .map_err(|source| RecordDecodeError {
+        stream_id: stream_id.to_owned(),
+        stream_version: record.stream_version,
+        event_id: record.event_id,
+        source,
+    })?;
     for event in events {
         state.apply(&event);
     }

@@ -185,10 +185,7 @@ impl PostgresStore {
             .await
             .map_err(backend)?;
         let row = client
-            .query_opt(
-                &statement,
-                &[&name, &owner, &millis(ttl), &force],
-            )
+            .query_opt(&statement, &[&name, &owner, &millis(ttl), &force])
             .await
             .map_err(backend)?;
         row.map(|row| {
@@ -218,10 +215,7 @@ impl RunnerStore for PostgresStore {
             .prepare_cached(&self.runner_sql().checkpoint)
             .await
             .map_err(backend)?;
-        let row = client
-            .query_opt(&statement, &[&name])
-            .await
-            .map_err(backend)?;
+        let row = client.query_opt(&statement, &[&name]).await.map_err(backend)?;
         row.as_ref().map(checkpoint_of).transpose()
     }
 

@@ -10,7 +10,13 @@ use crate::envelope::{Metadata, RecordedEvent};
 use crate::store::{StoreError, StreamRecord};
 
 /// The columns of `STREAM_RECORD_COLUMNS`, in order.
-const RECORD_COLUMNS: [&str; 5] = ["stream_version", "event_id", "event_type", "event_version", "payload"];
+const RECORD_COLUMNS: [&str; 5] = [
+    "stream_version",
+    "event_id",
+    "event_type",
+    "event_version",
+    "payload",
+];
 
 /// The leading columns of every event query, in `EVENT_COLUMNS` order: rows are read by
 /// position (a lookup by name scans the columns for every value of every row).
@@ -74,16 +80,29 @@ pub(super) fn stream_record<'a>(
     if check {
         let columns = row.columns();
         if columns.len() != RECORD_COLUMNS.len()
-            || columns.iter().zip(RECORD_COLUMNS).any(|(c, name)| c.name() != name)
+            || columns
+                .iter()
+                .zip(RECORD_COLUMNS)
+                .any(|(c, name)| c.name() != name)
         {
-            return Err(corrupt(stream_id, 0, "the row does not have the stream record columns"));
+            return Err(corrupt(
+                stream_id,
+                0,
+                "the row does not have the stream record columns",
+            ));
         }
     }
     let raw_version: i64 = row.try_get(0).map_err(|e| corrupt(stream_id, 0, e))?;
     let stream_version = u64::try_from(raw_version)
         .ok()
         .filter(|v| *v >= 1)
-        .ok_or_else(|| corrupt(stream_id, 0, format!("stream version {raw_version} is not positive")))?;
+        .ok_or_else(|| {
+            corrupt(
+                stream_id,
+                0,
+                format!("stream version {raw_version} is not positive"),
+            )
+        })?;
     let fail = |e: tokio_postgres::Error| corrupt(stream_id, stream_version, e);
     let raw_event_version: i32 = row.try_get(3).map_err(fail)?;
     let event_version = u32::try_from(raw_event_version)
