@@ -21,9 +21,6 @@ pub(crate) struct Sql {
     write_checkpoint: String,
     load_documents: String,
     upsert_documents: String,
-    /// Moves the checkpoint (fenced) and upserts the documents in one statement: one round
-    /// trip, atomic on its own; returns whether the fence held (no document is written otherwise).
-    commit_documents: String,
     move_documents: String,
     clear_documents: String,
     list_documents: String,
@@ -64,16 +61,6 @@ impl Sql {
                 "INSERT INTO {s}.documents (collection, key, body) \
                  SELECT $1, k, b::jsonb FROM unnest($2::text[], $3::text[]) AS u(k, b) \
                  ON CONFLICT (collection, key) DO UPDATE SET body = excluded.body"
-            ),
-            commit_documents: format!(
-                "WITH checkpoint AS (UPDATE {s}.runners SET position = $3, version = $4, \
-                 lease_expires = clock_timestamp() + $5 * interval '1 millisecond' \
-                 WHERE name = $1 AND fence = $2 RETURNING 1), \
-                 upserted AS (INSERT INTO {s}.documents (collection, key, body) \
-                 SELECT $6, k, b::jsonb FROM unnest($7::text[], $8::text[]) AS u(k, b) \
-                 WHERE EXISTS (SELECT 1 FROM checkpoint) \
-                 ON CONFLICT (collection, key) DO UPDATE SET body = excluded.body RETURNING 1) \
-                 SELECT EXISTS (SELECT 1 FROM checkpoint)"
             ),
             move_documents: format!("UPDATE {s}.documents SET collection = $1 WHERE collection = $2"),
             clear_documents: format!("DELETE FROM {s}.documents WHERE collection = $1"),
@@ -273,12 +260,8 @@ impl RunnerStore for PostgresStore {
             return Ok(HashMap::new());
         }
         let client = self.pool().get().await.map_err(backend)?;
-        let statement = client
-            .prepare_cached(&self.runner_sql().load_documents)
-            .await
-            .map_err(backend)?;
         let rows = client
-            .query(&statement, &[&collection, &keys])
+            .query(&self.runner_sql().load_documents, &[&collection, &keys])
             .await
             .map_err(backend)?;
         rows.iter()
@@ -291,39 +274,22 @@ impl RunnerStore for PostgresStore {
     }
 
     async fn commit_documents(&self, lease: &Lease, commit: DocumentCommit) -> Result<(), StoreError> {
-        let mut keys = Vec::with_capacity(commit.upserts.len());
-        let mut bodies = Vec::with_capacity(commit.upserts.len());
-        for (key, body) in commit.upserts {
-            keys.push(key);
-            bodies.push(String::from_utf8(body.to_vec()).map_err(StoreError::backend)?);
+        let sql = self.runner_sql();
+        let mut client = self.pool().get().await.map_err(backend)?;
+        let tx = client.transaction().await.map_err(backend)?;
+        write_checkpoint_with(sql, &tx, lease, commit.position, commit.version).await?;
+        if !commit.upserts.is_empty() {
+            let mut keys = Vec::with_capacity(commit.upserts.len());
+            let mut bodies = Vec::with_capacity(commit.upserts.len());
+            for (key, body) in commit.upserts {
+                keys.push(key);
+                bodies.push(String::from_utf8(body.to_vec()).map_err(StoreError::backend)?);
+            }
+            tx.execute(&sql.upsert_documents, &[&commit.collection, &keys, &bodies])
+                .await
+                .map_err(backend)?;
         }
-        let client = self.pool().get().await.map_err(backend)?;
-        let statement = client
-            .prepare_cached(&self.runner_sql().commit_documents)
-            .await
-            .map_err(backend)?;
-        let fenced: bool = client
-            .query_one(
-                &statement,
-                &[
-                    &lease.name,
-                    &sql_i64(lease.fence),
-                    &sql_i64(commit.position),
-                    &i32::try_from(commit.version).unwrap_or(i32::MAX),
-                    &millis(lease.ttl),
-                    &commit.collection,
-                    &keys,
-                    &bodies,
-                ],
-            )
-            .await
-            .map_err(backend)?
-            .try_get(0)
-            .map_err(backend)?;
-        if !fenced {
-            return Err(lease_lost(lease));
-        }
-        Ok(())
+        tx.commit().await.map_err(backend)
     }
 
     async fn commit_writes(
