@@ -103,22 +103,37 @@ fn decode<E: DomainEvent>(
     record: &RecordedEvent,
     skip_foreign: bool,
 ) -> Result<DecodedEvents<E>, RecordDecodeError> {
-    match E::decode_payload(&record.event_type, record.event_version, &record.payload) {
+    decode_payload::<E>(
+        &record.event_type,
+        record.event_version,
+        &record.payload,
+        skip_foreign,
+    )
+    .map_err(|source| RecordDecodeError::new(record, source))
+}
+
+/// [`decode_record`] of a stored event's type, version and payload.
+pub(crate) fn decode_payload<E: DomainEvent>(
+    event_type: &str,
+    event_version: u32,
+    payload: &[u8],
+    skip_foreign: bool,
+) -> Result<DecodedEvents<E>, DecodeError> {
+    match E::decode_payload(event_type, event_version, payload) {
         Ok(event) => Ok(DecodedEvents::one(event)),
         Err(rejected @ (DecodeError::MissingUpcaster { .. } | DecodeError::UnknownEventType { .. })) => {
             let mut events = Vec::new();
             crate::schema::chain::decode_upcasting(
-                &record.event_type,
-                record.event_version,
-                &record.payload,
+                event_type,
+                event_version,
+                payload,
                 rejected,
                 skip_foreign,
                 &mut events,
-            )
-            .map_err(|source| RecordDecodeError::new(record, source))?;
+            )?;
             Ok(DecodedEvents::many(events))
         }
-        Err(source) => Err(RecordDecodeError::new(record, source)),
+        Err(source) => Err(source),
     }
 }
 

@@ -10,7 +10,7 @@ use crate::envelope::RecordedEvent;
 use crate::envelope::{CommandContext, Envelope, NewEvent};
 use crate::event::EncodeError;
 use crate::store::{
-    page_is_last, AppendResult, EventStore, ExpectedVersion, Snapshot, StoreError, UnitOfWork,
+    page_is_last, AppendResult, EventStore, ExpectedVersion, Snapshot, StoreError, StreamRecord, UnitOfWork,
 };
 
 /// Events read per page when rehydrating an aggregate.
@@ -35,12 +35,34 @@ fn fold<A: Aggregate>(
     mut version: u64,
 ) -> Result<u64, RecordDecodeError> {
     for record in page {
-        for event in crate::codec::decode_record::<A::Event>(record)? {
-            state.apply(&event);
-        }
+        apply_record(state, &record.stream_id, StreamRecord::of(record))?;
         version = record.stream_version;
     }
     Ok(version)
+}
+
+/// Applies the events one stored event of `stream_id` decodes into.
+fn apply_record<A: Aggregate>(
+    state: &mut A,
+    stream_id: &str,
+    record: StreamRecord<'_>,
+) -> Result<(), RecordDecodeError> {
+    let events = crate::codec::decode_payload::<A::Event>(
+        record.event_type,
+        record.event_version,
+        record.payload,
+        false,
+    )
+    .map_err(|source| RecordDecodeError {
+        stream_id: stream_id.to_owned(),
+        stream_version: record.stream_version,
+        event_id: record.event_id,
+        source,
+    })?;
+    for event in events {
+        state.apply(&event);
+    }
+    Ok(())
 }
 
 /// Encodes a command's events with the context's ids and causal data.
@@ -492,8 +514,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         loop {
             let page = self
                 .store
-                .visit_stream(stream_id, version + 1, limit, |record| {
-                    fold(&mut state, std::slice::from_ref(record), version).map(|v| version = v)
+                .visit_stream_records(stream_id, version + 1, limit, |record| {
+                    apply_record(&mut state, stream_id, record).map(|()| version = record.stream_version)
                 })
                 .await??;
             if page.is_last(limit) {

@@ -10,8 +10,9 @@ use super::store::{lease_lost, Checkpoint, CommitSignal, DocumentCommit, Documen
 use crate::store::postgres::{backend, quote_ident};
 use crate::store::{PostgresStore, StoreError};
 
-/// SQL of the runner tables of one schema.
-struct Sql {
+/// SQL of the runner tables of one schema, built once per store.
+#[derive(Debug)]
+pub(crate) struct Sql {
     checkpoint: String,
     checkpoints: String,
     take_lease: String,
@@ -27,7 +28,8 @@ struct Sql {
 }
 
 impl Sql {
-    fn new(schema: &str) -> Self {
+    /// The statements of `schema`.
+    pub(crate) fn new(schema: &str) -> Self {
         let s = quote_ident(schema);
         Self {
             checkpoint: format!("SELECT {CHECKPOINT_COLUMNS} FROM {s}.runners WHERE name = $1"),
@@ -127,7 +129,7 @@ pub(crate) async fn write_checkpoint(
     position: u64,
     version: u32,
 ) -> Result<(), StoreError> {
-    write_checkpoint_with(&store.runner_sql(), tx, lease, position, version).await
+    write_checkpoint_with(store.runner_sql(), tx, lease, position, version).await
 }
 
 async fn write_checkpoint_with(
@@ -157,10 +159,6 @@ async fn write_checkpoint_with(
 }
 
 impl PostgresStore {
-    fn runner_sql(&self) -> Sql {
-        Sql::new(self.schema())
-    }
-
     async fn take_lease(
         &self,
         name: &str,
@@ -169,11 +167,12 @@ impl PostgresStore {
         force: bool,
     ) -> Result<Option<Lease>, StoreError> {
         let client = self.pool().get().await.map_err(backend)?;
+        let statement = client
+            .prepare_cached(&self.runner_sql().take_lease)
+            .await
+            .map_err(backend)?;
         let row = client
-            .query_opt(
-                &self.runner_sql().take_lease,
-                &[&name, &owner, &millis(ttl), &force],
-            )
+            .query_opt(&statement, &[&name, &owner, &millis(ttl), &force])
             .await
             .map_err(backend)?;
         row.map(|row| {
@@ -199,10 +198,11 @@ impl RunnerStore for PostgresStore {
 
     async fn checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, StoreError> {
         let client = self.pool().get().await.map_err(backend)?;
-        let row = client
-            .query_opt(&self.runner_sql().checkpoint, &[&name])
+        let statement = client
+            .prepare_cached(&self.runner_sql().checkpoint)
             .await
             .map_err(backend)?;
+        let row = client.query_opt(&statement, &[&name]).await.map_err(backend)?;
         row.as_ref().map(checkpoint_of).transpose()
     }
 
@@ -225,9 +225,13 @@ impl RunnerStore for PostgresStore {
 
     async fn renew_lease(&self, lease: &Lease) -> Result<(), StoreError> {
         let client = self.pool().get().await.map_err(backend)?;
+        let statement = client
+            .prepare_cached(&self.runner_sql().renew)
+            .await
+            .map_err(backend)?;
         let updated = client
             .execute(
-                &self.runner_sql().renew,
+                &statement,
                 &[&lease.name, &sql_i64(lease.fence), &millis(lease.ttl)],
             )
             .await
@@ -273,7 +277,7 @@ impl RunnerStore for PostgresStore {
         let sql = self.runner_sql();
         let mut client = self.pool().get().await.map_err(backend)?;
         let tx = client.transaction().await.map_err(backend)?;
-        write_checkpoint_with(&sql, &tx, lease, commit.position, commit.version).await?;
+        write_checkpoint_with(sql, &tx, lease, commit.position, commit.version).await?;
         if !commit.upserts.is_empty() {
             let mut keys = Vec::with_capacity(commit.upserts.len());
             let mut bodies = Vec::with_capacity(commit.upserts.len());

@@ -362,6 +362,27 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         }
     }
 
+    /// Calls `visit` on each event of the page [`visit_stream`](Self::visit_stream) would visit,
+    /// lending only what rehydrating an aggregate reads of it ([`StreamRecord`]).
+    ///
+    /// The repository rehydrates through it. Stores that can read fewer columns than a whole
+    /// [`RecordedEvent`] override it; the provided method lends the fields of `visit_stream`'s
+    /// events.
+    fn visit_stream_records<E: Send>(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+        mut visit: impl FnMut(StreamRecord<'_>) -> Result<(), E> + Send,
+    ) -> impl Future<Output = Result<Result<StreamPage, E>, StoreError>> + Send {
+        async move {
+            self.visit_stream(stream_id, from_version, limit, |event| {
+                visit(StreamRecord::of(event))
+            })
+            .await
+        }
+    }
+
     /// Reads up to `limit` events of the whole store with a global position of at least `from_position`.
     fn read_all(
         &self,
@@ -446,6 +467,35 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send {
         let _ = stream_id;
         async { Ok(None) }
+    }
+}
+
+/// What rehydration reads of one stored event of a stream, lent by
+/// [`EventStore::visit_stream_records`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamRecord<'a> {
+    /// The event's id.
+    pub event_id: uuid::Uuid,
+    /// Its version in the stream (from 1).
+    pub stream_version: u64,
+    /// Its stored type name.
+    pub event_type: &'a str,
+    /// The schema version of its payload.
+    pub event_version: u32,
+    /// Its encoded payload.
+    pub payload: &'a [u8],
+}
+
+impl<'a> StreamRecord<'a> {
+    /// The fields of `event` that rehydration reads.
+    pub fn of(event: &'a RecordedEvent) -> Self {
+        Self {
+            event_id: event.event_id,
+            stream_version: event.stream_version,
+            event_type: &event.event_type,
+            event_version: event.event_version,
+            payload: &event.payload,
+        }
     }
 }
 

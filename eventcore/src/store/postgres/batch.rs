@@ -120,10 +120,7 @@ impl PostgresStore {
             }
         }
         .map_err(backend)?;
-        let events = rows
-            .iter()
-            .map(row::decode_event)
-            .collect::<Result<Vec<_>, _>>()?;
+        let events = row::decode_events(&rows)?;
         let next_position = match events.last() {
             Some(last) if !page_is_last(&events, limit) => last.global_position + 1,
             _ => bound,

@@ -175,6 +175,8 @@ struct Inner {
     pool: Pool,
     schema: String,
     sql: schema::Statements,
+    /// The runner tables' statements, built once.
+    runner_sql: crate::runner::postgres::Sql,
     channel: String,
     /// Opens the shared `LISTEN` connection; `None`: subscriptions poll.
     listen: Option<listener::Connect>,
@@ -434,6 +436,7 @@ impl PostgresStoreBuilder {
                 listen: self.listen.clone(),
                 pool,
                 sql,
+                runner_sql: crate::runner::postgres::Sql::new(&self.schema),
                 channel,
                 commits,
                 schema: self.schema,
@@ -543,6 +546,11 @@ impl PostgresStore {
         self.inner.poll_interval
     }
 
+    /// The runner tables' statements of the store's schema.
+    pub(crate) fn runner_sql(&self) -> &crate::runner::postgres::Sql {
+        &self.inner.runner_sql
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.inner.pool.get().await.map_err(backend)
     }
@@ -598,6 +606,42 @@ impl EventStore for PostgresStore {
         let (from, limit) = (sql_position(from_version), sql_limit(limit));
         self.query_events(&self.inner.sql.read_stream, &[&stream_id, &from, &limit])
             .await
+    }
+
+    /// Reads only the columns rehydration uses, and lends each row as it arrives: no page of
+    /// events is collected, and the stream's repeated columns are neither sent nor copied.
+    async fn visit_stream_records<E: Send>(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+        mut visit: impl FnMut(super::StreamRecord<'_>) -> Result<(), E> + Send,
+    ) -> Result<Result<super::StreamPage, E>, StoreError> {
+        let mut page = super::StreamPage::default();
+        if limit == 0 {
+            return Ok(Ok(page));
+        }
+        let (from, limit) = (sql_position(from_version), sql_limit(limit));
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.inner.sql.read_stream_records)
+            .await
+            .map_err(backend)?;
+        let params: [&(dyn ToSql + Sync); 3] = [&stream_id, &from, &limit];
+        let rows = client.query_raw(&statement, params).await.map_err(backend)?;
+        let mut rows = std::pin::pin!(rows);
+        while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows)
+            .await
+            .map_err(backend)?
+        {
+            let record = row::stream_record(&row, stream_id, page.events == 0)?;
+            page.events += 1;
+            page.bytes = page.bytes.saturating_add(record.payload.len());
+            if let Err(error) = visit(record) {
+                return Ok(Err(error));
+            }
+        }
+        Ok(Ok(page))
     }
 
     async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {

@@ -338,6 +338,8 @@ pub(super) struct Statements {
     /// Announces the writer (the schema's shared writer lock) and takes the stream's lock.
     pub(super) lock_stream: String,
     pub(super) read_stream: String,
+    /// As `read_stream`, of the `STREAM_RECORD_COLUMNS` only (rehydration).
+    pub(super) read_stream_records: String,
     pub(super) read_all: String,
     pub(super) stream_version: String,
     pub(super) subscription_page: String,
@@ -376,8 +378,13 @@ const OWN_XID_LOCK: &str = "locktype = 'transactionid' AND mode = 'ExclusiveLock
 /// A running sum over the page (a window) costs more than reading the rows, so it runs only when
 /// the page's payloads reach the bound; otherwise a plain sum lets every row through.
 fn bounded_by_bytes(inner_from_where: &str, order: &str, limit: &str) -> String {
+    bounded_by_bytes_of(EVENT_COLUMNS, inner_from_where, order, limit)
+}
+
+/// [`bounded_by_bytes`] of the columns `columns`.
+fn bounded_by_bytes_of(columns: &str, inner_from_where: &str, order: &str, limit: &str) -> String {
     format!(
-        "SELECT {EVENT_COLUMNS} {inner_from_where} AND {order} < \
+        "SELECT {columns} {inner_from_where} AND {order} < \
          (SELECT CASE WHEN coalesce(sum(length(payload)), 0) < {max} THEN {none} \
           ELSE coalesce((SELECT min({order}) FROM (SELECT {order}, sum(length(payload)) OVER \
             (ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS bytes_before \
@@ -388,6 +395,9 @@ fn bounded_by_bytes(inner_from_where: &str, order: &str, limit: &str) -> String 
         none = i64::MAX,
     )
 }
+
+/// The columns rehydration reads ([`StreamRecord`](crate::store::StreamRecord)).
+pub(super) const STREAM_RECORD_COLUMNS: &str = "stream_version, event_id, event_type, event_version, payload";
 
 pub(super) const EVENT_COLUMNS: &str = "global_position, stream_id, stream_version, event_id, event_type, \
     event_version, aggregate_type, aggregate_id, occurred_at, correlation_id, causation_id, metadata, payload";
@@ -450,6 +460,12 @@ impl Statements {
                 "SELECT pg_advisory_xact_lock_shared({writer_lock}), pg_advisory_xact_lock({lock_key})"
             ),
             read_stream: bounded_by_bytes(
+                &format!("FROM {s}.events WHERE stream_id = $1 AND stream_version >= $2"),
+                "stream_version",
+                "$3",
+            ),
+            read_stream_records: bounded_by_bytes_of(
+                STREAM_RECORD_COLUMNS,
                 &format!("FROM {s}.events WHERE stream_id = $1 AND stream_version >= $2"),
                 "stream_version",
                 "$3",
