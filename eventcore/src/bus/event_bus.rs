@@ -83,7 +83,8 @@ impl<S, H: EventHandler> Subscription<S, H> {
         self
     }
 
-    /// Events read per batch (default 500).
+    /// Events read per batch (default 500); a NATS consumer takes one message at a time per
+    /// partition, whatever this says, to keep each stream in order.
     pub fn batch_size(mut self, events: usize) -> Self {
         self.batch_size = events.max(1);
         self

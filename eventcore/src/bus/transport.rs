@@ -117,7 +117,8 @@ impl From<BusError> for RunnerError {
 pub(crate) struct ConsumerConfig {
     /// Attempts and waits between them.
     pub retry: RetryPolicy,
-    /// Messages read per batch.
+    /// Messages read per batch (Redis; a NATS partition takes one message at a time).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub batch_size: usize,
     /// Partitions this process handles at once, at most.
     pub concurrency: usize,

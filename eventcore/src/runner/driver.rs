@@ -20,6 +20,7 @@ pub(crate) enum BatchError {
     /// The store failed; the batch is read again after a backoff.
     Store(StoreError),
     /// A system the runner writes to (a broker) failed; the batch is read again after a backoff.
+    #[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
     Unavailable(Box<dyn std::error::Error + Send + Sync + 'static>),
     /// The event at `position` failed (everything before it was committed); it is retried, and
     /// the runner stops with it after the policy's attempts.
