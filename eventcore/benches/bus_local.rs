@@ -6,52 +6,20 @@
 //!
 //! Run: `cargo bench -p eventcore --bench bus_local`.
 
+mod ledger;
+
+use ledger::{fill, Noop};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use eventcore::bus::{EventBus, EventHandler, HandleError, Handled};
+use eventcore::bus::EventBus;
 use eventcore::prelude::*;
 use eventcore::store::EventFilter;
-use eventcore::NewEvent;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 const STREAMS: u64 = 10_000;
 const EVENTS_PER_STREAM: u64 = 10;
 const EVENTS: u64 = STREAMS * EVENTS_PER_STREAM;
-
-/// Money paid in.
-#[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
-#[event(aggregate = "ledger")]
-struct Credited {
-    amount: i64,
-}
-
-/// Handles everything, doing nothing.
-struct Noop;
-
-impl EventHandler for Noop {
-    const NAME: &'static str = "noop";
-    const HANDLED_EVENT_TYPES: &'static [&'static str] = &["ledger.credited"];
-
-    async fn handle(&self, _: &RecordedEvent) -> Result<Handled, HandleError> {
-        Ok(Handled::Done)
-    }
-}
-
-async fn fill(store: &SqliteStore) {
-    for stream in 0..STREAMS {
-        let id = format!("a-{stream}");
-        let batch = (0..EVENTS_PER_STREAM)
-            .map(|n| NewEvent::encode(&Credited { amount: n as i64 }, "ledger", &id).unwrap())
-            .collect();
-        store
-            .append(&format!("ledger-{id}"), ExpectedVersion::NoStream, batch)
-            .await
-            .unwrap();
-    }
-}
 
 /// Forgets the consumer's checkpoint, lease, delivery marker and letters.
 fn reset(path: &Path) {
@@ -70,7 +38,7 @@ fn local_bus(c: &mut Criterion) {
     let path = dir.path().join("bus.db");
     let store = runtime.block_on(async {
         let store = SqliteStore::open(&path).await.unwrap();
-        fill(&store).await;
+        fill(&store, STREAMS, EVENTS_PER_STREAM).await;
         store
     });
 

@@ -8,17 +8,17 @@
 //! Run: `EVENTCORE_NATS_URL=nats://127.0.0.1:4222 cargo bench -p eventcore --features nats
 //! --bench bus_nats` (skipped when the variable is unset).
 
+mod ledger;
+
+use ledger::{fill, Noop};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use eventcore::bus::{Broker, EventBus, EventHandler, HandleError, Handled, NatsOptions, Relay};
+use eventcore::bus::{Broker, EventBus, NatsOptions, Relay};
 use eventcore::prelude::*;
 use eventcore::store::EventFilter;
-use eventcore::NewEvent;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 const STREAMS: u64 = 1_000;
 const EVENTS_PER_STREAM: u64 = 20;
@@ -26,38 +26,6 @@ const EVENTS: u64 = STREAMS * EVENTS_PER_STREAM;
 const PARTITIONS: u32 = 4;
 /// Events per relay batch, and per awaited round of acks in the raw loop.
 const BATCH: usize = 500;
-
-/// Money paid in.
-#[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
-#[event(aggregate = "ledger")]
-struct Credited {
-    amount: i64,
-}
-
-/// Handles everything, doing nothing.
-struct Noop;
-
-impl EventHandler for Noop {
-    const NAME: &'static str = "noop";
-    const HANDLED_EVENT_TYPES: &'static [&'static str] = &["ledger.credited"];
-
-    async fn handle(&self, _: &RecordedEvent) -> Result<Handled, HandleError> {
-        Ok(Handled::Done)
-    }
-}
-
-async fn fill(store: &MemoryStore) {
-    for stream in 0..STREAMS {
-        let id = format!("a-{stream}");
-        let batch = (0..EVENTS_PER_STREAM)
-            .map(|n| NewEvent::encode(&Credited { amount: n as i64 }, "ledger", &id).unwrap())
-            .collect();
-        store
-            .append(&format!("ledger-{id}"), ExpectedVersion::NoStream, batch)
-            .await
-            .unwrap();
-    }
-}
 
 /// A prefix of its own for one run.
 fn unique_prefix() -> String {
@@ -91,7 +59,7 @@ fn nats_bus(c: &mut Criterion) {
         .build()
         .unwrap();
     let store = MemoryStore::new();
-    runtime.block_on(fill(&store));
+    runtime.block_on(fill(&store, STREAMS, EVENTS_PER_STREAM));
     let events = runtime
         .block_on(store.read_batch(1, &EventFilter::all(), EVENTS as usize))
         .unwrap()

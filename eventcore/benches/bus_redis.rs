@@ -3,52 +3,20 @@
 //! (500 per round trip); and one consumer with a no-op handler (batch 100) draining them.
 //! Needs `EVENTCORE_REDIS_URL` (skipped when unset).
 
+mod ledger;
+
+use ledger::{fill, Noop};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use eventcore::bus::{Broker, EventBus, EventHandler, HandleError, Handled, RedisOptions, Relay};
+use eventcore::bus::{Broker, EventBus, RedisOptions, Relay};
 use eventcore::prelude::*;
 use eventcore::store::EventFilter;
-use eventcore::NewEvent;
 use redis::AsyncCommands;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 const STREAMS: u64 = 1_000;
 const EVENTS_PER_STREAM: u64 = 20;
 const EVENTS: u64 = STREAMS * EVENTS_PER_STREAM;
-
-/// Money paid in.
-#[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
-#[event(aggregate = "ledger")]
-struct Credited {
-    amount: i64,
-}
-
-/// Handles everything, doing nothing.
-struct Noop;
-
-impl EventHandler for Noop {
-    const NAME: &'static str = "noop";
-    const HANDLED_EVENT_TYPES: &'static [&'static str] = &["ledger.credited"];
-
-    async fn handle(&self, _: &RecordedEvent) -> Result<Handled, HandleError> {
-        Ok(Handled::Done)
-    }
-}
-
-async fn fill(store: &MemoryStore) {
-    for stream in 0..STREAMS {
-        let id = format!("a-{stream}");
-        let batch = (0..EVENTS_PER_STREAM)
-            .map(|n| NewEvent::encode(&Credited { amount: n as i64 }, "ledger", &id).unwrap())
-            .collect();
-        store
-            .append(&format!("ledger-{id}"), ExpectedVersion::NoStream, batch)
-            .await
-            .unwrap();
-    }
-}
 
 async fn bus(url: &str, prefix: &str) -> EventBus<Broker> {
     let options = RedisOptions::default()
@@ -76,7 +44,7 @@ fn redis_bus(c: &mut Criterion) {
         .build()
         .unwrap();
     let store = MemoryStore::new();
-    runtime.block_on(fill(&store));
+    runtime.block_on(fill(&store, STREAMS, EVENTS_PER_STREAM));
     let events = runtime
         .block_on(store.read_batch(1, &EventFilter::all(), EVENTS as usize))
         .unwrap()

@@ -1,0 +1,41 @@
+//! What the bus benches share: a ledger event, a handler that does nothing with it, and a store
+//! filled with streams of them.
+
+use eventcore::bus::{EventHandler, HandleError, Handled};
+use eventcore::prelude::*;
+use eventcore::NewEvent;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Money paid in.
+#[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+#[event(aggregate = "ledger")]
+pub struct Credited {
+    amount: i64,
+}
+
+/// Handles everything, doing nothing.
+pub struct Noop;
+
+impl EventHandler for Noop {
+    const NAME: &'static str = "noop";
+    const HANDLED_EVENT_TYPES: &'static [&'static str] = &["ledger.credited"];
+
+    async fn handle(&self, _: &RecordedEvent) -> Result<Handled, HandleError> {
+        Ok(Handled::Done)
+    }
+}
+
+/// Appends `streams` streams of `per_stream` credits each, one batch per stream.
+pub async fn fill<S: EventStore>(store: &S, streams: u64, per_stream: u64) {
+    for stream in 0..streams {
+        let id = format!("a-{stream}");
+        let batch = (0..per_stream)
+            .map(|n| NewEvent::encode(&Credited { amount: n as i64 }, "ledger", &id).unwrap())
+            .collect();
+        store
+            .append(&format!("ledger-{id}"), ExpectedVersion::NoStream, batch)
+            .await
+            .unwrap();
+    }
+}
