@@ -69,24 +69,18 @@ async fn replay<S: RunnerStore>(
     output: &Output,
 ) -> Result<(), CliError> {
     sagas(store, Some(saga)).await?;
-    let keys = match (key, all) {
-        (_, true) => inspect::dead_letters(store, saga)
-            .await?
-            .iter()
-            .map(|letter| letter.key().to_owned())
-            .collect(),
-        (Some(key), false) => vec![key],
+    let requested = match (key, all) {
+        (_, true) => inspect::request_replay_all(store, saga).await?,
+        (Some(key), false) => {
+            if !inspect::request_replay(store, saga, &key).await? {
+                return Err(CliError::NotFound(format!(
+                    "saga `{saga}` has no dead-lettered command `{key}` (see `eventcore sagas show ID`)"
+                )));
+            }
+            1
+        }
         (None, false) => return Err(CliError::Usage("give a dead letter's key or --all".into())),
     };
-    let mut requested = 0;
-    for key in &keys {
-        if !inspect::request_replay(store, saga, key).await? {
-            return Err(CliError::NotFound(format!(
-                "saga `{saga}` has no dead-lettered command `{key}` (see `eventcore sagas show ID`)"
-            )));
-        }
-        requested += 1;
-    }
     output.emit(&json!({ "saga": saga, "replay_requested": requested }), || {
         format!(
             "replay requested for {requested} command(s) of saga `{saga}`: its running owner dispatches \

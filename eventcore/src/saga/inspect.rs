@@ -148,11 +148,35 @@ pub async fn request_replay<St: RunnerStore>(store: &St, saga: &str, key: &str) 
     else {
         return Ok(false);
     };
-    let mut letter: SagaDeadLetter = serde_json::from_slice(&body).map_err(|e| corrupt(&dead, key, &e))?;
+    let letter: SagaDeadLetter = serde_json::from_slice(&body).map_err(|e| corrupt(&dead, key, &e))?;
+    mark_for_replay(store, &dead, letter).await?;
+    Ok(true)
+}
+
+/// Asks the owner of saga `saga` to dispatch every dead-lettered command again (see
+/// [`request_replay`]); returns how many.
+pub async fn request_replay_all<St: RunnerStore>(store: &St, saga: &str) -> Result<usize, RunnerError> {
+    let dead = collection(saga, "dead");
+    let letters = dead_letters(store, saga).await?;
+    let requested = letters.len();
+    for letter in letters {
+        mark_for_replay(store, &dead, letter).await?;
+    }
+    Ok(requested)
+}
+
+/// Writes `letter` back to `dead` with its replay requested.
+async fn mark_for_replay<St: RunnerStore>(
+    store: &St,
+    dead: &str,
+    mut letter: SagaDeadLetter,
+) -> Result<(), RunnerError> {
     letter.replay_requested = true;
     let body = serde_json::to_vec(&letter).map_err(crate::store::StoreError::backend)?;
-    store.put_document(&dead, key, Some(body.into())).await?;
-    Ok(true)
+    store
+        .put_document(dead, &letter.command.key, Some(body.into()))
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -204,13 +204,7 @@ impl<St: RunnerStore> Sagas<St> {
 
     /// Asks saga `S`'s owner to dispatch every dead-lettered command again; returns how many.
     pub async fn replay_dead_letters<S: Saga>(&self) -> Result<usize, RunnerError> {
-        let mut requested = 0;
-        for letter in self.dead_letters::<S>().await? {
-            if self.replay_dead_letter::<S>(letter.key()).await? {
-                requested += 1;
-            }
-        }
-        Ok(requested)
+        super::inspect::request_replay_all(&self.store, S::NAME).await
     }
 
     /// The deadlines of saga `S` whose handler kept failing, set aside.
