@@ -29,11 +29,7 @@ fn reset(path: &Path) {
 }
 
 fn local_bus(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = ledger::runtime();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bus.db");
     let store = runtime.block_on(async {

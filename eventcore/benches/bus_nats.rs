@@ -10,15 +10,13 @@
 
 mod ledger;
 
-use ledger::{fill, Noop};
+use ledger::Noop;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use eventcore::bus::{Broker, EventBus, NatsOptions, Relay};
-use eventcore::prelude::*;
-use eventcore::store::EventFilter;
 
 const STREAMS: u64 = 1_000;
 const EVENTS_PER_STREAM: u64 = 20;
@@ -53,17 +51,8 @@ fn nats_bus(c: &mut Criterion) {
         println!("skipped: EVENTCORE_NATS_URL is not set");
         return;
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let store = MemoryStore::new();
-    runtime.block_on(fill(&store, STREAMS, EVENTS_PER_STREAM));
-    let events = runtime
-        .block_on(store.read_batch(1, &EventFilter::all(), EVENTS as usize))
-        .unwrap()
-        .events;
+    let runtime = ledger::runtime();
+    let (store, events) = ledger::filled_memory(&runtime, STREAMS, EVENTS_PER_STREAM);
     let bodies: Vec<Bytes> = events
         .iter()
         .map(|e| Bytes::from(eventcore::cloudevents::to_json(e, &Default::default()).unwrap()))

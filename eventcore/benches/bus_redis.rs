@@ -5,13 +5,11 @@
 
 mod ledger;
 
-use ledger::{fill, Noop};
+use ledger::Noop;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use eventcore::bus::{Broker, EventBus, RedisOptions, Relay};
-use eventcore::prelude::*;
-use eventcore::store::EventFilter;
 use redis::AsyncCommands;
 
 const STREAMS: u64 = 1_000;
@@ -38,17 +36,8 @@ fn redis_bus(c: &mut Criterion) {
         println!("skipped: EVENTCORE_REDIS_URL is not set");
         return;
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let store = MemoryStore::new();
-    runtime.block_on(fill(&store, STREAMS, EVENTS_PER_STREAM));
-    let events = runtime
-        .block_on(store.read_batch(1, &EventFilter::all(), EVENTS as usize))
-        .unwrap()
-        .events;
+    let runtime = ledger::runtime();
+    let (store, events) = ledger::filled_memory(&runtime, STREAMS, EVENTS_PER_STREAM);
     let bodies: Vec<String> = events
         .iter()
         .map(|e| eventcore::cloudevents::to_json(e, &Default::default()).unwrap())

@@ -1,8 +1,10 @@
 //! What the bus benches share: a ledger event, a handler that does nothing with it, and a store
 //! filled with streams of them.
+#![allow(dead_code)] // each bench uses a different part
 
 use eventcore::bus::{EventHandler, HandleError, Handled};
 use eventcore::prelude::*;
+use eventcore::store::EventFilter;
 use eventcore::NewEvent;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -38,4 +40,28 @@ pub async fn fill<S: EventStore>(store: &S, streams: u64, per_stream: u64) {
             .await
             .unwrap();
     }
+}
+
+/// The benches' runtime: two workers, as the machine has two cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A `MemoryStore` of `streams` × `per_stream` credits, and its events as stored.
+pub fn filled_memory(
+    runtime: &tokio::runtime::Runtime,
+    streams: u64,
+    per_stream: u64,
+) -> (MemoryStore, Vec<RecordedEvent>) {
+    let store = MemoryStore::new();
+    runtime.block_on(fill(&store, streams, per_stream));
+    let events = runtime
+        .block_on(store.read_batch(1, &EventFilter::all(), (streams * per_stream) as usize))
+        .unwrap()
+        .events;
+    (store, events)
 }
