@@ -217,6 +217,14 @@ impl eventcore::projection::PostgresTableProjection for BalanceTable {
     }
 }
 
+/// `max_attempts` attempts, a millisecond or two apart.
+fn fast_retry(max_attempts: u32) -> eventcore::runner::RetryPolicy {
+    eventcore::runner::RetryPolicy {
+        max_attempts,
+        backoff: eventcore::runner::Backoff::exponential(Duration::from_millis(1), Duration::from_millis(2)),
+    }
+}
+
 async fn balances(store: &PostgresStore) -> Result<Vec<(String, String, i64)>, Box<dyn std::error::Error>> {
     let client = store.pool().get().await?;
     let sql = format!(
@@ -241,13 +249,7 @@ async fn a_table_projection_commits_its_rows_with_its_checkpoint_and_resumes_aft
             .execute("acc-2", OpenAccount { owner: "bob".into() })
             .await?;
         accounts.execute("acc-1", Deposit { amount: 20 }).await?;
-        let retry = eventcore::runner::RetryPolicy {
-            max_attempts: 2,
-            backoff: eventcore::runner::Backoff::exponential(
-                Duration::from_millis(1),
-                Duration::from_millis(2),
-            ),
-        };
+        let retry = fast_retry(2);
         let running = Projections::new(store.clone())
             .with_tables(BalanceTable::new(&store, false))
             .retry(retry)
@@ -299,13 +301,7 @@ async fn a_failed_table_setup_is_run_again_on_the_retry_and_skips_no_event() {
             .execute("acc-1", OpenAccount { owner: "ada".into() })
             .await?;
         accounts.execute("acc-1", Deposit { amount: 7 }).await?;
-        let retry = eventcore::runner::RetryPolicy {
-            max_attempts: 5,
-            backoff: eventcore::runner::Backoff::exponential(
-                Duration::from_millis(1),
-                Duration::from_millis(2),
-            ),
-        };
+        let retry = fast_retry(5);
         let table = BalanceTable {
             setup_failures: 2,
             ..BalanceTable::new(&store, true)
