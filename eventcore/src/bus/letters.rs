@@ -112,28 +112,51 @@ impl LetterBox {
 
     /// Removes letter `id`, releasing its stream unless another letter of the stream remains;
     /// `false` if there was none.
+    ///
+    /// The hold moves first and the letter goes second: whoever sees the letter gone also sees
+    /// its stream released, and a crash in between leaves a letter that holds nothing back.
     pub(crate) async fn remove(&self, id: Uuid) -> Result<bool, BusError> {
         let Some(letter) = self.get(id).await? else {
             return Ok(false);
         };
+        self.rehold(&letter.event.stream_id, Some(id)).await?;
         each!(self, letters => letters.delete(id).await)?;
+        Ok(true)
+    }
+
+    /// Holds `stream_id` behind its earliest letter other than `leaving`, or releases it.
+    async fn rehold(&self, stream_id: &str, leaving: Option<Uuid>) -> Result<Option<Uuid>, BusError> {
         let next = self
             .list()
             .await?
             .into_iter()
-            .filter(|other| other.event.stream_id == letter.event.stream_id)
+            .filter(|other| other.event.stream_id == stream_id && Some(other.id) != leaving)
             .min_by_key(|other| other.event.global_position)
             .map(|other| other.id);
-        each!(self, letters => letters.hold(&letter.event.stream_id, next).await)?;
-        Ok(true)
+        each!(self, letters => letters.hold(stream_id, next).await)?;
+        Ok(next)
     }
 
-    /// Of `streams`, those held behind a letter, with the letter's id.
+    /// Of `streams`, those held behind a letter, with the letter's id. A hold whose letter is
+    /// gone (a process died while removing it) is moved to the stream's next letter or released.
     pub(crate) async fn held(&self, streams: &[&str]) -> Result<HashMap<String, Uuid>, BusError> {
         if streams.is_empty() {
             return Ok(HashMap::new());
         }
-        each!(self, letters => letters.held(streams).await)
+        let mut held = each!(self, letters => letters.held(streams).await)?;
+        let mut stale = Vec::new();
+        for (stream_id, letter) in &held {
+            if self.get(*letter).await?.is_none() {
+                stale.push(stream_id.clone());
+            }
+        }
+        for stream_id in stale {
+            match self.rehold(&stream_id, None).await? {
+                Some(next) => held.insert(stream_id, next),
+                None => held.remove(&stream_id),
+            };
+        }
+        Ok(held)
     }
 
     /// Records a rejected message.
