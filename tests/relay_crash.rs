@@ -11,6 +11,7 @@ mod design_domain;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
+use crash_support::broker::Transport;
 use crash_support::{spawn_child, Delays};
 use design_domain::*;
 use eventcore::bus::{Broker, EventBus, Relay};
@@ -24,26 +25,14 @@ const KILLS: u32 = 30;
 const BATCH: usize = 8;
 const PARTITIONS: u32 = 3;
 
-/// The broker a relay publishes to.
-#[derive(Clone, Copy)]
-enum Transport {
-    #[cfg(feature = "redis")]
-    Redis,
-    #[cfg(feature = "nats")]
-    Nats,
+/// What the relay test needs of a broker beyond the shared [`Transport`].
+trait RelayBroker {
+    fn child_test(self) -> &'static str;
+    async fn published(self, url: &str, prefix: &str) -> Vec<RecordedEvent>;
+    fn duplicates_allowed(self) -> usize;
 }
 
-impl Transport {
-    /// The variable holding the broker's URL.
-    fn url_var(self) -> &'static str {
-        match self {
-            #[cfg(feature = "redis")]
-            Self::Redis => "EVENTCORE_REDIS_URL",
-            #[cfg(feature = "nats")]
-            Self::Nats => "EVENTCORE_NATS_URL",
-        }
-    }
-
+impl RelayBroker for Transport {
     /// The ignored test the child process runs.
     fn child_test(self) -> &'static str {
         match self {
@@ -51,25 +40,6 @@ impl Transport {
             Self::Redis => "crash_child_relay_redis",
             #[cfg(feature = "nats")]
             Self::Nats => "crash_child_relay_nats",
-        }
-    }
-
-    async fn bus(self, url: &str, prefix: &str) -> EventBus<Broker> {
-        match self {
-            #[cfg(feature = "redis")]
-            Self::Redis => {
-                let options = eventcore::bus::RedisOptions::default()
-                    .prefix(prefix)
-                    .partitions(PARTITIONS);
-                EventBus::redis_with(url, options).await.unwrap()
-            }
-            #[cfg(feature = "nats")]
-            Self::Nats => {
-                let options = eventcore::bus::NatsOptions::default()
-                    .prefix(prefix)
-                    .partitions(PARTITIONS);
-                EventBus::nats_with(url, options).await.unwrap()
-            }
         }
     }
 
@@ -115,31 +85,6 @@ impl Transport {
             Self::Nats => 0, // deduplicated by the broker
         }
     }
-
-    async fn cleanup(self, url: &str, prefix: &str) {
-        match self {
-            #[cfg(feature = "redis")]
-            Self::Redis => {
-                use redis::AsyncCommands;
-                let client = redis::Client::open(url).unwrap();
-                let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-                let keys: Vec<String> = connection.keys(format!("{prefix}:*")).await.unwrap();
-                if !keys.is_empty() {
-                    let _: () = connection.del(keys).await.unwrap();
-                }
-            }
-            #[cfg(feature = "nats")]
-            Self::Nats => {
-                let jetstream = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
-                let name = prefix.to_uppercase();
-                jetstream.delete_stream(&name).await.unwrap();
-                jetstream
-                    .delete_key_value(format!("{name}_letters"))
-                    .await
-                    .unwrap();
-            }
-        }
-    }
 }
 
 fn relay(store: SqliteStore, bus: EventBus<Broker>) -> eventcore::bus::Running<SqliteStore> {
@@ -159,7 +104,7 @@ async fn child(transport: Transport) {
         return;
     };
     let store = SqliteStore::open(&db).await.expect("child opens the store");
-    let running = relay(store, transport.bus(&url, &prefix).await);
+    let running = relay(store, transport.bus(&url, &prefix, PARTITIONS).await);
     tokio::time::sleep(Duration::from_secs(30)).await;
     drop(running);
 }
@@ -219,7 +164,7 @@ async fn relay_kills(transport: Transport) {
         committed.len()
     );
     assert!(behind > 0, "no kill landed while the relay had work");
-    let running = relay(store.clone(), transport.bus(&url, &prefix).await);
+    let running = relay(store.clone(), transport.bus(&url, &prefix, PARTITIONS).await);
     running.wait_caught_up(Duration::from_secs(30)).await.unwrap();
     running.stop().await.unwrap();
 

@@ -1,7 +1,8 @@
-//! Redis consumers killed with SIGKILL mid-batch, many times, while events flow: every event is
-//! handled at least once, each stream in order, and duplicates come only from entries in flight
-//! at a kill (taken over from the dead process's pending entries).
-#![cfg(feature = "redis")]
+//! Broker consumers killed with SIGKILL mid-work, many times, while events flow, on Redis Streams
+//! and on NATS JetStream: every event is handled at least once, each stream in order, and
+//! duplicates come only from messages in flight at a kill (on Redis, taken over from the dead
+//! process's pending entries; on NATS, redelivered when their ack wait passes).
+#![cfg(any(feature = "redis", feature = "nats"))]
 #![allow(missing_docs)] // test types, not API
 
 mod crash_support;
@@ -13,14 +14,14 @@ use std::path::{Path, PathBuf};
 
 use std::time::Duration;
 
+use crash_support::broker::Transport;
 use design_domain::*;
-use eventcore::bus::{Backoff, Broker, EventBus, EventHandler, HandleError, Handled, RedisOptions, Relay};
+use eventcore::bus::{Backoff, Broker, EventBus, EventHandler, HandleError, Handled, Relay};
 use eventcore::prelude::*;
 use eventcore::uuid::Uuid;
-use redis::AsyncCommands;
 
-const PREFIX_ENV: &str = "EVENTCORE_REDIS_CRASH_PREFIX";
-const LOG_ENV: &str = "EVENTCORE_REDIS_CRASH_LOG";
+const PREFIX_ENV: &str = "EVENTCORE_CONSUMER_CRASH_PREFIX";
+const LOG_ENV: &str = "EVENTCORE_CONSUMER_CRASH_LOG";
 const KILLS: u32 = 30;
 const BATCH: usize = 8;
 const PARTITIONS: u32 = 2;
@@ -60,12 +61,26 @@ impl EventHandler for Journal {
     }
 }
 
-async fn bus(url: &str, prefix: &str) -> EventBus<Broker> {
-    let options = RedisOptions::default()
-        .prefix(prefix)
-        .partitions(PARTITIONS)
-        .block(Duration::from_millis(20));
-    EventBus::redis_with(url, options).await.unwrap()
+/// The ignored test the child process runs on `transport`.
+fn child_test(transport: Transport) -> &'static str {
+    match transport {
+        #[cfg(feature = "redis")]
+        Transport::Redis => "crash_child_consumer_redis",
+        #[cfg(feature = "nats")]
+        Transport::Nats => "crash_child_consumer_nats",
+    }
+}
+
+/// How many events may be handled twice across `KILLS` kills: those in flight at a kill (a batch
+/// per partition on Redis, one message per partition on NATS).
+fn duplicates_allowed(transport: Transport) -> usize {
+    let in_flight = match transport {
+        #[cfg(feature = "redis")]
+        Transport::Redis => BATCH,
+        #[cfg(feature = "nats")]
+        Transport::Nats => 1,
+    };
+    KILLS as usize * in_flight * PARTITIONS as usize
 }
 
 fn consumer(bus: &EventBus<Broker>, log: &Path) -> eventcore::bus::Running<Broker> {
@@ -82,26 +97,17 @@ fn consumer(bus: &EventBus<Broker>, log: &Path) -> eventcore::bus::Running<Broke
 }
 
 /// The child's side: consumes until it is killed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "helper process of the crash test, not a test"]
-async fn crash_child_redis_consumer() {
+async fn child(transport: Transport) {
     let (Ok(prefix), Ok(log), Ok(url)) = (
         std::env::var(PREFIX_ENV),
         std::env::var(LOG_ENV),
-        std::env::var("EVENTCORE_REDIS_URL"),
+        std::env::var(transport.url_var()),
     ) else {
         return;
     };
-    let running = consumer(&bus(&url, &prefix).await, Path::new(&log));
+    let running = consumer(&transport.bus(&url, &prefix, PARTITIONS).await, Path::new(&log));
     tokio::time::sleep(Duration::from_secs(30)).await;
     drop(running);
-}
-
-fn spawn_child(prefix: &str, log: &Path) -> std::process::Child {
-    crash_support::spawn_child(
-        "crash_child_redis_consumer",
-        &[(PREFIX_ENV, prefix.as_ref()), (LOG_ENV, log.as_os_str())],
-    )
 }
 
 /// Each handled event id with how often, and each stream's versions in first-handled order.
@@ -126,9 +132,10 @@ fn handled(log: &Path) -> (HashMap<Uuid, u32>, BTreeMap<String, Vec<u64>>) {
     (counts, order)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_event_is_handled_at_least_once_in_order_across_consumer_kills() {
-    let Some(url) = eventcore_testing::service_url("EVENTCORE_REDIS_URL") else {
+/// Commits deposits while consumer children are killed mid-work, then consumes the rest and
+/// checks what was handled.
+async fn consumer_kills(transport: Transport) {
+    let Some(url) = eventcore_testing::service_url(transport.url_var()) else {
         return;
     };
     let prefix = format!("test-{}", Uuid::now_v7().simple());
@@ -136,7 +143,7 @@ async fn every_event_is_handled_at_least_once_in_order_across_consumer_kills() {
     let log = dir.path().join("handled.log");
     let store = MemoryStore::new();
     let accounts = Repository::<Account, _>::new(store.clone());
-    let bus = bus(&url, &prefix).await;
+    let bus = transport.bus(&url, &prefix, PARTITIONS).await;
     let relay = Relay::new(store.clone(), bus.clone()).start();
     for n in 0..4 {
         accounts
@@ -159,7 +166,10 @@ async fn every_event_is_handled_at_least_once_in_order_across_consumer_kills() {
                 .unwrap();
             deposits.push(done.events[0].event_id);
         }
-        let mut child = spawn_child(&prefix, &log);
+        let mut child = crash_support::spawn_child(
+            child_test(transport),
+            &[(PREFIX_ENV, prefix.as_ref()), (LOG_ENV, log.as_os_str())],
+        );
         tokio::time::sleep(delays.millis(30, 150)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -187,17 +197,37 @@ async fn every_event_is_handled_at_least_once_in_order_across_consumer_kills() {
     }
     let twice = counts.values().filter(|&&n| n > 1).count();
     println!("{twice} events handled more than once");
-    // Duplicates only for entries in flight at a kill: at most a batch per partition per kill.
     assert!(
-        twice <= KILLS as usize * BATCH * PARTITIONS as usize,
+        twice <= duplicates_allowed(transport),
         "{twice} events handled more than once"
     );
     assert_eq!(bus.dead_letters("journal").count().await.unwrap(), 0);
 
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = connection.keys(format!("{prefix}:*")).await.unwrap();
-    if !keys.is_empty() {
-        let _: () = connection.del(keys).await.unwrap();
-    }
+    transport.cleanup(&url, &prefix).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "helper process of the crash test, not a test"]
+async fn crash_child_consumer_redis() {
+    child(Transport::Redis).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_consumers_handle_every_event_at_least_once_in_order_across_kills() {
+    consumer_kills(Transport::Redis).await;
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "helper process of the crash test, not a test"]
+async fn crash_child_consumer_nats() {
+    child(Transport::Nats).await;
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_consumers_handle_every_event_at_least_once_in_order_across_kills() {
+    consumer_kills(Transport::Nats).await;
 }
