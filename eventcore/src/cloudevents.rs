@@ -162,7 +162,7 @@ pub(crate) fn write_json(
     }
     out.0.push_str(",\"data\":");
     out.0.push_str(data.get());
-    out.string_attribute("datacontenttype", CONTENT_TYPE, false);
+    out.plain_attribute("datacontenttype", CONTENT_TYPE);
     out.key("dataschema", false);
     out.0.push_str("\"eventcore:schema/");
     escape_into(out.0, &record.event_type);
@@ -172,7 +172,7 @@ pub(crate) fn write_json(
     out.number_attribute("eventversion", u64::from(record.event_version));
     out.number_attribute("globalposition", record.global_position);
     let mut id = uuid::Uuid::encode_buffer();
-    out.string_attribute("id", record.event_id.hyphenated().encode_lower(&mut id), false);
+    out.plain_attribute("id", record.event_id.hyphenated().encode_lower(&mut id));
     if let Some(metadata) = &metadata {
         out.string_attribute("metadata", metadata, false);
     }
@@ -185,7 +185,7 @@ pub(crate) fn write_json(
         }
         Source::Fixed(source) => out.string_attribute("source", source, false),
     }
-    out.string_attribute("specversion", SPEC_VERSION, false);
+    out.plain_attribute("specversion", SPEC_VERSION);
     out.number_attribute("streamversion", record.stream_version);
     out.string_attribute("subject", &record.stream_id, false);
     out.key("time", false);
@@ -201,9 +201,11 @@ pub(crate) fn write_json(
 /// for the common case (years 0 to 9999, no leap second).
 fn write_time(out: &mut String, time: &DateTime<Utc>) {
     use chrono::{Datelike, Timelike};
+    // UTC: the naive time is the one written (no offset applied per field).
+    let time = time.naive_utc();
     let (year, nanos) = (time.year(), time.nanosecond());
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
-        out.push_str(&time.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+        out.push_str(&time.and_utc().to_rfc3339_opts(SecondsFormat::AutoSi, true));
         return;
     }
     /// Appends `value` as `width` decimal digits, zero-padded.
@@ -263,6 +265,14 @@ impl Json<'_> {
         self.0.push('"');
     }
 
+    /// Writes attribute `name` with `value`, which needs no escaping, as a JSON string.
+    fn plain_attribute(&mut self, name: &str, value: &str) {
+        self.key(name, false);
+        self.0.push('"');
+        self.0.push_str(value);
+        self.0.push('"');
+    }
+
     /// Writes attribute `name` with the decimal digits of `value` as a JSON string.
     fn number_attribute(&mut self, name: &str, value: u64) {
         self.key(name, false);
@@ -290,7 +300,10 @@ impl Json<'_> {
 
 /// Whether `value` needs no JSON escaping.
 fn plain(value: &str) -> bool {
-    value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+    // Without an early exit, so that it vectorizes (the values are short).
+    !value.bytes().fold(false, |escape, b| {
+        escape | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
 }
 
 /// Appends `value` JSON-escaped (without the quotes) exactly as serde_json escapes it.

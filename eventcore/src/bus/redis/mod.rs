@@ -27,9 +27,6 @@ use crate::envelope::RecordedEvent;
 /// next is encoded.
 const PUBLISH_CHUNK: usize = 125;
 
-/// Messages in the first pipeline of a batch (Redis waits for it).
-const FIRST_PUBLISH_CHUNK: usize = 32;
-
 /// How long the broker keeps published events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -194,12 +191,9 @@ impl RedisTransport {
         let mut body = String::with_capacity(1024);
         let mut sent = Vec::with_capacity(messages.len().div_ceil(PUBLISH_CHUNK) + 1);
         let mut rest = messages;
-        // A small first pipeline, so Redis starts on the batch as early as possible.
-        let mut size = FIRST_PUBLISH_CHUNK;
         while !rest.is_empty() {
-            let (chunk, tail) = rest.split_at(size.min(rest.len()));
+            let (chunk, tail) = rest.split_at(PUBLISH_CHUNK.min(rest.len()));
             rest = tail;
-            size = PUBLISH_CHUNK;
             let last = rest.is_empty();
             let mut pipe =
                 ::redis::Pipeline::with_capacity(chunk.len() + if last { touched.len() } else { 0 });
