@@ -33,9 +33,10 @@ const PUBLISH_CHUNK: usize = 125;
 pub enum Retention {
     /// Keep everything (trim by hand).
     Unbounded,
-    /// About this many entries per partition (`MAXLEN ~ n`; the relay trims once per batch).
+    /// About this many entries per partition (`MAXLEN ~ n`; trimmed once per batch of relayed
+    /// events, on each `XADD` of integration messages).
     MaxLen(usize),
-    /// About this long (`MINID ~ <now - age>`; the relay trims once per batch).
+    /// About this long (`MINID ~ <now - age>`; trimmed as for [`MaxLen`](Self::MaxLen)).
     MaxAge(Duration),
 }
 
