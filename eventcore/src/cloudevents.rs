@@ -125,6 +125,18 @@ const CONTEXT_ATTRIBUTES: [&str; 9] = [
 
 /// The CloudEvent of `record` as JSON (attributes in sorted order, `data` verbatim).
 pub fn to_json(record: &RecordedEvent, source: &Source) -> Result<String, CloudEventError> {
+    let mut out = String::with_capacity(512 + record.payload.len());
+    write_json(record, source, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the CloudEvent of `record` to `out`, as [`to_json`] writes it; on an error nothing is
+/// appended. For publishers that reuse one buffer for many events.
+pub(crate) fn write_json(
+    record: &RecordedEvent,
+    source: &Source,
+    out: &mut String,
+) -> Result<(), CloudEventError> {
     let data: &RawValue = serde_json::from_slice(&record.payload)
         .map_err(|e| CloudEventError::invalid("data", format!("the payload is not JSON: {e}")))?;
     let metadata = if record.metadata.is_empty() {
@@ -135,10 +147,11 @@ pub fn to_json(record: &RecordedEvent, source: &Source) -> Result<String, CloudE
                 .map_err(|e| CloudEventError::invalid("metadata", e.to_string()))?,
         )
     };
-    // Written straight into one buffer, attributes in sorted (byte) order: the same bytes as a
+    // Written straight into the buffer, attributes in sorted (byte) order: the same bytes as a
     // sorted map of the attributes serialized compactly, without a value allocated per attribute.
-    let mut out = Json(Vec::with_capacity(512 + data.get().len()));
-    out.0.push(b'{');
+    let mut out = Json(out);
+    out.0.reserve(400 + data.get().len());
+    out.0.push('{');
     out.string_attribute("aggregateid", &record.aggregate_id, true);
     out.string_attribute("aggregatetype", &record.aggregate_type, false);
     if let Some(causation) = &record.causation_id {
@@ -147,66 +160,129 @@ pub fn to_json(record: &RecordedEvent, source: &Source) -> Result<String, CloudE
     if let Some(correlation) = &record.correlation_id {
         out.string_attribute("correlationid", correlation, false);
     }
-    out.0.extend_from_slice(b",\"data\":");
-    out.0.extend_from_slice(data.get().as_bytes());
-    out.string_attribute("datacontenttype", CONTENT_TYPE, false);
-    out.display_attribute(
-        "dataschema",
-        format_args!(
-            "eventcore:schema/{}/v{}",
-            Escaped(&record.event_type),
-            record.event_version
-        ),
-    );
+    out.0.push_str(",\"data\":");
+    out.0.push_str(data.get());
+    out.plain_attribute("datacontenttype", CONTENT_TYPE);
+    out.key("dataschema", false);
+    out.0.push_str("\"eventcore:schema/");
+    escape_into(out.0, &record.event_type);
+    out.0.push_str("/v");
+    out.digits(u64::from(record.event_version));
+    out.0.push('"');
     out.number_attribute("eventversion", u64::from(record.event_version));
     out.number_attribute("globalposition", record.global_position);
     let mut id = uuid::Uuid::encode_buffer();
-    out.string_attribute("id", record.event_id.hyphenated().encode_lower(&mut id), false);
+    out.plain_attribute("id", record.event_id.hyphenated().encode_lower(&mut id));
     if let Some(metadata) = &metadata {
         out.string_attribute("metadata", metadata, false);
     }
     match source {
-        Source::AggregateType => out.display_attribute(
-            "source",
-            format_args!("eventcore://{}", Escaped(&record.aggregate_type)),
-        ),
+        Source::AggregateType => {
+            out.key("source", false);
+            out.0.push_str("\"eventcore://");
+            escape_into(out.0, &record.aggregate_type);
+            out.0.push('"');
+        }
         Source::Fixed(source) => out.string_attribute("source", source, false),
     }
-    out.string_attribute("specversion", SPEC_VERSION, false);
+    out.plain_attribute("specversion", SPEC_VERSION);
     out.number_attribute("streamversion", record.stream_version);
     out.string_attribute("subject", &record.stream_id, false);
-    let time = record.occurred_at.to_rfc3339_opts(SecondsFormat::AutoSi, true);
-    out.string_attribute("time", &time, false);
+    out.key("time", false);
+    out.0.push('"');
+    write_time(out.0, &record.occurred_at);
+    out.0.push('"');
     out.string_attribute("type", &record.event_type, false);
-    out.0.push(b'}');
-    String::from_utf8(out.0).map_err(|e| CloudEventError::invalid("data", e.to_string()))
+    out.0.push('}');
+    Ok(())
+}
+
+/// Appends `time` as `to_rfc3339_opts(SecondsFormat::AutoSi, true)` writes it, without allocating
+/// for the common case (years 0 to 9999, no leap second).
+fn write_time(out: &mut String, time: &DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    // UTC: the naive time is the one written (no offset applied per field).
+    let time = time.naive_utc();
+    let (year, nanos) = (time.year(), time.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        out.push_str(&time.and_utc().to_rfc3339_opts(SecondsFormat::AutoSi, true));
+        return;
+    }
+    /// Appends `value` as `width` decimal digits, zero-padded.
+    fn digits(out: &mut String, value: u32, width: usize) {
+        let mut buffer = [b'0'; 9];
+        let mut rest = value;
+        for slot in buffer[..width].iter_mut().rev() {
+            *slot = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        // ASCII digits only.
+        out.extend(buffer[..width].iter().map(|&b| char::from(b)));
+    }
+    digits(out, year as u32, 4);
+    out.push('-');
+    digits(out, time.month(), 2);
+    out.push('-');
+    digits(out, time.day(), 2);
+    out.push('T');
+    digits(out, time.hour(), 2);
+    out.push(':');
+    digits(out, time.minute(), 2);
+    out.push(':');
+    digits(out, time.second(), 2);
+    if nanos != 0 {
+        out.push('.');
+        if nanos % 1_000_000 == 0 {
+            digits(out, nanos / 1_000_000, 3);
+        } else if nanos % 1_000 == 0 {
+            digits(out, nanos / 1_000, 6);
+        } else {
+            digits(out, nanos, 9);
+        }
+    }
+    out.push('Z');
 }
 
 /// A JSON object being written.
-struct Json(Vec<u8>);
+struct Json<'a>(&'a mut String);
 
-impl Json {
+impl Json<'_> {
     /// Writes `"name":` (after a comma unless `first`).
     fn key(&mut self, name: &str, first: bool) {
         if !first {
-            self.0.push(b',');
+            self.0.push(',');
         }
-        self.0.push(b'"');
-        self.0.extend_from_slice(name.as_bytes());
-        self.0.extend_from_slice(b"\":");
+        self.0.push('"');
+        self.0.push_str(name);
+        self.0.push_str("\":");
     }
 
     /// Writes attribute `name` with `value` as a JSON string.
     fn string_attribute(&mut self, name: &str, value: &str, first: bool) {
         self.key(name, first);
-        self.0.push(b'"');
-        escape_into(&mut self.0, value);
-        self.0.push(b'"');
+        self.0.push('"');
+        escape_into(self.0, value);
+        self.0.push('"');
+    }
+
+    /// Writes attribute `name` with `value`, which needs no escaping, as a JSON string.
+    fn plain_attribute(&mut self, name: &str, value: &str) {
+        self.key(name, false);
+        self.0.push('"');
+        self.0.push_str(value);
+        self.0.push('"');
     }
 
     /// Writes attribute `name` with the decimal digits of `value` as a JSON string.
-    fn number_attribute(&mut self, name: &str, mut value: u64) {
+    fn number_attribute(&mut self, name: &str, value: u64) {
         self.key(name, false);
+        self.0.push('"');
+        self.digits(value);
+        self.0.push('"');
+    }
+
+    /// Writes the decimal digits of `value`.
+    fn digits(&mut self, mut value: u64) {
         let mut digits = [0u8; 20];
         let mut start = digits.len();
         loop {
@@ -217,51 +293,28 @@ impl Json {
                 break;
             }
         }
-        self.0.push(b'"');
-        self.0.extend_from_slice(&digits[start..]);
-        self.0.push(b'"');
-    }
-
-    /// Writes attribute `name` with the text of `value` (escaped where its parts are) as a JSON
-    /// string.
-    fn display_attribute(&mut self, name: &str, value: std::fmt::Arguments<'_>) {
-        use std::io::Write;
-        self.key(name, false);
-        self.0.push(b'"');
-        // Writing to a `Vec` cannot fail.
-        let _ = self.0.write_fmt(value);
-        self.0.push(b'"');
-    }
-}
-
-/// A string written with JSON escaping.
-struct Escaped<'a>(&'a str);
-
-impl std::fmt::Display for Escaped<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if plain(self.0) {
-            return f.write_str(self.0);
-        }
-        let mut escaped = Vec::with_capacity(self.0.len() + 8);
-        escape_into(&mut escaped, self.0);
-        f.write_str(std::str::from_utf8(&escaped).map_err(|_| std::fmt::Error)?)
+        // ASCII digits only.
+        self.0.extend(digits[start..].iter().map(|&b| char::from(b)));
     }
 }
 
 /// Whether `value` needs no JSON escaping.
 fn plain(value: &str) -> bool {
-    value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+    // Without an early exit, so that it vectorizes (the values are short).
+    !value.bytes().fold(false, |escape, b| {
+        escape | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
 }
 
 /// Appends `value` JSON-escaped (without the quotes) exactly as serde_json escapes it.
-fn escape_into(out: &mut Vec<u8>, value: &str) {
+fn escape_into(out: &mut String, value: &str) {
     if plain(value) {
-        out.extend_from_slice(value.as_bytes());
+        out.push_str(value);
         return;
     }
     // Serializing a `&str` cannot fail; serde_json quotes it, the quotes are left out.
     if let Ok(quoted) = serde_json::to_string(value) {
-        out.extend_from_slice(&quoted.as_bytes()[1..quoted.len() - 1]);
+        out.push_str(&quoted[1..quoted.len() - 1]);
     }
 }
 
@@ -456,5 +509,35 @@ impl Attributes<'_, '_> {
         let text = self.string(name)?;
         text.parse()
             .map_err(|_| CloudEventError::invalid(name, format!("`{text}` is not a non-negative integer")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+
+    #[test]
+    fn time_is_written_as_chrono_writes_it() {
+        let mut times: Vec<DateTime<Utc>> = vec![Utc::now()];
+        for (seconds, nanos) in [
+            (0_i64, 0_u32),
+            (1_700_000_000, 0),
+            (1_700_000_000, 120_000_000),
+            (1_700_000_000, 123_456_000),
+            (1_700_000_000, 123_456_789),
+            (1_700_000_000, 1),
+            (-62_167_219_200, 5_000),       // year 0
+            (-62_167_219_201, 0),           // year -1
+            (253_402_300_799, 999_999_999), // 9999-12-31T23:59:59
+            (253_402_300_800, 0),           // year 10000
+            (1_483_228_799, 1_500_000_000), // a leap second
+        ] {
+            times.extend(Utc.timestamp_opt(seconds, nanos).single());
+        }
+        for time in times {
+            let mut written = String::new();
+            super::write_time(&mut written, &time);
+            assert_eq!(written, time.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+        }
     }
 }

@@ -33,9 +33,10 @@ const PUBLISH_CHUNK: usize = 125;
 pub enum Retention {
     /// Keep everything (trim by hand).
     Unbounded,
-    /// About this many entries per partition (`XADD ... MAXLEN ~ n`).
+    /// About this many entries per partition (`MAXLEN ~ n`; trimmed once per batch of relayed
+    /// events, on each `XADD` of integration messages).
     MaxLen(usize),
-    /// About this long (`XADD ... MINID ~ <now - age>`).
+    /// About this long (`MINID ~ <now - age>`; trimmed as for [`MaxLen`](Self::MaxLen)).
     MaxAge(Duration),
 }
 
@@ -178,23 +179,57 @@ impl RedisTransport {
     }
 
     /// Sends `messages` on `connection` in pipelines queued back to back, then awaits them all.
+    /// Retention is applied once per batch: the last pipeline ends with an `XTRIM` (approximate,
+    /// as `XADD ... MAXLEN ~` would) of each partition the batch added to.
     async fn publish_on(
         &self,
         connection: ::redis::aio::MultiplexedConnection,
         messages: &[RecordedEvent],
     ) -> Result<(), BusError> {
-        let options = self.add_options();
-        let mut sent = Vec::with_capacity(messages.len().div_ceil(PUBLISH_CHUNK));
-        for chunk in messages.chunks(PUBLISH_CHUNK) {
-            let mut pipe = ::redis::pipe();
+        let trim = self.trim_strategy();
+        let mut touched = vec![false; self.stream_keys.len()];
+        // One buffer for every message's JSON: each is copied into its command from there.
+        let mut body = String::with_capacity(1024);
+        let mut sent = Vec::with_capacity(messages.len().div_ceil(PUBLISH_CHUNK) + 1);
+        let mut rest = messages;
+        while !rest.is_empty() {
+            let (chunk, tail) = rest.split_at(PUBLISH_CHUNK.min(rest.len()));
+            rest = tail;
+            let last = rest.is_empty();
+            let mut pipe =
+                ::redis::Pipeline::with_capacity(chunk.len() + if last { touched.len() } else { 0 });
             for message in chunk {
-                let json =
-                    cloudevents::to_json(message, &Source::AggregateType).map_err(|e| BusError::Encode {
+                body.clear();
+                cloudevents::write_json(message, &Source::AggregateType, &mut body).map_err(|e| {
+                    BusError::Encode {
                         event_id: message.event_id,
                         reason: e.to_string(),
-                    })?;
-                let key = self.partition_key(partition_of(&message.stream_id, self.options.partitions));
-                pipe.xadd_options(key, "*", &[("event", json)], &options);
+                    }
+                })?;
+                let partition = partition_of(&message.stream_id, self.options.partitions) as usize
+                    % self.stream_keys.len();
+                touched[partition] = true;
+                let key = &self.stream_keys[partition];
+                let mut command = ::redis::Cmd::with_capacity(5, 14 + key.len() + body.len());
+                command
+                    .arg("XADD")
+                    .arg(key.as_str())
+                    .arg("*")
+                    .arg("event")
+                    .arg(body.as_str());
+                pipe.add_command(command);
+            }
+            if last {
+                if let Some(trim) = &trim {
+                    for (key, _) in self
+                        .stream_keys
+                        .iter()
+                        .zip(&touched)
+                        .filter(|(_, touched)| **touched)
+                    {
+                        pipe.cmd("XTRIM").arg(key.as_str()).arg(trim);
+                    }
+                }
             }
             let mut connection = connection.clone();
             let mut reply = Box::pin(async move { pipe.query_async::<()>(&mut connection).await });
@@ -211,20 +246,29 @@ impl RedisTransport {
         Ok(())
     }
 
-    /// The `XADD` options of the bus's retention.
-    fn add_options(&self) -> StreamAddOptions {
+    /// The trimming of the bus's retention (`None`: unbounded).
+    fn trim_strategy(&self) -> Option<StreamTrimStrategy> {
         match self.options.retention {
-            Retention::Unbounded => StreamAddOptions::default(),
-            Retention::MaxLen(entries) => StreamAddOptions::default()
-                .trim(StreamTrimStrategy::maxlen(StreamTrimmingMode::Approx, entries)),
+            Retention::Unbounded => None,
+            Retention::MaxLen(entries) => {
+                Some(StreamTrimStrategy::maxlen(StreamTrimmingMode::Approx, entries))
+            }
             Retention::MaxAge(age) => {
                 let now = chrono::Utc::now().timestamp_millis().max(0) as u128;
                 let min = now.saturating_sub(age.as_millis());
-                StreamAddOptions::default().trim(StreamTrimStrategy::minid(
+                Some(StreamTrimStrategy::minid(
                     StreamTrimmingMode::Approx,
                     format!("{min}-0"),
                 ))
             }
+        }
+    }
+
+    /// The `XADD` options of the bus's retention.
+    fn add_options(&self) -> StreamAddOptions {
+        match self.trim_strategy() {
+            None => StreamAddOptions::default(),
+            Some(trim) => StreamAddOptions::default().trim(trim),
         }
     }
 
