@@ -194,6 +194,53 @@ async fn scenario(bus: &EventBus<Broker>) {
     let letter = dead.iter().find(|l| l.event.event_id == shapeless.id).unwrap();
     assert_eq!(IntegrationMessage::from_record(&letter.event), shapeless);
 
+    // Messages have no store position: the letters of one key keep the order the messages were
+    // published in (here against the order of their ids), and a discarded letter hands its
+    // key's hold to the next one.
+    let mut poison = message("bad-4");
+    poison.data = br#"{"customer":7}"#.to_vec().into();
+    poison.id = Uuid::from_u128(u128::MAX - 1);
+    let mut parked = message("bad-4");
+    parked.id = Uuid::from_u128(1);
+    parked.time = poison.time + eventcore::chrono::Duration::milliseconds(1);
+    bus.publish_messages(&[poison.clone(), parked.clone()])
+        .await
+        .unwrap();
+    consumer.wait_caught_up(Duration::from_secs(10)).await.unwrap();
+    let letters = bus.dead_letters("crm");
+    // A replay that fails again rewrites the poison's letter after the parked one's.
+    assert!(letters.replay(poison.id).await.unwrap());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while letters
+        .get(poison.id)
+        .await
+        .unwrap()
+        .is_some_and(|l| l.replay_requested)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "the replay did not run");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let of_key = |all: Vec<eventcore::bus::DeadLetter>| {
+        all.into_iter()
+            .filter(|l| l.event.aggregate_id == "bad-4")
+            .map(|l| (l.id, l.attempts))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        of_key(letters.list().await.unwrap()),
+        [(poison.id, 2), (parked.id, 0)]
+    );
+    assert!(letters.discard(poison.id).await.unwrap());
+    let mut later = message("bad-4");
+    later.time = parked.time + eventcore::chrono::Duration::milliseconds(1);
+    bus.publish_messages(std::slice::from_ref(&later)).await.unwrap();
+    consumer.wait_caught_up(Duration::from_secs(10)).await.unwrap();
+    let behind = letters.get(later.id).await.unwrap().expect("parked");
+    assert!(
+        behind.error.join(": ").contains(&parked.id.to_string()),
+        "{behind:#?}"
+    );
+
     pump.stop().await.unwrap();
     relay.stop().await.unwrap();
     consumer.stop().await.unwrap();

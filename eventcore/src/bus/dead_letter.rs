@@ -52,6 +52,16 @@ struct Stored {
 }
 
 impl DeadLetter {
+    /// Where the letter's event stands in the order events were stored or published: its store
+    /// position, then (for integration messages, which have none) its time, then when it failed.
+    pub(crate) fn log_order(&self) -> (u64, DateTime<Utc>, DateTime<Utc>) {
+        (
+            self.event.global_position,
+            self.event.occurred_at,
+            self.first_failure,
+        )
+    }
+
     /// A letter for `event`, given up on after `attempts` deliveries with `error`.
     pub(crate) fn new(
         consumer: &str,
@@ -144,7 +154,7 @@ impl<S: RunnerStore> DeadLetters<S> {
             .iter()
             .map(|(key, body)| DeadLetter::decode(key, body))
             .collect::<Result<Vec<_>, _>>()?;
-        letters.sort_by_key(|letter| letter.event.global_position);
+        letters.sort_by_key(DeadLetter::log_order);
         Ok(letters)
     }
 

@@ -125,7 +125,7 @@ impl<H: EventHandler> Inbox<H> {
             .into_iter()
             .filter(|letter| letter.replay_requested)
             .collect();
-        requested.sort_by_key(|letter| letter.event.global_position);
+        requested.sort_by_key(DeadLetter::log_order);
         let mut still_failing: HashSet<String> = HashSet::new();
         for mut letter in requested {
             if still_failing.contains(&letter.event.stream_id) {

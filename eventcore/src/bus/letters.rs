@@ -131,7 +131,7 @@ impl LetterBox {
             .await?
             .into_iter()
             .filter(|other| other.event.stream_id == stream_id && Some(other.id) != leaving)
-            .min_by_key(|other| other.event.global_position)
+            .min_by_key(DeadLetter::log_order)
             .map(|other| other.id);
         each!(self, letters => letters.hold(stream_id, next).await)?;
         Ok(next)

@@ -366,7 +366,7 @@ impl DeadLetters<Broker> {
     /// Every dead letter of the consumer, in the order the events were stored.
     pub async fn list(&self) -> Result<Vec<DeadLetter>, RunnerError> {
         let mut letters = self.letter_box().list().await?;
-        letters.sort_by_key(|letter| letter.event.global_position);
+        letters.sort_by_key(DeadLetter::log_order);
         Ok(letters)
     }
 
