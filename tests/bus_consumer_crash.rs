@@ -5,6 +5,7 @@
 #![cfg(any(feature = "redis", feature = "nats"))]
 #![allow(missing_docs)] // test types, not API
 
+mod brokers;
 mod crash_support;
 mod design_domain;
 
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use std::time::Duration;
 
-use crash_support::broker::Transport;
+use brokers::Transport;
 use design_domain::*;
 use eventcore::bus::{Backoff, Broker, EventBus, EventHandler, HandleError, Handled, Relay};
 use eventcore::prelude::*;
@@ -135,10 +136,10 @@ fn handled(log: &Path) -> (HashMap<Uuid, u32>, BTreeMap<String, Vec<u64>>) {
 /// Commits deposits while consumer children are killed mid-work, then consumes the rest and
 /// checks what was handled.
 async fn consumer_kills(transport: Transport) {
-    let Some(url) = eventcore_testing::service_url(transport.url_var()) else {
+    let Some(url) = transport.url() else {
         return;
     };
-    let prefix = format!("test-{}", Uuid::now_v7().simple());
+    let prefix = Transport::fresh_prefix();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("handled.log");
     let store = MemoryStore::new();

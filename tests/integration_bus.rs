@@ -4,11 +4,13 @@
 #![cfg(any(feature = "redis", feature = "nats"))]
 #![allow(missing_docs)] // test types, not API
 
+mod brokers;
 mod design_domain;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use brokers::Transport;
 use design_domain::*;
 use eventcore::bus::{Backoff, Broker, EventBus, HandleError, Relay};
 use eventcore::integration::{Integrated, IntegrationHandler, IntegrationMessage, MessageMeta, Translate};
@@ -246,46 +248,23 @@ async fn scenario(bus: &EventBus<Broker>) {
     consumer.stop().await.unwrap();
 }
 
+async fn over(transport: Transport) {
+    let Some(url) = transport.url() else {
+        return;
+    };
+    let prefix = Transport::fresh_prefix();
+    scenario(&transport.bus(&url, &prefix, 2).await).await;
+    transport.cleanup(&url, &prefix).await;
+}
+
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integration_events_travel_over_redis() {
-    use redis::AsyncCommands;
-    let Some(url) = eventcore_testing::service_url("EVENTCORE_REDIS_URL") else {
-        return;
-    };
-    let prefix = format!("test-{}", Uuid::now_v7().simple());
-    let options = eventcore::bus::RedisOptions::default()
-        .prefix(&prefix)
-        .partitions(2)
-        .block(Duration::from_millis(50));
-    let bus = EventBus::redis_with(&url, options).await.unwrap();
-    scenario(&bus).await;
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = connection.keys(format!("{prefix}:*")).await.unwrap();
-    if !keys.is_empty() {
-        let _: () = connection.del(keys).await.unwrap();
-    }
+    over(Transport::Redis).await;
 }
 
 #[cfg(feature = "nats")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integration_events_travel_over_nats() {
-    let Some(url) = eventcore_testing::service_url("EVENTCORE_NATS_URL") else {
-        return;
-    };
-    let prefix = format!("test-{}", Uuid::now_v7().simple());
-    let options = eventcore::bus::NatsOptions::default()
-        .prefix(&prefix)
-        .partitions(2)
-        .fetch_wait(Duration::from_millis(100));
-    let bus = EventBus::nats_with(&url, options).await.unwrap();
-    scenario(&bus).await;
-    let jetstream = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
-    let name = prefix.to_uppercase();
-    jetstream.delete_stream(&name).await.unwrap();
-    jetstream
-        .delete_key_value(format!("{name}_letters"))
-        .await
-        .unwrap();
+    over(Transport::Nats).await;
 }

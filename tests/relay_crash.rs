@@ -5,19 +5,19 @@
 #![cfg(all(any(feature = "redis", feature = "nats"), feature = "sqlite"))]
 #![allow(missing_docs)] // test types, not API
 
+mod brokers;
 mod crash_support;
 mod design_domain;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use crash_support::broker::Transport;
+use brokers::Transport;
 use crash_support::{spawn_child, Delays};
 use design_domain::*;
 use eventcore::bus::{Broker, EventBus, Relay};
 use eventcore::prelude::*;
 use eventcore::runner::RunnerStore;
-use eventcore::uuid::Uuid;
 
 const DB_ENV: &str = "EVENTCORE_RELAY_CRASH_DB";
 const PREFIX_ENV: &str = "EVENTCORE_RELAY_CRASH_PREFIX";
@@ -112,10 +112,10 @@ async fn child(transport: Transport) {
 /// Commits deposits while relay children are killed mid-publish, then relays the rest and checks
 /// what reached the bus.
 async fn relay_kills(transport: Transport) {
-    let Some(url) = eventcore_testing::service_url(transport.url_var()) else {
+    let Some(url) = transport.url() else {
         return;
     };
-    let prefix = format!("test-{}", Uuid::now_v7().simple());
+    let prefix = Transport::fresh_prefix();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("relay.db");
     let store = SqliteStore::open(&db).await.unwrap();

@@ -2,8 +2,6 @@
 //! helper tests, and deterministic kill delays.
 #![allow(dead_code)] // each test binary uses a different part
 
-pub mod broker;
-
 use std::ffi::OsStr;
 use std::process::{Child, Command, Stdio};
 

@@ -1,5 +1,6 @@
-//! The brokers the bus crash tests run on: a bus under a fresh prefix, and its removal.
+//! The brokers the bus tests run on: a bus under a fresh prefix, and its removal.
 #![cfg(any(feature = "redis", feature = "nats"))]
+#![allow(dead_code)] // each test binary uses a different part
 
 use std::time::Duration;
 
@@ -23,6 +24,16 @@ impl Transport {
             #[cfg(feature = "nats")]
             Self::Nats => "EVENTCORE_NATS_URL",
         }
+    }
+
+    /// The broker's URL from its variable; `None` (the test is skipped) when it is unset.
+    pub fn url(self) -> Option<String> {
+        eventcore_testing::service_url(self.url_var())
+    }
+
+    /// A fresh prefix for one test's streams, keys and consumers.
+    pub fn fresh_prefix() -> String {
+        format!("test-{}", eventcore::uuid::Uuid::now_v7().simple())
     }
 
     /// A bus with `partitions` partitions under `prefix`, polling briefly when idle.
