@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tokio_postgres::error::SqlState;
+use tokio_postgres::error::{Severity, SqlState};
 use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -71,7 +71,13 @@ impl PostgresStore {
         for _ in 0..MAX_ATTEMPTS {
             let rows = {
                 let client = self.client().await?;
-                append_locked(&client, batch.sql(&self.inner.sql), &params).await
+                let rows = append_locked(&client, batch.sql(&self.inner.sql), &params).await;
+                if rows.as_ref().is_err_and(connection_ended) {
+                    // The server ends the connection after this error, maybe before the client
+                    // sees it closed: keep it out of the pool, so the next call gets a live one.
+                    drop(deadpool_postgres::Object::take(client));
+                }
+                rows
             };
             let attempt = match rows {
                 Ok(rows) => stored(stream_id, events.len(), &rows)?,
@@ -223,6 +229,15 @@ fn event_id_taken(error: &tokio_postgres::Error) -> bool {
         .filter(|db| *db.code() == SqlState::UNIQUE_VIOLATION)
         .and_then(|db| db.constraint())
         == Some("events_event_id_key")
+}
+
+/// Whether the server sent the error as it ended the session (severity `FATAL` or `PANIC`: a
+/// terminated backend, a shutdown).
+fn connection_ended(error: &tokio_postgres::Error) -> bool {
+    error
+        .as_db_error()
+        .and_then(|db| db.parsed_severity())
+        .is_some_and(|severity| matches!(severity, Severity::Fatal | Severity::Panic))
 }
 
 /// Refuses a batch that repeats an event id before anything is sent.
