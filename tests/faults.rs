@@ -167,9 +167,18 @@ mod postgres {
         (proxy, through)
     }
 
-    /// The batch's `COMMIT`, sent as a simple query: the fault waits for it, so the reply lost
-    /// is the append's.
-    const COMMIT: &[u8] = b"COMMIT\0";
+    /// The deposits' event type, which only the append sends (in its `Bind`): the fault waits
+    /// for it, so the reply lost is the append's.
+    fn append_needle() -> Vec<u8> {
+        let event = MoneyDeposited {
+            amount: 1,
+            currency: "EUR".into(),
+        };
+        eventcore::NewEvent::encode(&event, "account", "x")
+            .unwrap()
+            .event_type
+            .into_bytes()
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_append_whose_reply_is_lost_is_ambiguous_and_a_re_send_resolves_it() {
@@ -189,7 +198,7 @@ mod postgres {
             "x",
         )
         .unwrap();
-        proxy.drop_reply_to(COMMIT);
+        proxy.drop_reply_to(append_needle());
         let error = store
             .append("account-x", ExpectedVersion::NoStream, vec![event.clone()])
             .await
@@ -224,7 +233,7 @@ mod postgres {
         for amount in 1..=400 {
             // Deterministically, one append in five loses its reply.
             if amount % 5 == 3 {
-                proxy.drop_reply_to(COMMIT);
+                proxy.drop_reply_to(append_needle());
                 armed += 1;
             }
             deposit(&accounts, amount, &calls).await;

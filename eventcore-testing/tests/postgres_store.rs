@@ -284,8 +284,8 @@ async fn concurrent_starters_migrate_once() {
     drop_schema(&stores[0]).await;
     assert_eq!(
         applied,
-        [1, 2, 3, 4, 5, 6, 7],
-        "each migration (events, snapshots, lock-based appends, type index, announced writers, runners, outbox) is recorded exactly once"
+        [1, 2, 3, 4, 5, 6, 7, 8],
+        "each migration (events, snapshots, lock-based appends, type index, announced writers, runners, outbox, append functions) is recorded exactly once"
     );
 }
 
@@ -805,7 +805,7 @@ fn a_connection_lost_after_an_append_was_sent_is_ambiguous() {
         };
         // The append waits for the stream lock; end its connection there.
         let killer = store.pool().get().await.unwrap();
-        let pattern = format!("%hashtext('{}')%", store.schema());
+        let pattern = format!("%\"{}\".append_batch(%", store.schema());
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let pid: i32 = loop {
             let row = killer

@@ -1,15 +1,15 @@
-//! Appending a batch: a locked transaction, pipelined into one round trip.
+//! Appending a batch: one autocommitted statement, one round trip.
 //!
-//! Every append announces itself (the schema's shared writer lock, see the `store::postgres`
-//! module doc) and takes its stream's advisory lock in a statement of its own *before* the
-//! insert statement (`Statements::append`), so the insert's snapshot (READ COMMITTED: one per
-//! statement) sees every version committed by earlier lock holders. The insert reads the
-//! stream's version, checks the expectation and that none of the batch's ids is stored, and
+//! The statement calls an append function of the schema (migration 8, `Statements::append`).
+//! It announces the writer (the schema's shared writer lock, see the `store::postgres` module
+//! doc) and takes its stream's advisory lock in a statement of its own *before* the insert
+//! statement, so the insert's snapshot (READ COMMITTED: one per statement, also inside a
+//! `VOLATILE` function) sees every version committed by earlier lock holders. The insert reads
+//! the stream's version, checks the expectation and that none of the batch's ids is stored, and
 //! only then draws positions: a writer that loses a race or re-sends a batch draws none, so the
 //! only gaps in the positions are real rollbacks (and the rare insert that loses a race on an
-//! event id with a writer of another stream). `BEGIN`, the lock, the insert and `COMMIT` are
-//! sent together: one round trip. Under contention writers of one stream queue in lock order,
-//! and none starves.
+//! event id with a writer of another stream). Under contention writers of one stream queue in
+//! lock order, and none starves.
 //!
 //! When the insert stores nothing, the explanation is read afterwards: a re-sent batch (every
 //! id stored, in order, in this stream) returns its original result; otherwise a version
@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tokio_postgres::error::SqlState;
+use tokio_postgres::error::{Severity, SqlState};
 use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -71,8 +71,13 @@ impl PostgresStore {
         for _ in 0..MAX_ATTEMPTS {
             let rows = {
                 let client = self.client().await?;
-                let sql = &self.inner.sql;
-                append_locked(&client, sql, batch.sql(sql), stream_id, &params).await
+                let rows = append_locked(&client, batch.sql(&self.inner.sql), &params).await;
+                if rows.as_ref().is_err_and(connection_ended) {
+                    // The server ends the connection after this error, maybe before the client
+                    // sees it closed: keep it out of the pool, so the next call gets a live one.
+                    drop(deadpool_postgres::Object::take(client));
+                }
+                rows
             };
             let attempt = match rows {
                 Ok(rows) => stored(stream_id, events.len(), &rows)?,
@@ -133,7 +138,8 @@ impl PostgresStore {
     }
 
     /// [`PostgresStore::append_in_transaction`]: announces the writer and locks the stream first,
-    /// so the insert sees every version committed before the lock was granted.
+    /// so the insert sees every version committed before the lock was granted (under READ
+    /// COMMITTED; the append function takes the locks again, which costs nothing held).
     pub(super) async fn append_batch_in(
         &self,
         transaction: &tokio_postgres::Transaction<'_>,
@@ -225,6 +231,15 @@ fn event_id_taken(error: &tokio_postgres::Error) -> bool {
         == Some("events_event_id_key")
 }
 
+/// Whether the server sent the error as it ended the session (severity `FATAL` or `PANIC`: a
+/// terminated backend, a shutdown).
+fn connection_ended(error: &tokio_postgres::Error) -> bool {
+    error
+        .as_db_error()
+        .and_then(|db| db.parsed_severity())
+        .is_some_and(|severity| matches!(severity, Severity::Fatal | Severity::Panic))
+}
+
 /// Refuses a batch that repeats an event id before anything is sent.
 fn repeated_id(events: &[NewEvent]) -> Result<(), StoreError> {
     let mut seen = HashSet::with_capacity(events.len());
@@ -307,31 +322,16 @@ fn judge(
     }
 }
 
-/// `BEGIN`, the lock, the statement and `COMMIT`, pipelined: one round trip. All four are sent
-/// on the first poll, so a caller that drops the future cannot leave the pooled connection
-/// inside the transaction.
+/// The append statement, autocommitted: the lock and the insert run in one transaction that
+/// commits when the statement ends, so a caller that drops the future cannot leave the pooled
+/// connection inside a transaction.
 async fn append_locked(
     client: &deadpool_postgres::Client,
-    sql: &Statements,
     append_sql: &str,
-    stream_id: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
-    let lock = client.prepare_cached(&sql.lock_stream).await?;
     let append = client.prepare_cached(append_sql).await?;
-    let (begin, locked, rows, commit) = futures_util::future::join4(
-        client.batch_execute("BEGIN"),
-        client.execute(&lock, &[&stream_id]),
-        client.query(&append, params),
-        // After a failed statement this ends the transaction with a rollback, without error.
-        client.batch_execute("COMMIT"),
-    )
-    .await;
-    begin?;
-    locked?;
-    let rows = rows?;
-    commit?;
-    Ok(rows)
+    client.query(&append, params).await
 }
 
 /// The rows the append statement returned: all of the batch, or none when the expectation failed.

@@ -5,10 +5,11 @@
 //! database). The schema is created and upgraded by embedded, versioned migrations the first
 //! time a store connects; concurrent starters queue on an advisory lock.
 //!
-//! - **Append** is one round trip: `BEGIN`, the stream's advisory lock (writers of one stream
-//!   queue, writers of different streams never meet), one `INSERT ... SELECT` that reads the
-//!   stream's version, checks the expectation and that no event id is taken, and inserts the
-//!   whole batch from arrays, and `COMMIT`, pipelined. Positions are drawn only once the checks
+//! - **Append** is one round trip: one autocommitted call of an append function of the schema,
+//!   which takes the stream's advisory lock (writers of one stream queue, writers of different
+//!   streams never meet), then runs one `INSERT ... SELECT` that reads the stream's version,
+//!   checks the expectation and that no event id is taken, and inserts the whole batch from
+//!   arrays. Positions are drawn only once the checks
 //!   pass, so a writer that loses a race or re-sends a batch leaves no gap; `UNIQUE (stream_id,
 //!   stream_version)` is the database's last word on versions. A mismatch is
 //!   [`StoreError::VersionConflict`] with both versions; nothing is written. The `append`
@@ -39,10 +40,11 @@
 //!
 //! **Writers announce themselves.** Every append (also
 //! [`append_in_transaction`](PostgresStore::append_in_transaction) and the repository's
-//! commands in a caller's transaction) first runs a statement of its own that takes the
-//! schema's *writer lock* in shared mode (`pg_advisory_xact_lock_shared`, held until the
-//! transaction ends; shared holders never wait for each other) with the stream's lock; only the
-//! next statement takes the transaction id (`pg_current_xact_id()`) and then draws positions. So a writer holding a
+//! commands in a caller's transaction) first runs a statement of its own (in the append
+//! function, or before it) that takes the schema's *writer lock* in shared mode
+//! (`pg_advisory_xact_lock_shared`, held until the transaction ends; shared holders never wait
+//! for each other) with the stream's lock; only the next statement takes the transaction id
+//! (`pg_current_xact_id()`) and then draws positions. So a writer holding a
 //! position holds the writer lock and has a transaction id.
 //!
 //! **A horizon settles the gaps below it.** At a gap (position `n` missing while the page's

@@ -23,7 +23,7 @@ pub(super) fn validate_schema_name(name: &str) -> Result<(), super::PostgresConf
 }
 
 /// The migrations, in order; each runs once, in the migration transaction. `{schema}` is the
-/// quoted schema name.
+/// quoted schema name, `{schema_name}` the plain one (a validated identifier, safe in a literal).
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, MIGRATION_1),
     (2, super::snapshots::MIGRATION_2),
@@ -32,10 +32,11 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, MIGRATION_5),
     (6, crate::runner::postgres::MIGRATION_RUNNERS),
     (7, crate::outbox::POSTGRES_MIGRATION),
+    (8, MIGRATION_8),
 ];
 
 /// The schema version this build of eventcore migrates to and runs against.
-pub const SCHEMA_VERSION: i32 = 7;
+pub const SCHEMA_VERSION: i32 = 8;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE {schema}.streams (
@@ -188,6 +189,83 @@ COMMENT ON TABLE {schema}.events IS
     'eventcore: writers take the schema''s shared writer lock before drawing a position';
 ";
 
+/// Migration 8: the append as a function, one for a single event (scalars) and one for a batch
+/// (arrays), so that an append is one autocommitted statement: one request and one reply,
+/// where `BEGIN`, the lock statement, the insert and `COMMIT` took four replies (and the client
+/// as many wake-ups). Each function announces the writer and takes the stream's lock (the keys
+/// of `Statements::lock_stream`) in a statement of its own, then inserts in the next one; the
+/// functions are `VOLATILE`, so under READ COMMITTED the insert takes a fresh snapshot, which
+/// sees every version committed before the lock was granted. The insert (a statement of the store
+/// before this migration) reads the stream's version, checks the expectation (kinds: 0 any, 1 no stream,
+/// 2 exact, 3 stream exists) and that no event id is stored, takes the transaction id
+/// (`pg_current_xact_id()`, ordered by the `CASE`) and only then draws positions, after the
+/// sort (so they grow with the stream version). It returns no row, and draws no position, when
+/// a check fails.
+const MIGRATION_8: &str = r#"
+CREATE FUNCTION {schema}.append_one(
+    p_stream_id text, p_expected_kind smallint, p_expected bigint, p_event_id uuid,
+    p_event_type text, p_event_version integer, p_aggregate_type text, p_aggregate_id text,
+    p_occurred_at timestamptz, p_correlation_id text, p_causation_id text, p_metadata jsonb,
+    p_payload bytea
+) RETURNS TABLE (global_position bigint, stream_version bigint)
+LANGUAGE plpgsql VOLATILE AS $fn$
+#variable_conflict use_column
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(hashtext('eventcore.writers'), hashtext('{schema_name}')),
+            pg_advisory_xact_lock(hashtextextended(p_stream_id, hashtext('{schema_name}')));
+    RETURN QUERY
+    INSERT INTO {schema}.events AS ev (global_position, stream_id, stream_version, event_id,
+        event_type, event_version, aggregate_type, aggregate_id, occurred_at, correlation_id,
+        causation_id, metadata, payload)
+    SELECT CASE WHEN pg_current_xact_id() IS NOT NULL
+                THEN nextval('{schema}.global_position_seq') END,
+           p_stream_id, cur.version + 1, p_event_id, p_event_type, p_event_version,
+           p_aggregate_type, p_aggregate_id, p_occurred_at, p_correlation_id, p_causation_id,
+           p_metadata, p_payload
+    FROM (SELECT coalesce(max(s.stream_version), 0) AS version FROM {schema}.events s
+          WHERE s.stream_id = p_stream_id) AS cur
+    WHERE CASE p_expected_kind WHEN 0 THEN true WHEN 1 THEN cur.version = 0
+          WHEN 2 THEN cur.version = p_expected ELSE cur.version > 0 END
+      AND NOT EXISTS (SELECT 1 FROM {schema}.events s WHERE s.event_id = p_event_id)
+    RETURNING ev.global_position, ev.stream_version;
+END
+$fn$;
+
+CREATE FUNCTION {schema}.append_batch(
+    p_stream_id text, p_expected_kind smallint, p_expected bigint, p_event_ids uuid[],
+    p_event_types text[], p_event_versions integer[], p_aggregate_types text[],
+    p_aggregate_ids text[], p_occurred_at timestamptz[], p_correlation_ids text[],
+    p_causation_ids text[], p_metadata jsonb[], p_payloads bytea[]
+) RETURNS TABLE (global_position bigint, stream_version bigint)
+LANGUAGE plpgsql VOLATILE AS $fn$
+#variable_conflict use_column
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(hashtext('eventcore.writers'), hashtext('{schema_name}')),
+            pg_advisory_xact_lock(hashtextextended(p_stream_id, hashtext('{schema_name}')));
+    RETURN QUERY
+    INSERT INTO {schema}.events AS ev (global_position, stream_id, stream_version, event_id,
+        event_type, event_version, aggregate_type, aggregate_id, occurred_at, correlation_id,
+        causation_id, metadata, payload)
+    SELECT CASE WHEN pg_current_xact_id() IS NOT NULL
+                THEN nextval('{schema}.global_position_seq') END,
+           p_stream_id, cur.version + e.ord, e.event_id, e.event_type, e.event_version,
+           e.aggregate_type, e.aggregate_id, e.occurred_at, e.correlation_id, e.causation_id,
+           e.metadata, e.payload
+    FROM (SELECT coalesce(max(s.stream_version), 0) AS version FROM {schema}.events s
+          WHERE s.stream_id = p_stream_id) AS cur,
+         unnest(p_event_ids, p_event_types, p_event_versions, p_aggregate_types, p_aggregate_ids,
+                p_occurred_at, p_correlation_ids, p_causation_ids, p_metadata, p_payloads)
+         WITH ORDINALITY AS e(event_id, event_type, event_version, aggregate_type, aggregate_id,
+                              occurred_at, correlation_id, causation_id, metadata, payload, ord)
+    WHERE CASE p_expected_kind WHEN 0 THEN true WHEN 1 THEN cur.version = 0
+          WHEN 2 THEN cur.version = p_expected ELSE cur.version > 0 END
+      AND NOT EXISTS (SELECT 1 FROM {schema}.events s WHERE s.event_id = ANY(p_event_ids))
+    ORDER BY e.ord
+    RETURNING ev.global_position, ev.stream_version;
+END
+$fn$;
+"#;
+
 /// The schema was migrated by another version of eventcore, or not at all.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaVersionError {
@@ -316,7 +394,7 @@ pub(super) async fn migrate(pool: &Pool, schema: &str) -> Result<(), StoreError>
         if applied.contains(version) {
             continue;
         }
-        let sql = sql.replace("{schema}", &quoted);
+        let sql = sql.replace("{schema}", &quoted).replace("{schema_name}", schema);
         tx.batch_execute(&sql).await.map_err(backend)?;
         tx.execute(
             &format!("INSERT INTO {quoted}.schema_migrations (version) VALUES ($1)"),
@@ -331,9 +409,12 @@ pub(super) async fn migrate(pool: &Pool, schema: &str) -> Result<(), StoreError>
 /// The statements of the store, with the schema name filled in.
 #[derive(Debug)]
 pub(super) struct Statements {
-    /// Appends a batch passed as arrays (`AppendBatch::params`).
+    /// Appends a batch passed as arrays (`AppendBatch::params`): the function `append_batch`
+    /// of migration 8, which locks the stream, checks and inserts. `$1` is the stream, `$2`/`$3`
+    /// the expectation, `$4`..`$13` the columns of the events; it returns the positions and
+    /// versions stored, no row when a check fails.
     pub(super) append: String,
-    /// Appends one event passed as scalars, without the arrays' cost.
+    /// As `append`, for one event passed as scalars, without the arrays' cost (`append_one`).
     pub(super) append_one: String,
     /// Announces the writer (the schema's shared writer lock) and takes the stream's lock.
     pub(super) lock_stream: String,
@@ -402,60 +483,25 @@ pub(super) const STREAM_RECORD_COLUMNS: &str = "stream_version, event_id, event_
 pub(super) const EVENT_COLUMNS: &str = "global_position, stream_id, stream_version, event_id, event_type, \
     event_version, aggregate_type, aggregate_id, occurred_at, correlation_id, causation_id, metadata, payload";
 
-/// The append statement: lock the stream, read its version, check the expectation and that no
-/// event id is stored yet, insert, return the positions; no row comes back (and no position is
-/// drawn) when a check fails. It runs after the stream lock was taken by a statement of its own
-/// (see the `append` module), so its snapshot sees the stream's last version. `$1` is the stream,
-/// `$2`/`$3` the expectation, `$4`..`$13` the columns of the events: arrays for a `batch`,
-/// scalars for one event.
-///
-/// The writer announced itself in the lock statement before; the transaction id is taken
-/// (`pg_current_xact_id()`) before a position is drawn, which the subscription's gap rule
-/// needs; the `CASE` orders the two calls. Positions are drawn after the sort, so they grow
-/// with the stream version.
-fn append_sql(s: &str, lock_key: &str, batch: bool) -> String {
-    let (values, source) = if batch {
-        (
-            "current.version + e.ord, e.event_id, e.event_type, e.event_version, e.aggregate_type, \
-             e.aggregate_id, e.occurred_at, e.correlation_id, e.causation_id, e.metadata, e.payload",
-            ", unnest($4::uuid[], $5::text[], $6::integer[], $7::text[], $8::text[], \
-             $9::timestamptz[], $10::text[], $11::text[], $12::jsonb[], $13::bytea[]) \
-             WITH ORDINALITY AS e(event_id, event_type, event_version, aggregate_type, aggregate_id, \
-             occurred_at, correlation_id, causation_id, metadata, payload, ord)",
-        )
-    } else {
-        (
-            "current.version + 1, $4::uuid, $5::text, $6::integer, $7::text, $8::text, \
-             $9::timestamptz, $10::text, $11::text, $12::jsonb, $13::bytea",
-            "",
-        )
-    };
-    let order = if batch { "ORDER BY e.ord" } else { "" };
-    let ids = if batch { "ANY($4::uuid[])" } else { "$4::uuid" };
-    format!(
-        "INSERT INTO {s}.events ({EVENT_COLUMNS}) \
-         SELECT CASE WHEN pg_current_xact_id() IS NOT NULL \
-                    THEN nextval('{s}.global_position_seq') END, $1, {values} \
-         FROM pg_advisory_xact_lock({lock_key}) AS locked, \
-              (SELECT coalesce(max(stream_version), 0) AS version \
-               FROM {s}.events WHERE stream_id = $1) AS current{source} \
-         WHERE CASE $2::smallint WHEN 0 THEN true WHEN 1 THEN current.version = 0 \
-               WHEN 2 THEN current.version = $3::bigint ELSE current.version > 0 END \
-           AND NOT EXISTS (SELECT 1 FROM {s}.events WHERE event_id = {ids}) \
-         {order} RETURNING global_position, stream_version"
-    )
-}
-
 impl Statements {
     pub(super) fn new(schema: &str) -> Self {
         let s = quote_ident(schema);
         // Advisory locks are per database: the schema name seeds the key, so stores in other
-        // schemas do not share locks. A hash collision only makes two streams queue.
+        // schemas do not share locks. A hash collision only makes two streams queue. The append
+        // functions of migration 8 take the same two locks.
         let lock_key = format!("hashtextextended($1, hashtext('{schema}'))");
         let writer_lock = format!("{WRITER_LOCK_CLASS}, hashtext('{schema}')");
         Self {
-            append: append_sql(&s, &lock_key, true),
-            append_one: append_sql(&s, &lock_key, false),
+            append: format!(
+                "SELECT global_position, stream_version FROM {s}.append_batch($1::text, \
+                 $2::smallint, $3::bigint, $4::uuid[], $5::text[], $6::integer[], $7::text[], \
+                 $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::jsonb[], $13::bytea[])"
+            ),
+            append_one: format!(
+                "SELECT global_position, stream_version FROM {s}.append_one($1::text, \
+                 $2::smallint, $3::bigint, $4::uuid, $5::text, $6::integer, $7::text, $8::text, \
+                 $9::timestamptz, $10::text, $11::text, $12::jsonb, $13::bytea)"
+            ),
             lock_stream: format!(
                 "SELECT pg_advisory_xact_lock_shared({writer_lock}), pg_advisory_xact_lock({lock_key})"
             ),
