@@ -92,6 +92,46 @@ async fn a_late_commit_of_a_lower_position_is_applied_in_order() {
     outcome.unwrap();
 }
 
+/// The document commit is pipelined (`COMMIT` is sent before the checkpoint's row count is
+/// known): a fenced-out owner's upserts must still write nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_out_owner_commits_no_document() {
+    use eventcore::runner::{DocumentCommit, RunnerStore};
+    let Some(store) = store("ec_proj_fence").await else {
+        return;
+    };
+    let outcome = async {
+        let old = store
+            .acquire_lease("p", "old", Duration::from_secs(30))
+            .await?
+            .ok_or("no lease")?;
+        let new = store.take_over_lease("p", "new", Duration::from_secs(30)).await?;
+        let commit = |key: &str, position| DocumentCommit {
+            collection: "p".into(),
+            upserts: vec![(key.into(), "{\"n\":1}".into())],
+            position,
+            version: 1,
+        };
+        let refused = store.commit_documents(&old, commit("stale", 9)).await;
+        assert!(
+            matches!(refused, Err(StoreError::LeaseLost { .. })),
+            "{refused:?}"
+        );
+        assert!(store.load_documents("p", vec!["stale".into()]).await?.is_empty());
+        assert_eq!(store.checkpoint("p").await?.ok_or("no checkpoint")?.position, 1);
+        store.commit_documents(&new, commit("fresh", 7)).await?;
+        let found = store
+            .load_documents("p", vec!["fresh".into(), "stale".into()])
+            .await?;
+        assert_eq!(found.keys().collect::<Vec<_>>(), ["fresh"]);
+        assert_eq!(store.checkpoint("p").await?.ok_or("no checkpoint")?.position, 7);
+        Ok::<_, Box<dyn std::error::Error>>(())
+    }
+    .await;
+    drop_schema(&store).await;
+    outcome.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runners_share_a_projection_by_lease_and_hand_it_over() {
     let Some(store) = store("ec_proj_lease").await else {

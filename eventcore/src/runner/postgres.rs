@@ -21,6 +21,7 @@ pub(crate) struct Sql {
     write_checkpoint: String,
     load_documents: String,
     upsert_documents: String,
+    upsert_fenced_documents: String,
     move_documents: String,
     clear_documents: String,
     list_documents: String,
@@ -55,11 +56,21 @@ impl Sql {
                  WHERE name = $1 AND fence = $2"
             ),
             load_documents: format!(
-                "SELECT key, body::text FROM {s}.documents WHERE collection = $1 AND key = ANY($2)"
+                // A join on the keys: the prepared (generic) plan of `key = ANY($2)` is slower.
+                "SELECT d.key, d.body::text FROM unnest($2::text[]) AS u(k) \
+                 JOIN {s}.documents d ON d.collection = $1 AND d.key = u.k"
             ),
             upsert_documents: format!(
                 "INSERT INTO {s}.documents (collection, key, body) \
                  SELECT $1, k, b::jsonb FROM unnest($2::text[], $3::text[]) AS u(k, b) \
+                 ON CONFLICT (collection, key) DO UPDATE SET body = excluded.body"
+            ),
+            // Writes only while runner `$4` carries fence `$5`: the guard that lets the batch's
+            // commit be pipelined (see `commit_documents`).
+            upsert_fenced_documents: format!(
+                "INSERT INTO {s}.documents (collection, key, body) \
+                 SELECT $1, k, b::jsonb FROM unnest($2::text[], $3::text[]) AS u(k, b) \
+                 WHERE EXISTS (SELECT 1 FROM {s}.runners WHERE name = $4 AND fence = $5) \
                  ON CONFLICT (collection, key) DO UPDATE SET body = excluded.body"
             ),
             move_documents: format!("UPDATE {s}.documents SET collection = $1 WHERE collection = $2"),
@@ -260,8 +271,12 @@ impl RunnerStore for PostgresStore {
             return Ok(HashMap::new());
         }
         let client = self.pool().get().await.map_err(backend)?;
+        let statement = client
+            .prepare_cached(&self.runner_sql().load_documents)
+            .await
+            .map_err(backend)?;
         let rows = client
-            .query(&self.runner_sql().load_documents, &[&collection, &keys])
+            .query(&statement, &[&collection, &keys])
             .await
             .map_err(backend)?;
         rows.iter()
@@ -273,23 +288,61 @@ impl RunnerStore for PostgresStore {
             .collect()
     }
 
+    /// `BEGIN`, the fenced checkpoint update, the upsert and `COMMIT` are pipelined: one round
+    /// trip, all sent on the first poll (a dropped future cannot leave the pooled connection inside
+    /// the transaction). `COMMIT` is sent before the checkpoint's row count is known, so the upsert
+    /// guards itself: it writes only while the runner row carries the lease's fence, which the
+    /// update before it has locked when it matched. A fenced-out runner's commit writes nothing.
     async fn commit_documents(&self, lease: &Lease, commit: DocumentCommit) -> Result<(), StoreError> {
         let sql = self.runner_sql();
-        let mut client = self.pool().get().await.map_err(backend)?;
-        let tx = client.transaction().await.map_err(backend)?;
-        write_checkpoint_with(sql, &tx, lease, commit.position, commit.version).await?;
-        if !commit.upserts.is_empty() {
-            let mut keys = Vec::with_capacity(commit.upserts.len());
-            let mut bodies = Vec::with_capacity(commit.upserts.len());
-            for (key, body) in commit.upserts {
-                keys.push(key);
-                bodies.push(String::from_utf8(body.to_vec()).map_err(StoreError::backend)?);
-            }
-            tx.execute(&sql.upsert_documents, &[&commit.collection, &keys, &bodies])
-                .await
-                .map_err(backend)?;
+        let client = self.pool().get().await.map_err(backend)?;
+        let checkpoint = client
+            .prepare_cached(&sql.write_checkpoint)
+            .await
+            .map_err(backend)?;
+        let upsert = client
+            .prepare_cached(&sql.upsert_fenced_documents)
+            .await
+            .map_err(backend)?;
+        let mut keys = Vec::with_capacity(commit.upserts.len());
+        let mut bodies = Vec::with_capacity(commit.upserts.len());
+        for (key, body) in commit.upserts {
+            keys.push(key);
+            bodies.push(String::from_utf8(body.to_vec()).map_err(StoreError::backend)?);
         }
-        tx.commit().await.map_err(backend)
+        let (fence, position, version, ttl) = (
+            sql_i64(lease.fence),
+            sql_i64(commit.position),
+            i32::try_from(commit.version).unwrap_or(i32::MAX),
+            millis(lease.ttl),
+        );
+        let write_documents = async {
+            if keys.is_empty() {
+                return Ok(0);
+            }
+            client
+                .execute(
+                    &upsert,
+                    &[&commit.collection, &keys, &bodies, &lease.name, &fence],
+                )
+                .await
+        };
+        let (begin, updated, written, end) = futures_util::future::join4(
+            client.batch_execute("BEGIN"),
+            client.execute(&checkpoint, &[&lease.name, &fence, &position, &version, &ttl]),
+            write_documents,
+            // After a failed statement this ends the transaction with a rollback, without error.
+            client.batch_execute("COMMIT"),
+        )
+        .await;
+        begin.map_err(backend)?;
+        let updated = updated.map_err(backend)?;
+        written.map_err(backend)?;
+        end.map_err(backend)?;
+        if updated == 0 {
+            return Err(lease_lost(lease));
+        }
+        Ok(())
     }
 
     async fn commit_writes(

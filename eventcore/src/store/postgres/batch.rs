@@ -11,6 +11,11 @@
 //! within a short wait ([`SETTLE_PROBES`]) ends the batch: `next_position` is the gap, and the
 //! next call looks again. A gap is never skipped on a timer.
 //!
+//! A run of positions once settled stays settled: the store remembers the last one
+//! ([`SettledRun`](super::horizon::SettledRun)), and a reader whose position lies inside it (the
+//! next batch of a catch-up, a filtered reader scanning ahead) skips the positions snapshot; its
+//! batch reads the head beside its events, in the same round trip.
+//!
 //! The events themselves are then read below the settled bound, of the filter's types only
 //! (`event_type = ANY(..)` on an index of `(event_type, global_position)`), bounded by count and
 //! by [`MAX_PAGE_BYTES`](crate::store::MAX_PAGE_BYTES).
@@ -71,27 +76,18 @@ impl PostgresStore {
         .clamp(1, MAX_SCAN);
         let client = self.client().await?;
         let sql = &self.inner.sql;
-        let horizons = &self.inner.horizons;
-        let mut probes = SETTLE_PROBES.iter();
-        let mut rounds = 0;
-        let (bound, head) = loop {
-            rounds += 1;
-            // Read before the snapshot: a settlement applies to later snapshots only.
-            let settled = horizons.settled_below();
-            let snapshot = self.positions(&client, from, scan).await?;
-            match settled_bound(from, &snapshot.positions, |missing| missing < settled) {
-                Ok(bound) => break (bound, snapshot.head),
-                Err((last_missing, bound)) => {
-                    if !horizons.covers(last_missing) {
-                        // After the snapshot: its writers include every owner of a missing position.
-                        horizon::open(&client, sql, horizons, snapshot.head).await?;
-                    }
-                    if rounds >= MAX_ROUNDS
-                        || !self.wait_for_horizon(&client, last_missing, &mut probes).await?
-                    {
-                        break (bound, snapshot.head);
-                    }
-                }
+        let known = if limit == 0 {
+            None
+        } else {
+            self.inner.settled_run.covering(from)
+        };
+        let (bound, head) = match known {
+            // No wider than a snapshot would show: the typed read sorts what lies below the bound.
+            Some((bound, head)) => (bound.min(from.saturating_add(scan as u64)), head),
+            None => {
+                let (bound, head) = self.settle(&client, from, scan).await?;
+                self.inner.settled_run.record(from, bound, head);
+                (bound, head)
             }
         };
         if limit == 0 || bound <= from {
@@ -102,24 +98,34 @@ impl PostgresStore {
             });
         }
         let (from_sql, bound_sql, limit_sql) = (sql_position(from), sql_position(bound), sql_limit(limit));
-        let rows = match filter.types() {
-            Some(types) => {
-                let statement = client
-                    .prepare_cached(&sql.batch_events_typed)
-                    .await
-                    .map_err(backend)?;
-                client
-                    .query(&statement, &[&from_sql, &bound_sql, &limit_sql, &types])
-                    .await
-            }
-            None => {
-                let statement = client.prepare_cached(&sql.batch_events).await.map_err(backend)?;
-                client
-                    .query(&statement, &[&from_sql, &bound_sql, &limit_sql])
-                    .await
-            }
+        let types = filter.types();
+        let statement = client
+            .prepare_cached(if types.is_some() {
+                &sql.batch_events_typed
+            } else {
+                &sql.batch_events
+            })
+            .await
+            .map_err(backend)?;
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            vec![&from_sql, &bound_sql, &limit_sql];
+        if let Some(types) = &types {
+            params.push(types);
         }
-        .map_err(backend)?;
+        let (rows, head) = if known.is_some() {
+            // No snapshot of the positions: the head is read in the same round trip as the events.
+            let head_statement = client.prepare_cached(&sql.head).await.map_err(backend)?;
+            let (rows, head_row) = futures_util::future::join(
+                client.query(&statement, &params),
+                client.query_one(&head_statement, &[]),
+            )
+            .await;
+            let current: i64 = head_row.map_err(backend)?.try_get(0).map_err(backend)?;
+            (rows, head.max(current.unsigned_abs()))
+        } else {
+            (client.query(&statement, &params).await, head)
+        };
+        let rows = rows.map_err(backend)?;
         let events = row::decode_events(&rows)?;
         let next_position = match events.last() {
             Some(last) if !page_is_last(&events, limit) => last.global_position + 1,
@@ -130,6 +136,39 @@ impl PostgresStore {
             next_position,
             head,
         })
+    }
+
+    /// Reads the positions from `from` (at most `scan`), waiting briefly for a gap to settle:
+    /// where the settled run from `from` ends, and the head of the last snapshot.
+    async fn settle(
+        &self,
+        client: &deadpool_postgres::Client,
+        from: u64,
+        scan: usize,
+    ) -> Result<(u64, u64), StoreError> {
+        let (sql, horizons) = (&self.inner.sql, &self.inner.horizons);
+        let mut probes = SETTLE_PROBES.iter();
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            // Read before the snapshot: a settlement applies to later snapshots only.
+            let settled = horizons.settled_below();
+            let snapshot = self.positions(client, from, scan).await?;
+            match settled_bound(from, &snapshot.positions, |missing| missing < settled) {
+                Ok(bound) => return Ok((bound, snapshot.head)),
+                Err((last_missing, bound)) => {
+                    if !horizons.covers(last_missing) {
+                        // After the snapshot: its writers include every owner of a missing position.
+                        horizon::open(client, sql, horizons, snapshot.head).await?;
+                    }
+                    if rounds >= MAX_ROUNDS
+                        || !self.wait_for_horizon(client, last_missing, &mut probes).await?
+                    {
+                        return Ok((bound, snapshot.head));
+                    }
+                }
+            }
+        }
     }
 
     /// The positions from `from` (at most `scan`) with the snapshot's head.

@@ -98,6 +98,50 @@ impl Horizons {
     }
 }
 
+/// The latest run of positions a snapshot proved final, `[from, bound)`, with that snapshot's
+/// head: a reader whose position lies inside it reads its events below `bound` without a new
+/// snapshot of the positions (a position once final stays final).
+#[derive(Debug, Default)]
+pub(super) struct SettledRun(Mutex<Option<Run>>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    from: u64,
+    bound: u64,
+    head: u64,
+}
+
+impl SettledRun {
+    fn run(&self) -> std::sync::MutexGuard<'_, Option<Run>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The bound and head of the known run when `from` lies inside it.
+    pub(super) fn covering(&self, from: u64) -> Option<(u64, u64)> {
+        self.run()
+            .filter(|run| run.from <= from && from < run.bound)
+            .map(|run| (run.bound, run.head))
+    }
+
+    /// Records that every position in `[from, bound)` is final, as a snapshot with head `head`
+    /// showed; joins the known run when the two touch.
+    pub(super) fn record(&self, from: u64, bound: u64, head: u64) {
+        if bound <= from {
+            return;
+        }
+        let mut run = self.run();
+        *run = Some(match *run {
+            Some(known) if known.from <= from && from <= known.bound && bound >= known.bound => Run {
+                from: known.from,
+                bound,
+                head: head.max(known.head),
+            },
+            Some(known) if known.from <= from && bound <= known.bound => known,
+            _ => Run { from, bound, head },
+        });
+    }
+}
+
 /// Opens a horizon after a snapshot whose highest position was `top`: asks which writers are
 /// announced now (in a statement after the snapshot's).
 pub(super) async fn open(
@@ -150,7 +194,29 @@ pub(super) async fn probe(
 
 #[cfg(test)]
 mod tests {
-    use super::Horizons;
+    use super::{Horizons, SettledRun};
+
+    #[test]
+    fn a_settled_run_covers_only_what_a_snapshot_proved() {
+        let run = SettledRun::default();
+        assert_eq!(run.covering(1), None);
+        run.record(1, 1, 0);
+        assert_eq!(run.covering(1), None);
+        run.record(1, 100, 120);
+        assert_eq!(run.covering(1), Some((100, 120)));
+        assert_eq!(run.covering(99), Some((100, 120)));
+        assert_eq!(run.covering(100), None);
+        // A run that starts inside the known one extends it.
+        run.record(50, 200, 250);
+        assert_eq!(run.covering(10), Some((200, 250)));
+        // One inside it changes nothing.
+        run.record(60, 70, 80);
+        assert_eq!(run.covering(150), Some((200, 250)));
+        // A disjoint run replaces it.
+        run.record(300, 400, 400);
+        assert_eq!(run.covering(150), None);
+        assert_eq!(run.covering(300), Some((400, 400)));
+    }
 
     fn ids(xids: &[&str]) -> Vec<String> {
         xids.iter().map(|x| (*x).to_owned()).collect()

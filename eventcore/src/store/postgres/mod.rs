@@ -188,6 +188,8 @@ struct Inner {
     listener_health: listener::Health,
     /// Gap horizons of the subscriptions and `read_batch`.
     horizons: horizon::Horizons,
+    /// The positions `read_batch` last saw settled.
+    settled_run: horizon::SettledRun,
     max_payload_bytes: usize,
     poll_interval: Duration,
     connect_timeout: Duration,
@@ -447,6 +449,7 @@ impl PostgresStoreBuilder {
                     self.listen.is_some(),
                 ))),
                 horizons: horizon::Horizons::default(),
+                settled_run: horizon::SettledRun::default(),
                 max_payload_bytes: self.max_payload_bytes,
                 poll_interval: self.poll_interval,
                 connect_timeout: self.connect_timeout,
