@@ -16,10 +16,15 @@
 //! next batch of a catch-up, a filtered reader scanning ahead) skips the positions snapshot; its
 //! batch reads the head beside its events, in the same round trip.
 //!
-//! The events themselves are then read below the settled bound, of the filter's types only
-//! (`event_type = ANY(..)` on an index of `(event_type, global_position)`), bounded by count and
-//! by [`MAX_PAGE_BYTES`](crate::store::MAX_PAGE_BYTES).
+//! The events themselves are then read below the settled bound, of the filter's types only,
+//! bounded by count and by [`MAX_PAGE_BYTES`](crate::store::MAX_PAGE_BYTES). A filter of rare
+//! types reads through an index of `(event_type, global_position)`; one whose types make up much
+//! of the log ([`TypeDensity`]) walks the primary key and stops at the batch's limit, where the
+//! type index would fetch and sort the whole scanned window (the planner's pick whenever its
+//! statistics lag behind the log, as they do for what was just written).
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use super::{backend, horizon, row, sql_limit, sql_position, PostgresStore};
@@ -39,6 +44,36 @@ const FILTERED_SCAN: usize = 4096;
 const MAX_SCAN: usize = 16384;
 /// Snapshots read per call at most (each after a gap settled).
 const MAX_ROUNDS: usize = 8;
+/// Filters whose types matched at least one in this many scanned positions last time are dense.
+const DENSE_ONE_IN: u64 = 4;
+/// Filters remembered at most (a store has a reader or two per projection, saga and consumer).
+const MAX_FILTERS: usize = 256;
+
+/// Which type filters matched much of what their last batch scanned: those read along the
+/// primary key. A filter not seen yet reads through the type index.
+#[derive(Debug, Default)]
+pub(super) struct TypeDensity(Mutex<HashMap<Vec<String>, bool>>);
+
+impl TypeDensity {
+    fn is_dense(&self, types: &[String]) -> bool {
+        let known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        known.get(types).copied().unwrap_or(false)
+    }
+
+    /// Records that a batch of `types` found `matched` events in `scanned` positions.
+    fn record(&self, types: &[String], matched: usize, scanned: u64) {
+        let dense = scanned > 0 && matched as u64 * DENSE_ONE_IN >= scanned;
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if known.get(types) == Some(&dense) {
+            return;
+        }
+        if known.len() >= MAX_FILTERS {
+            known.clear();
+        }
+        known.insert(types.to_vec(), dense);
+    }
+}
+
 /// One snapshot's view of the positions from a reader's position.
 struct Positions {
     head: u64,
@@ -100,10 +135,10 @@ impl PostgresStore {
         let (from_sql, bound_sql, limit_sql) = (sql_position(from), sql_position(bound), sql_limit(limit));
         let types = filter.types();
         let statement = client
-            .prepare_cached(if types.is_some() {
-                &sql.batch_events_typed
-            } else {
-                &sql.batch_events
+            .prepare_cached(match types {
+                Some(types) if self.inner.type_density.is_dense(types) => &sql.batch_events_typed_dense,
+                Some(_) => &sql.batch_events_typed,
+                None => &sql.batch_events,
             })
             .await
             .map_err(backend)?;
@@ -131,6 +166,10 @@ impl PostgresStore {
             Some(last) if !page_is_last(&events, limit) => last.global_position + 1,
             _ => bound,
         };
+        if let Some(types) = types {
+            let scanned = next_position.saturating_sub(from);
+            self.inner.type_density.record(types, events.len(), scanned);
+        }
         Ok(LogBatch {
             events,
             next_position,
@@ -224,7 +263,7 @@ impl PostgresStore {
 
 #[cfg(test)]
 mod tests {
-    use super::settled_bound;
+    use super::{settled_bound, TypeDensity};
 
     #[test]
     fn the_settled_run_stops_at_the_first_unsettled_gap() {
@@ -233,5 +272,23 @@ mod tests {
         assert_eq!(settled_bound(1, &[1, 2, 4, 5], |_| false), Err((3, 3)));
         assert_eq!(settled_bound(1, &[1, 2, 4, 7], |m| m < 4), Err((6, 5)));
         assert_eq!(settled_bound(1, &[3, 4], |_| true), Ok(5));
+    }
+
+    #[test]
+    fn a_filter_is_dense_once_its_types_fill_a_quarter_of_what_it_scanned() {
+        let density = TypeDensity::default();
+        let (common, rare) = (vec!["a.x".to_owned()], vec!["a.y".to_owned()]);
+        assert!(!density.is_dense(&common), "unknown filters use the type index");
+        density.record(&common, 500, 510);
+        density.record(&rare, 3, 4096);
+        assert!(density.is_dense(&common));
+        assert!(!density.is_dense(&rare));
+        density.record(&common, 10, 4096);
+        assert!(
+            !density.is_dense(&common),
+            "a filter that thins out goes back to the index"
+        );
+        density.record(&rare, 0, 0);
+        assert!(!density.is_dense(&rare));
     }
 }

@@ -190,6 +190,8 @@ struct Inner {
     horizons: horizon::Horizons,
     /// The positions `read_batch` last saw settled.
     settled_run: horizon::SettledRun,
+    /// Which type filters `read_batch` reads along the primary key.
+    type_density: batch::TypeDensity,
     max_payload_bytes: usize,
     poll_interval: Duration,
     connect_timeout: Duration,
@@ -450,6 +452,7 @@ impl PostgresStoreBuilder {
                 ))),
                 horizons: horizon::Horizons::default(),
                 settled_run: horizon::SettledRun::default(),
+                type_density: batch::TypeDensity::default(),
                 max_payload_bytes: self.max_payload_bytes,
                 poll_interval: self.poll_interval,
                 connect_timeout: self.connect_timeout,
