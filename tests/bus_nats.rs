@@ -3,15 +3,17 @@
 #![cfg(feature = "nats")]
 #![allow(missing_docs)] // test types, not API
 
+mod brokers;
 mod bus_scenarios;
 mod design_domain;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use brokers::Transport;
 use bus_scenarios::*;
 use design_domain::*;
-use eventcore::bus::{Broker, EventBus, NatsOptions, Rejection, Relay};
+use eventcore::bus::{Broker, EventBus, Rejection, Relay};
 use eventcore::prelude::*;
 use eventcore::uuid::Uuid;
 
@@ -24,13 +26,9 @@ struct Fixture {
 
 impl Fixture {
     async fn new(partitions: u32) -> Option<Self> {
-        let url = eventcore_testing::service_url("EVENTCORE_NATS_URL")?;
-        let prefix = format!("test-{}", Uuid::now_v7().simple());
-        let options = NatsOptions::default()
-            .prefix(&prefix)
-            .partitions(partitions)
-            .fetch_wait(Duration::from_millis(100));
-        let bus = EventBus::nats_with(&url, options).await.unwrap();
+        let url = Transport::Nats.url()?;
+        let prefix = Transport::fresh_prefix();
+        let bus = Transport::Nats.bus(&url, &prefix, partitions).await;
         Some(Self { url, prefix, bus })
     }
 
@@ -39,13 +37,7 @@ impl Fixture {
     }
 
     async fn cleanup(self) {
-        let jetstream = self.jetstream().await;
-        let name = self.prefix.to_uppercase();
-        jetstream.delete_stream(&name).await.unwrap();
-        jetstream
-            .delete_key_value(format!("{name}_letters"))
-            .await
-            .unwrap();
+        Transport::Nats.cleanup(&self.url, &self.prefix).await;
     }
 }
 

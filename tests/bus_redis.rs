@@ -4,14 +4,16 @@
 #![cfg(feature = "redis")]
 #![allow(missing_docs)] // test types, not API
 
+mod brokers;
 mod bus_scenarios;
 mod design_domain;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use brokers::Transport;
 use bus_scenarios::*;
-use eventcore::bus::{Backoff, Broker, EventBus, RedisOptions, Rejection};
+use eventcore::bus::{Backoff, Broker, EventBus, Rejection};
 use eventcore::uuid::Uuid;
 use redis::AsyncCommands;
 
@@ -24,13 +26,9 @@ struct Fixture {
 
 impl Fixture {
     async fn new(partitions: u32) -> Option<Self> {
-        let url = eventcore_testing::service_url("EVENTCORE_REDIS_URL")?;
-        let prefix = format!("test-{}", Uuid::now_v7().simple());
-        let options = RedisOptions::default()
-            .prefix(&prefix)
-            .partitions(partitions)
-            .block(Duration::from_millis(50));
-        let bus = EventBus::redis_with(&url, options).await.unwrap();
+        let url = Transport::Redis.url()?;
+        let prefix = Transport::fresh_prefix();
+        let bus = Transport::Redis.bus(&url, &prefix, partitions).await;
         Some(Self { url, prefix, bus })
     }
 
@@ -44,11 +42,7 @@ impl Fixture {
     }
 
     async fn cleanup(self) {
-        let mut connection = self.connection().await;
-        let keys: Vec<String> = connection.keys(format!("{}:*", self.prefix)).await.unwrap();
-        if !keys.is_empty() {
-            let _: () = connection.del(keys).await.unwrap();
-        }
+        Transport::Redis.cleanup(&self.url, &self.prefix).await;
     }
 }
 
