@@ -2,12 +2,16 @@
 //! filled with streams of them.
 #![allow(dead_code)] // each bench uses a different part
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use eventcore::bus::{EventHandler, HandleError, Handled};
 use eventcore::prelude::*;
 use eventcore::store::EventFilter;
 use eventcore::NewEvent;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 /// Money paid in.
 #[derive(DomainEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
@@ -24,6 +28,48 @@ impl EventHandler for Noop {
     const HANDLED_EVENT_TYPES: &'static [&'static str] = &["ledger.credited"];
 
     async fn handle(&self, _: &RecordedEvent) -> Result<Handled, HandleError> {
+        Ok(Handled::Done)
+    }
+}
+
+/// Counts the events it handles, for a bench to wait on.
+pub struct Counting(Arc<HandledCount>);
+
+/// How many events a [`Counting`] handler has handled.
+#[derive(Default)]
+pub struct HandledCount {
+    count: AtomicU64,
+    changed: Notify,
+}
+
+impl Counting {
+    /// A handler and the count it keeps.
+    pub fn new() -> (Self, Arc<HandledCount>) {
+        let count = Arc::new(HandledCount::default());
+        (Self(Arc::clone(&count)), count)
+    }
+}
+
+impl HandledCount {
+    /// Waits until at least `n` events were handled.
+    pub async fn wait_for(&self, n: u64) {
+        loop {
+            let changed = self.changed.notified();
+            if self.count.load(Ordering::Acquire) >= n {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
+impl EventHandler for Counting {
+    const NAME: &'static str = "counting";
+    const HANDLED_EVENT_TYPES: &'static [&'static str] = &["ledger.credited"];
+
+    async fn handle(&self, _: &RecordedEvent) -> Result<Handled, HandleError> {
+        self.0.count.fetch_add(1, Ordering::AcqRel);
+        self.0.changed.notify_waiters();
         Ok(Handled::Done)
     }
 }

@@ -238,8 +238,10 @@ impl<H: EventHandler> Context<H> {
         }
         let handling = self.inbox.attempt(&event, attempt);
         tokio::pin!(handling);
-        let mut progress = tokio::time::interval(self.config.lease_ttl / 2);
-        progress.tick().await;
+        // First tick one period from now: awaiting an interval's immediate first tick still waits
+        // for the timer wheel (about a millisecond), which was most of a message's handling time.
+        let period = self.config.lease_ttl / 2;
+        let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let verdict = loop {
             tokio::select! {
                 verdict = &mut handling => break verdict,
@@ -253,7 +255,9 @@ impl<H: EventHandler> Context<H> {
         match verdict {
             Verdict::Done => {
                 metrics::counter!("eventcore_runner_events_total", "runner" => H::NAME).increment(1);
-                ack(&message, AckKind::Ack).await
+                // A plain ack: one that is lost redelivers the message after the ack wait (at
+                // least once), and nothing later of the partition is delivered before it.
+                message.ack().await.map_err(BusError::Nats)
             }
             Verdict::Dead(letter) => {
                 letters.put(&letter).await?;
