@@ -175,6 +175,35 @@ async fn a_failed_publish_keeps_the_batch_and_publishes_it_again_with_the_same_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_reader_per_database_file_at_a_time() {
+    let (_dir, path) = temp_db();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    install_sqlite(&conn).unwrap();
+    let enqueue = |conn: &mut rusqlite::Connection, order: u32| {
+        let tx = conn.transaction().unwrap();
+        Outbox::enqueue(&tx, &accepted("o", order), &MessageMeta::new()).unwrap();
+        tx.commit().unwrap();
+    };
+    let mut conn = conn;
+    enqueue(&mut conn, 1);
+
+    let first = OutboxPump::new(SqliteOutbox::open(&path).await.unwrap());
+    let second = OutboxPump::new(SqliteOutbox::open(&path).await.unwrap());
+    let (published, publish) = recorder(0);
+    assert_eq!(first.source().claim(10).await.unwrap().len(), 1);
+    // The first holds the file's outbox lock: the second reads nothing, and publishes nothing.
+    assert!(second.source().claim(10).await.unwrap().is_empty());
+    assert_eq!(second.drain(publish.clone()).await.unwrap(), 0);
+    assert_eq!(second.source().pending().await.unwrap(), 1);
+    assert_eq!(first.drain(publish.clone()).await.unwrap(), 1);
+
+    enqueue(&mut conn, 2);
+    drop(first); // the lock goes with the last handle of the reader
+    assert_eq!(second.drain(publish).await.unwrap(), 1);
+    assert_eq!(orders(&published), [("o".into(), 1), ("o".into(), 2)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_row_is_an_error_and_stays() {
     let (_dir, path) = temp_db();
     let conn = rusqlite::Connection::open(&path).unwrap();

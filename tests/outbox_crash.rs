@@ -1,5 +1,6 @@
-//! An outbox pump killed with SIGKILL mid-work, 30 times: every committed message is published
-//! at least once and in commit order of first publication, a rolled-back one never, and
+//! Two outbox pumps on one database killed with SIGKILL mid-work, 30 times: every committed
+//! message is published at least once and in commit order of first publication (one pump reads
+//! at a time, and a killed one's lock goes with its process), a rolled-back one never, and
 //! duplicates only for batches in flight at a kill.
 #![allow(missing_docs)] // test types, not API
 
@@ -40,9 +41,9 @@ fn publisher(
             .append(true)
             .open(&log)
             .and_then(|mut file| {
-                for message in &batch {
-                    writeln!(file, "{}", message.id)?;
-                }
+                // One write per batch: appends of two pumps never interleave within a line.
+                let lines: String = batch.iter().map(|message| format!("{}\n", message.id)).collect();
+                file.write_all(lines.as_bytes())?;
                 file.sync_data()
             });
         std::future::ready(written)
@@ -106,7 +107,8 @@ async fn every_committed_message_is_published_at_least_once_in_order_across_kill
     let mut delays = crash_support::Delays::new(0x0b7b);
     let mut order = 0;
     for _ in 0..KILLS {
-        let mut child = spawn_child(&db, &log);
+        // Two pumps compete; the second reads only once the first is gone.
+        let mut children = [spawn_child(&db, &log), spawn_child(&db, &log)];
         for n in 0..20 {
             let tx = conn.transaction().unwrap();
             order += 1;
@@ -123,8 +125,10 @@ async fn every_committed_message_is_published_at_least_once_in_order_across_kill
             }
         }
         tokio::time::sleep(delays.millis(5, 60)).await;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        for child in &mut children {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        }
     }
     // A last pump, not killed, drains what is left.
     let last = pump(&db).await;

@@ -10,9 +10,10 @@ use crate::integration::IntegrationMessage;
 /// An outbox table as the publisher sees it: the oldest unpublished messages, and their removal
 /// once published.
 ///
-/// Run one reader per outbox (one [`OutboxPump`](super::OutboxPump) or relay): two would both
-/// publish the same rows (harmless at least once, but out of order). [`PostgresOutbox`](super::PostgresOutbox)
-/// enforces it with an advisory lock; a second reader there reads nothing until the first is gone.
+/// One reader per outbox reads at a time (one [`OutboxPump`](super::OutboxPump) or relay): two
+/// would both publish the same rows, out of order. [`PostgresOutbox`](super::PostgresOutbox)
+/// enforces it with an advisory lock and [`SqliteOutbox`](super::SqliteOutbox) with a file lock;
+/// a second reader reads nothing until the first is gone, then takes over.
 pub trait OutboxSource: Send + Sync + 'static {
     /// The oldest unpublished messages, at most `limit`, in commit order.
     fn claim(

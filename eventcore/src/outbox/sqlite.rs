@@ -1,6 +1,7 @@
 //! The outbox in a SQLite database: the service's own, or a [`SqliteStore`](crate::SqliteStore)'s.
 
-use std::path::Path;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -42,9 +43,62 @@ pub(super) fn insert(
 /// Reads and clears the outbox of one SQLite database file, on its own connection.
 ///
 /// SQLite's single writer assigns `seq` in commit order, so rows are read in commit order.
+///
+/// Only one `SqliteOutbox` per database file reads at a time: it holds an exclusive lock on the
+/// file `{database}-outbox.lock` while it reads; another one (in this or another process) reads
+/// nothing until the holder is dropped or its process ends (the operating system releases the
+/// lock, also on a crash). A database in memory has no second reader and takes no lock.
 #[derive(Debug, Clone)]
 pub struct SqliteOutbox {
     conn: Arc<Mutex<Connection>>,
+    guard: Arc<ReaderLock>,
+}
+
+/// The exclusive right to read one database file's outbox, taken on first use.
+#[derive(Debug)]
+struct ReaderLock {
+    /// The lock file, `None` for a database in memory.
+    path: Option<PathBuf>,
+    /// The locked file once taken (the lock lives as long as the handle).
+    held: Mutex<Option<File>>,
+}
+
+impl ReaderLock {
+    fn for_connection(conn: &Connection) -> Self {
+        let path = conn
+            .path()
+            .filter(|path| !path.is_empty())
+            .map(|path| PathBuf::from(format!("{path}-outbox.lock")));
+        Self {
+            path,
+            held: Mutex::new(None),
+        }
+    }
+
+    /// Whether this reader holds the lock, taking it when it is free.
+    fn acquire(&self) -> Result<bool, OutboxError> {
+        let Some(path) = &self.path else {
+            return Ok(true);
+        };
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if held.is_some() {
+            return Ok(true);
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(OutboxError::database)?;
+        match file.try_lock() {
+            Ok(()) => {
+                *held = Some(file);
+                Ok(true)
+            }
+            Err(TryLockError::WouldBlock) => Ok(false),
+            Err(TryLockError::Error(error)) => Err(OutboxError::database(error)),
+        }
+    }
 }
 
 impl SqliteOutbox {
@@ -76,8 +130,23 @@ impl SqliteOutbox {
     /// Reads through `conn` (whose database must have the outbox table).
     pub fn from_connection(conn: Connection) -> Self {
         Self {
+            guard: Arc::new(ReaderLock::for_connection(&conn)),
             conn: Arc::new(Mutex::new(conn)),
         }
+    }
+
+    /// Runs `work` on the connection if this reader holds the file's lock; `None` when another
+    /// reader holds it.
+    async fn locked<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, OutboxError> + Send + 'static,
+    ) -> Result<Option<T>, OutboxError> {
+        let guard = Arc::clone(&self.guard);
+        self.with(move |conn| match guard.acquire()? {
+            true => work(conn).map(Some),
+            false => Ok(None),
+        })
+        .await
     }
 
     async fn with<T: Send + 'static>(
@@ -96,28 +165,31 @@ impl SqliteOutbox {
 impl OutboxSource for SqliteOutbox {
     async fn claim(&self, limit: usize) -> Result<Vec<IntegrationMessage>, OutboxError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with(move |conn| {
-            let mut statement = conn
-                .prepare_cached("SELECT seq, message FROM eventcore_outbox ORDER BY seq LIMIT ?1")
-                .map_err(OutboxError::database)?;
-            let rows = statement
-                .query_map([limit], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
-                })
-                .map_err(OutboxError::database)?;
-            let mut messages = Vec::new();
-            for row in rows {
-                let (seq, json) = row.map_err(OutboxError::database)?;
-                messages.push(super::source::read_row(seq, &json)?);
-            }
-            Ok(messages)
-        })
-        .await
+        let claimed = self
+            .locked(move |conn| {
+                let mut statement = conn
+                    .prepare_cached("SELECT seq, message FROM eventcore_outbox ORDER BY seq LIMIT ?1")
+                    .map_err(OutboxError::database)?;
+                let rows = statement
+                    .query_map([limit], |row| {
+                        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+                    })
+                    .map_err(OutboxError::database)?;
+                let mut messages = Vec::new();
+                for row in rows {
+                    let (seq, json) = row.map_err(OutboxError::database)?;
+                    messages.push(super::source::read_row(seq, &json)?);
+                }
+                Ok(messages)
+            })
+            .await?;
+        Ok(claimed.unwrap_or_default())
     }
 
     async fn mark_published(&self, ids: &[Uuid]) -> Result<(), OutboxError> {
         let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        self.with(move |conn| {
+        // Without the lock, another reader took over: it publishes these rows again, at least once.
+        self.locked(move |conn| {
             let tx = conn.transaction().map_err(OutboxError::database)?;
             {
                 let mut statement = tx
@@ -130,6 +202,7 @@ impl OutboxSource for SqliteOutbox {
             tx.commit().map_err(OutboxError::database)
         })
         .await
+        .map(|_| ())
     }
 
     async fn pending(&self) -> Result<u64, OutboxError> {
