@@ -13,9 +13,19 @@ use std::time::Duration;
 use brokers::Transport;
 use bus_scenarios::*;
 use design_domain::*;
-use eventcore::bus::{Broker, EventBus, Rejection, Relay};
+use eventcore::bus::{Broker, BusError, EventBus, Rejection, Relay};
+use eventcore::integration::{IntegrationMessage, MessageMeta};
 use eventcore::prelude::*;
 use eventcore::uuid::Uuid;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A note published for other services, of any size.
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+#[integration(name = "board.note_posted", version = 1)]
+pub struct NotePosted {
+    pub text: String,
+}
 
 /// A NATS bus under a fresh prefix (its stream and bucket deleted by `cleanup`).
 struct Fixture {
@@ -112,6 +122,26 @@ async fn competing_consumers_share_partitions_and_keep_streams_in_order() {
         return;
     };
     bus_scenarios::competing_consumers_share_partitions_and_keep_streams_in_order(&fixture.bus).await;
+    fixture.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integration_message_over_the_brokers_size_limit_is_a_clear_error() {
+    let Some(fixture) = Fixture::new(1).await else {
+        return;
+    };
+    let note = |text: String| IntegrationMessage::new(&NotePosted { text }, &MessageMeta::new()).unwrap();
+    let huge = note("x".repeat(1_048_576));
+    let messages = [note("before".into()), huge.clone(), note("after".into())];
+    let error = fixture.bus.publish_messages(&messages).await.unwrap_err();
+    assert!(
+        matches!(error, BusError::TooLarge { event_id, limit: 1_048_576, .. } if event_id == huge.id),
+        "{error}"
+    );
+    // The one before it is published and acknowledged; none after it was sent.
+    let jetstream = fixture.jetstream().await;
+    let mut stream = jetstream.get_stream(fixture.prefix.to_uppercase()).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 1);
     fixture.cleanup().await;
 }
 

@@ -83,7 +83,7 @@ pub enum BusError {
          (raise the server's max_payload, or translate the event to a smaller message)"
     )]
     TooLarge {
-        /// The event.
+        /// The event, or the integration message's id.
         event_id: uuid::Uuid,
         /// Its encoded size.
         size: usize,

@@ -355,22 +355,7 @@ impl RunnerStore for PostgresStore {
         let sql = self.runner_sql();
         let mut client = self.pool().get().await.map_err(backend)?;
         let tx = client.transaction().await.map_err(backend)?;
-        let updated = tx
-            .execute(
-                &sql.write_checkpoint,
-                &[
-                    &lease.name,
-                    &sql_i64(lease.fence),
-                    &sql_i64(position),
-                    &i32::try_from(version).unwrap_or(i32::MAX),
-                    &millis(lease.ttl),
-                ],
-            )
-            .await
-            .map_err(backend)?;
-        if updated == 0 {
-            return Err(lease_lost(lease));
-        }
+        write_checkpoint_with(sql, &tx, lease, position, version).await?;
         for write in writes {
             match write.body {
                 Some(body) => {
@@ -402,22 +387,7 @@ impl RunnerStore for PostgresStore {
         let sql = self.runner_sql();
         let mut client = self.pool().get().await.map_err(backend)?;
         let tx = client.transaction().await.map_err(backend)?;
-        let updated = tx
-            .execute(
-                &sql.write_checkpoint,
-                &[
-                    &lease.name,
-                    &sql_i64(lease.fence),
-                    &sql_i64(position),
-                    &i32::try_from(version).unwrap_or(i32::MAX),
-                    &millis(lease.ttl),
-                ],
-            )
-            .await
-            .map_err(backend)?;
-        if updated == 0 {
-            return Err(lease_lost(lease));
-        }
+        write_checkpoint_with(sql, &tx, lease, position, version).await?;
         tx.execute(&sql.clear_documents, &[&live])
             .await
             .map_err(backend)?;

@@ -159,40 +159,16 @@ impl NatsTransport {
     /// Publishes every message (asynchronously, all acks awaited), each with `Nats-Msg-Id` = its
     /// event id.
     pub(crate) async fn publish(&self, messages: &[RecordedEvent]) -> Result<(), BusError> {
-        let limit = self.jetstream.client().server_info().max_payload;
-        let mut acks: Vec<jetstream::context::PublishAckFuture> = Vec::with_capacity(messages.len());
-        for message in messages {
+        let outgoing = messages.iter().map(|message| {
             let json =
                 cloudevents::to_json(message, &Source::AggregateType).map_err(|e| BusError::Encode {
                     event_id: message.event_id,
                     reason: e.to_string(),
                 })?;
-            if limit > 0 && json.len() > limit {
-                // The ones before it are published; the caller learns which event is stuck.
-                for ack in acks {
-                    ack.await.map_err(BusError::nats)?;
-                }
-                return Err(BusError::TooLarge {
-                    event_id: message.event_id,
-                    size: json.len(),
-                    limit,
-                });
-            }
-            let subject = self.subject(partition_of(&message.stream_id, self.options.partitions));
-            let publish = jetstream::message::PublishMessage::build()
-                .payload(Bytes::from(json))
-                .message_id(message.event_id.to_string());
-            let ack = self
-                .jetstream
-                .send_publish(subject, publish)
-                .await
-                .map_err(BusError::nats)?;
-            acks.push(ack);
-        }
-        for ack in acks {
-            ack.await.map_err(BusError::nats)?;
-        }
-        Ok(())
+            let partition = partition_of(&message.stream_id, self.options.partitions);
+            Ok((partition, message.event_id, Bytes::from(json)))
+        });
+        self.send_all(outgoing).await
     }
 
     /// Publishes wire messages (asynchronously, all acks awaited), each with `Nats-Msg-Id` = its
@@ -201,15 +177,41 @@ impl NatsTransport {
         &self,
         messages: &[crate::bus::transport::WireMessage],
     ) -> Result<(), BusError> {
-        let mut acks = Vec::with_capacity(messages.len());
-        for message in messages {
-            let subject = self.subject(partition_of(&message.key, self.options.partitions));
+        let outgoing = messages.iter().map(|message| {
+            let partition = partition_of(&message.key, self.options.partitions);
+            Ok((partition, message.id, Bytes::from(message.body.clone())))
+        });
+        self.send_all(outgoing).await
+    }
+
+    /// Sends each `(partition, id, body)` in order with `Nats-Msg-Id` = `id`, then awaits every
+    /// ack. A body over the server's `max_payload` stops it with [`BusError::TooLarge`] once the
+    /// ones before it are acknowledged.
+    async fn send_all(
+        &self,
+        outgoing: impl Iterator<Item = Result<(u32, uuid::Uuid, Bytes), BusError>>,
+    ) -> Result<(), BusError> {
+        let limit = self.jetstream.client().server_info().max_payload;
+        let mut acks: Vec<jetstream::context::PublishAckFuture> = Vec::with_capacity(outgoing.size_hint().0);
+        for item in outgoing {
+            let (partition, id, body) = item?;
+            if limit > 0 && body.len() > limit {
+                // The ones before it are published; the caller learns which one is stuck.
+                for ack in acks {
+                    ack.await.map_err(BusError::nats)?;
+                }
+                return Err(BusError::TooLarge {
+                    event_id: id,
+                    size: body.len(),
+                    limit,
+                });
+            }
             let publish = jetstream::message::PublishMessage::build()
-                .payload(Bytes::from(message.body.clone()))
-                .message_id(message.id.to_string());
+                .payload(body)
+                .message_id(id.to_string());
             let ack = self
                 .jetstream
-                .send_publish(subject, publish)
+                .send_publish(self.subject(partition), publish)
                 .await
                 .map_err(BusError::nats)?;
             acks.push(ack);
