@@ -2,6 +2,7 @@
 //! built `eventcore` binary, and the scenario every backend runs.
 #![allow(dead_code, missing_docs)] // test helpers, not API
 
+pub mod brokers;
 pub mod triage;
 
 use std::process::Command;

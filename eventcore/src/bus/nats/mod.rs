@@ -64,7 +64,12 @@ impl NatsOptions {
         self
     }
 
-    /// How long JetStream remembers event ids to drop republished duplicates.
+    /// How long JetStream remembers event ids to drop republished duplicates (default 2 minutes).
+    ///
+    /// A relay or outbox republishes what it sent but never saw acknowledged: after a broker
+    /// outage or its own restart. A republish later than the window is stored again, and
+    /// consumers handle it twice (at least once still holds). Set it to cover the longest outage
+    /// you expect to ride out; JetStream keeps every id of the window in memory.
     pub fn duplicate_window(mut self, window: Duration) -> Self {
         self.duplicate_window = window;
         self

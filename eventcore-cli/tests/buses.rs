@@ -1,5 +1,5 @@
-//! `dead-letters` and `lag` on a Redis Streams bus (`--redis`), fed by a relay from an SQLite
-//! store (skipped when `EVENTCORE_REDIS_URL` is unset).
+//! `dead-letters` and `lag` on the broker buses (`--redis`, `--nats`), fed by a relay from an
+//! SQLite store (each skipped when its URL variable is unset).
 
 mod common;
 
@@ -7,39 +7,44 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use common::brokers::{Broker, PARTITIONS};
 use common::{eventcore_async, eventually, Notifier, Open, Ticket};
-use eventcore::bus::{Backoff, EventBus, RedisOptions, Relay};
+use eventcore::bus::{Backoff, Relay};
 use eventcore::{Repository, SqliteStore};
 use futures_util::FutureExt;
-use redis::AsyncCommands;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_and_lag_of_a_redis_bus() {
-    let Some(url) = eventcore_testing::service_url("EVENTCORE_REDIS_URL") else {
+    dead_letters_and_lag(Broker::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_and_lag_of_a_nats_bus() {
+    dead_letters_and_lag(Broker::Nats).await;
+}
+
+/// The scenario on `broker` under a fresh prefix, removed afterwards whatever the outcome.
+async fn dead_letters_and_lag(broker: Broker) {
+    let Some(url) = broker.url() else {
         return;
     };
     let prefix = format!("ec-cli-{}", uuid::Uuid::now_v7().simple());
-    let outcome = AssertUnwindSafe(scenario(&url, &prefix)).catch_unwind().await;
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = connection.keys(format!("{prefix}:*")).await.unwrap();
-    if !keys.is_empty() {
-        let _: () = connection.del(keys).await.unwrap();
-    }
+    let outcome = AssertUnwindSafe(scenario(broker, &url, &prefix))
+        .catch_unwind()
+        .await;
+    broker.cleanup(&url, &prefix).await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
 }
 
-async fn scenario(url: &str, prefix: &str) {
+async fn scenario(broker: Broker, url: &str, prefix: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.db");
     let store = SqliteStore::open(&path).await.unwrap();
-    let bus_args: Vec<String> = ["--redis", url, "--bus-prefix", prefix, "--partitions", "2"]
-        .map(str::to_owned)
-        .to_vec();
+    let bus_args = broker.cli_args(url, prefix);
     let store_url = format!("sqlite:{}", path.display());
-    // Dead letters need no store with --redis; lag reads both.
+    // Dead letters need no store with a bus; lag reads both.
     let bus_cli = |rest: &[&str]| eventcore_async(common::with_store(&bus_args, rest));
     let both_cli = |rest: &[&str]| {
         let mut args = vec!["--store".to_owned(), store_url.clone()];
@@ -47,11 +52,7 @@ async fn scenario(url: &str, prefix: &str) {
         eventcore_async(common::with_store(&args, rest))
     };
 
-    let options = RedisOptions::default()
-        .prefix(prefix)
-        .partitions(2)
-        .block(Duration::from_millis(50));
-    let bus = EventBus::redis_with(url, options).await.unwrap();
+    let bus = broker.bus(url, prefix).await;
     let tickets = Repository::<Ticket, _>::new(store.clone());
     for (id, title) in [("t-1", "printer jam"), ("t-2", "poison")] {
         tickets.execute(id, Open { title: title.into() }).await.unwrap();
@@ -97,9 +98,10 @@ async fn scenario(url: &str, prefix: &str) {
     );
     let unknown = bus_cli(&["dead-letters", "list", "nobody"]).await.expect(3);
     assert!(
-        unknown
-            .stderr
-            .contains("the redis bus knows no consumer named `nobody`"),
+        unknown.stderr.contains(&format!(
+            "the {} bus knows no consumer named `nobody`",
+            broker.name()
+        )),
         "{}",
         unknown.stderr
     );
@@ -111,7 +113,7 @@ async fn scenario(url: &str, prefix: &str) {
     ])
     .await
     .expect(3);
-    // The store knows no consumer of that name: only --redis reaches it.
+    // The store knows no consumer of that name: only the bus reaches it.
     common::eventcore_async(vec![
         "--store".into(),
         store_url.clone(),
@@ -134,13 +136,17 @@ async fn scenario(url: &str, prefix: &str) {
     assert_eq!(row("relay")["kind"], "relay");
     assert_eq!(row("relay")["lag"], 0);
     let group = row("notifier");
-    assert_eq!(group["kind"], "redis_consumer");
+    assert_eq!(group["kind"], format!("{}_consumer", broker.name()));
     assert_eq!(
         (group["pending"].as_u64(), group["lag"].as_u64()),
         (Some(0), Some(0)),
         "{group}"
     );
-    assert!(group["partitions"].as_u64().unwrap() >= 1, "{group}");
+    assert_eq!(
+        group["partitions"].as_u64(),
+        Some(u64::from(PARTITIONS)),
+        "{group}"
+    );
 
     // A consumer that is down falls behind: its lag counts what it has not been handed.
     consumer.stop().await.unwrap();
@@ -154,26 +160,21 @@ async fn scenario(url: &str, prefix: &str) {
         .await
         .unwrap();
     relay.wait_caught_up(Duration::from_secs(10)).await.unwrap();
-    let lag = both_cli(&["--json", "runners", "lag"]).await.expect(0).json();
-    let group = lag
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "notifier")
-        .unwrap()
-        .clone();
-    assert_eq!(
-        (group["undelivered"].as_u64(), group["lag"].as_u64()),
-        (Some(1), Some(1)),
-        "{group}"
-    );
+    // The broker counts it once it has stored it (NATS reports consumer state a moment later).
+    eventually("the broker to count the new message", async || {
+        let lag = both_cli(&["--json", "runners", "lag"]).await.expect(0).json();
+        lag.as_array().unwrap().iter().any(|r| {
+            r["name"] == "notifier" && (r["undelivered"].as_u64(), r["lag"].as_u64()) == (Some(1), Some(1))
+        })
+    })
+    .await;
     let human = both_cli(&["lag"]).await.expect(0).stdout;
     let line = human
         .lines()
         .find(|l| l.starts_with("notifier"))
         .unwrap_or_default();
     assert!(
-        line.contains("redis consumer") && line.contains("0 unacked, 1 undelivered"),
+        line.contains(&format!("{} consumer", broker.name())) && line.contains("0 unacked, 1 undelivered"),
         "{human}"
     );
 
