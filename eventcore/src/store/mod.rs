@@ -367,7 +367,9 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     ///
     /// The repository rehydrates through it. Stores that can read fewer columns than a whole
     /// [`RecordedEvent`] override it; the provided method lends the fields of `visit_stream`'s
-    /// events.
+    /// events. An override that collects nothing (it lends each row as it arrives) may leave out the
+    /// [`MAX_PAGE_BYTES`] bound: its page then ends only at `limit` (and [`StreamPage::is_last`]
+    /// stays right, at worst asking for one more, empty, page).
     fn visit_stream_records<E: Send>(
         &self,
         stream_id: &str,

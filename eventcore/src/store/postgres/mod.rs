@@ -617,7 +617,8 @@ impl EventStore for PostgresStore {
     }
 
     /// Reads only the columns rehydration uses, and lends each row as it arrives: no page of
-    /// events is collected, and the stream's repeated columns are neither sent nor copied.
+    /// events is collected (so no byte bound: the page ends at `limit`), and the stream's
+    /// repeated columns are neither sent nor copied.
     async fn visit_stream_records<E: Send>(
         &self,
         stream_id: &str,

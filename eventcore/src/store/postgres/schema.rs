@@ -462,13 +462,8 @@ const OWN_XID_LOCK: &str = "locktype = 'transactionid' AND mode = 'ExclusiveLock
 /// A running sum over the page (a window) costs more than reading the rows, so it runs only when
 /// the page's payloads reach the bound; otherwise a plain sum lets every row through.
 fn bounded_by_bytes(inner_from_where: &str, order: &str, limit: &str) -> String {
-    bounded_by_bytes_of(EVENT_COLUMNS, inner_from_where, order, limit)
-}
-
-/// [`bounded_by_bytes`] of the columns `columns`.
-fn bounded_by_bytes_of(columns: &str, inner_from_where: &str, order: &str, limit: &str) -> String {
     format!(
-        "SELECT {columns} {inner_from_where} AND {order} < \
+        "SELECT {EVENT_COLUMNS} {inner_from_where} AND {order} < \
          (SELECT CASE WHEN coalesce(sum(length(payload)), 0) < {max} THEN {none} \
           ELSE coalesce((SELECT min({order}) FROM (SELECT {order}, sum(length(payload)) OVER \
             (ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS bytes_before \
@@ -513,11 +508,11 @@ impl Statements {
                 "stream_version",
                 "$3",
             ),
-            read_stream_records: bounded_by_bytes_of(
-                STREAM_RECORD_COLUMNS,
-                &format!("FROM {s}.events WHERE stream_id = $1 AND stream_version >= $2"),
-                "stream_version",
-                "$3",
+            // Not bounded by bytes: its rows are lent one at a time as they arrive, never
+            // collected, so a page holds no more than one row in memory.
+            read_stream_records: format!(
+                "SELECT {STREAM_RECORD_COLUMNS} FROM {s}.events WHERE stream_id = $1 \
+                 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"
             ),
             read_all: bounded_by_bytes(
                 &format!("FROM {s}.events WHERE global_position >= $1"),
