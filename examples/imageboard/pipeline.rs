@@ -20,7 +20,7 @@ use crate::scenario::Error;
 use crate::scorer::ModerationScorer;
 use crate::search::{SearchIndex, SearchIndexer};
 
-/// Entries kept per partition stream (`XADD ... MAXLEN ~`).
+/// Entries kept per partition stream (`XTRIM ... MAXLEN ~` after each relayed batch).
 pub const MAXLEN: usize = 10_000;
 /// Partition streams of the board's bus.
 pub const PARTITIONS: u32 = 4;
