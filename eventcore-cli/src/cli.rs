@@ -206,6 +206,9 @@ pub enum ProjectionsCommand {
     /// Every projection's checkpoint, the head, the lag, the lease (owner, expiry), state and
     /// last recorded error.
     ///
+    /// NEXT is the position it reads next (everything below is handled), HEAD the last committed
+    /// position, LAG the events between them.
+    ///
     /// Consumers, sagas and relays are left out (see `runners lag` for all). A consumer is
     /// known once it has handled an event; until then it is listed as a projection.
     Status,
@@ -277,6 +280,9 @@ pub enum RunnersCommand {
     /// Every runner's checkpoint against the head: projections, consumers, relays, sagas; with
     /// `--redis URL` / `--nats URL`, also the broker's consumers (messages handed out and not
     /// acknowledged, and not yet handed out).
+    ///
+    /// NEXT is the position a runner reads next (everything below is handled), HEAD the last
+    /// committed position, LAG the events between them.
     Lag,
 }
 

@@ -179,7 +179,7 @@ pub async fn run<S: RunnerStore>(
                     .chain(broker.iter().map(BrokerRow::cells))
                     .collect();
                 table(
-                    &["RUNNER", "KIND", "POSITION", "HEAD", "LAG", "STATE"],
+                    &["RUNNER", "KIND", "NEXT", "HEAD", "LAG", "STATE"],
                     &cells,
                     "no runners have a checkpoint in this store",
                 )
@@ -266,7 +266,7 @@ pub fn status_table(rows: &[RunnerRow]) -> String {
         &[
             "PROJECTION",
             "VERSION",
-            "CHECKPOINT",
+            "NEXT",
             "HEAD",
             "LAG",
             "STATE",

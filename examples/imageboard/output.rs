@@ -51,7 +51,7 @@ impl Output {
     pub fn lags(&mut self, relays: &[RunnerStatus], groups: &[GroupLag]) {
         self.line(format!(
             "  {:<20} {:<6} {:>8} {:>6} {:>5}",
-            "relay", "state", "position", "head", "lag"
+            "relay", "state", "next", "head", "lag"
         ));
         for s in relays {
             self.line(format!(

@@ -399,7 +399,11 @@ pub async fn scenario<S: RunnerStore>(store: S, store_args: Vec<String>) {
         "{error}"
     );
     let human = cli(&["projections", "status"]).await.expect(0).stdout;
-    assert!(human.starts_with("PROJECTION"), "{human}");
+    assert_eq!(
+        headers(&human)[..5],
+        ["PROJECTION", "VERSION", "NEXT", "HEAD", "LAG"],
+        "{human}"
+    );
     assert!(
         human.contains("strict_index") && human.contains("failed"),
         "{human}"
@@ -472,6 +476,11 @@ pub async fn scenario<S: RunnerStore>(store: S, store_args: Vec<String>) {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     let lag = cli(&["runners", "lag"]).await.expect(0).stdout;
+    assert_eq!(
+        headers(&lag),
+        ["RUNNER", "KIND", "NEXT", "HEAD", "LAG", "STATE"],
+        "{lag}"
+    );
     let ghost = lag
         .lines()
         .find(|l| l.starts_with("ghost_projection"))
@@ -605,4 +614,14 @@ pub async fn scenario<S: RunnerStore>(store: S, store_args: Vec<String>) {
         .await
         .expect(3);
     consumer.stop().await.unwrap();
+}
+
+/// The column headers of a table (its first line).
+fn headers(table: &str) -> Vec<&str> {
+    table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect()
 }
